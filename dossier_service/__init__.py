@@ -1,0 +1,1 @@
+"""IAS dossier service: cases, documents, access policy and audit."""

@@ -1,0 +1,17 @@
+"""The JSON HTTP API (/api/v1): thin views over the domain services."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from dossier_service.api import audit_log, cases, documents, health
+from dossier_service.api.context import authenticate
+
+
+def create_blueprint() -> Blueprint:
+    """The /api/v1 blueprint with every resource registered."""
+    bp = Blueprint("api", __name__, url_prefix="/api/v1")
+    bp.before_request(authenticate)
+    for module in (health, cases, documents, audit_log):
+        module.register(bp)
+    return bp

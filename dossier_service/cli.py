@@ -1,0 +1,263 @@
+"""The ``dossier`` command line: set-up, administration, checks, server and worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import click
+
+from dossier_service.config import ConfigError, Settings, load_settings
+from dossier_service.container import Container
+from dossier_service.errors import DossierError
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _container() -> Container:
+    return Container(_settings())
+
+
+def _init(container: Container) -> None:
+    from dossier_service import schema
+
+    settings = container.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    schema.upgrade(container.db)
+    if settings.storage == "local":
+        settings.storage_root.mkdir(parents=True, exist_ok=True)
+    container.store.check()
+
+
+@click.group()
+def main() -> None:
+    """Electronic dossier service for IAS case management."""
+
+
+@main.command()
+def init() -> None:
+    """Create the data directory and bring the database schema up to date."""
+    container = _container()
+    _init(container)
+    click.echo(f"initialised: database {container.db.dialect}, storage {container.store.describe()}")
+
+
+@main.command()
+@click.option("--tokens-file", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the demo users' tokens (default: DATA_DIR/demo-tokens.txt).")
+def demo(tokens_file: str | None) -> None:
+    """Load the demo data once (units, users, cases with documents)."""
+    from pathlib import Path
+
+    from dossier_service.demo import load_demo, write_tokens
+
+    container = _container()
+    _init(container)
+    tokens = load_demo(container)
+    if tokens is None:
+        click.echo("demo data present already; nothing loaded")
+        return
+    path = Path(tokens_file) if tokens_file else container.settings.data_dir / "demo-tokens.txt"
+    write_tokens(path, tokens)
+    click.echo(f"demo data loaded; tokens of the demo users written to {path}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT")
+@click.option("--no-worker", is_flag=True, help="Do not start a background worker beside the server.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Web server processes.")
+@click.option("--threads", type=int, default=4, show_default=True, help="Threads per process.")
+def serve(host: str, port: int, no_worker: bool, workers: int, threads: int) -> None:
+    """Serve the web app and API (with a task worker unless --no-worker)."""
+    container = _container()
+    _init(container)
+    worker: subprocess.Popen[bytes] | None = None
+    if not no_worker:
+        worker = subprocess.Popen([sys.executable, "-m", "dossier_service.cli", "worker"])
+    from dossier_service.server import run_server
+
+    try:
+        click.echo(f"serving on http://{host}:{port}", err=True)
+        run_server(host, port, workers=workers, threads=threads)
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+@main.command()
+@click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option("--beat/--no-beat", default=True, show_default=True,
+              help="Also run the scheduler (outbox relay). Run exactly one beat per installation.")
+def worker(concurrency: int, beat: bool) -> None:
+    """Run a Celery worker for the background tasks."""
+    settings = _settings()
+    from workers.celery_app import make_celery
+
+    app = make_celery(settings)
+    argv = ["worker", f"--concurrency={concurrency}", "--loglevel", settings.log_level, "--without-gossip",
+            "--without-mingle"]
+    if beat:
+        schedule = settings.data_dir / "celerybeat-schedule"
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", f"--schedule={schedule}"]
+    app.worker_main(argv)
+
+
+@main.group()
+def units() -> None:
+    """Manage organisational units."""
+
+
+@units.command("create")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--kind", required=True, type=click.Choice(["canton", "municipality", "organisation"]))
+def units_create(code: str, name: str, kind: str) -> None:
+    """Create a unit."""
+    from dossier_service.services import accounts
+
+    with _run() as session:
+        accounts.create_unit(session, code, name, kind)
+    click.echo(f"unit {code} created")
+
+
+@main.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.option("--username", required=True)
+@click.option("--unit", "unit_code", required=True)
+@click.option("--role", required=True, type=click.Choice(["caseworker", "auditor", "archivist", "admin"]))
+@click.option("--name", "display_name", default=None)
+def users_create(username: str, unit_code: str, role: str, display_name: str | None) -> None:
+    """Create a user with one role in one unit."""
+    from dossier_service.services import accounts
+
+    with _run() as session:
+        accounts.create_user(session, username, unit_code, role, display_name)
+    click.echo(f"user {username} created")
+
+
+@main.group()
+def tokens() -> None:
+    """Manage API tokens."""
+
+
+@tokens.command("create")
+@click.option("--username", required=True)
+@click.option("--label", default=None)
+def tokens_create(username: str, label: str | None) -> None:
+    """Create a token; it is printed once, as the last line, and stored only as a hash."""
+    from dossier_service.services import accounts
+
+    with _run() as session:
+        token = accounts.create_token(session, username, label)
+    click.echo(f"token for {username} (shown only now):")
+    click.echo(token)
+
+
+@tokens.command("revoke")
+@click.option("--username", required=True)
+def tokens_revoke(username: str) -> None:
+    """Revoke every token of a user."""
+    from dossier_service.services import accounts
+
+    with _run() as session:
+        count = accounts.revoke_tokens(session, username)
+    click.echo(f"{count} token(s) revoked")
+
+
+@main.command()
+@click.option("--no-hash", is_flag=True, help="Only check existence and size, do not re-hash.")
+@click.option("--delete-orphans", is_flag=True, help="Delete orphaned objects older than an hour.")
+def fsck(no_hash: bool, delete_orphans: bool) -> None:
+    """Check every version's object (exists, SHA-256) and report orphaned objects."""
+    from dossier_service.services import fsck as fsck_service
+
+    container = _container()
+    findings = list(fsck_service.check(container, verify_hashes=not no_hash))
+    errors = [f for f in findings if f.is_error]
+    orphans = [f for f in findings if not f.is_error]
+    for finding in findings:
+        label = "ERROR" if finding.is_error else "orphan"
+        click.echo(f"{label}\t{finding.kind}\t{finding.key}\t{finding.version_id or '-'}\t{finding.message}")
+    if delete_orphans and orphans:
+        removed = fsck_service.delete_orphans(container, orphans, min_age=dt.timedelta(hours=1))
+        click.echo(f"{removed} orphaned object(s) deleted")
+    click.echo(f"fsck: {len(errors)} problem(s), {len(orphans)} orphaned object(s)")
+    sys.exit(1 if errors else 0)
+
+
+@main.group()
+def audit() -> None:
+    """Audit log tools."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Verify the audit log's hash chain; exit 1 if it is broken."""
+    from dossier_service.services import audit as audit_service
+
+    container = _container()
+    with container.db.transaction() as session:
+        problems = list(audit_service.verify_chain(session))
+    for problem in problems:
+        click.echo(f"entry {problem.entry_id}: {problem.message}")
+    if problems:
+        click.echo(f"audit chain BROKEN: {len(problems)} problem(s)")
+        sys.exit(1)
+    click.echo("audit chain intact")
+
+
+@main.group()
+def outbox() -> None:
+    """Task outbox tools."""
+
+
+@outbox.command("relay")
+def outbox_relay() -> None:
+    """Send tasks that could not be sent when their change committed."""
+    from dossier_service.services import outbox as outbox_service
+
+    container = _container()
+    sent = outbox_service.relay(container.db, container.task_sender, older_than_s=0)
+    click.echo(f"{sent} task(s) sent; {outbox_service.unsent_count(container.db)} still unsent")
+
+
+class _run:
+    """Context manager: a committed transaction that turns domain errors into clean exits."""
+
+    def __enter__(self) -> Any:
+        self.container = _container()
+        self.cm = self.container.db.transaction()
+        return self.cm.__enter__()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            self.cm.__exit__(exc_type, exc, tb)
+        finally:
+            self.container.close()
+        if isinstance(exc, DossierError):
+            raise click.ClickException(exc.message)
+        return False
+
+
+if __name__ == "__main__":
+    main()

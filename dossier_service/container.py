@@ -1,0 +1,60 @@
+"""Wires settings to the database, object store and task sender for one process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+from dossier_service.config import Settings
+from dossier_service.db import Database
+from storage import ObjectStore, open_store
+
+log = logging.getLogger(__name__)
+
+#: Sends one task by name with keyword arguments; raises if the broker is unreachable.
+TaskSender = Callable[[str, dict[str, Any]], None]
+
+
+class Container:
+    """The long-lived collaborators of the service (one per process)."""
+
+    def __init__(self, settings: Settings, *, task_sender: TaskSender | None = None) -> None:
+        self.settings = settings
+        self._task_sender = task_sender
+
+    @cached_property
+    def db(self) -> Database:
+        """The system-of-record database."""
+        return Database(self.settings.database_url)
+
+    @cached_property
+    def store(self) -> ObjectStore:
+        """The object store holding version bytes."""
+        s = self.settings
+        if s.storage == "s3":
+            return open_store(
+                "s3",
+                endpoint=s.s3_endpoint,
+                access_key=s.s3_access_key,
+                secret_key=s.s3_secret_key,
+                bucket=s.s3_bucket,
+                secure=s.s3_secure,
+                region=s.s3_region,
+            )
+        return open_store("local", root=str(s.storage_root))
+
+    @property
+    def task_sender(self) -> TaskSender:
+        """The function that hands a task to the broker (Celery unless injected)."""
+        if self._task_sender is None:
+            from workers.celery_app import make_sender
+
+            self._task_sender = make_sender(self.settings)
+        return self._task_sender
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        if "db" in self.__dict__:
+            self.db.dispose()

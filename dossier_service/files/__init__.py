@@ -1,0 +1,1 @@
+"""Checks on untrusted uploaded files: type sniffing and sandboxed inspection."""

@@ -1,0 +1,115 @@
+"""Cases (one per person), responsibility periods and delegations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dossier_service.db import Base, UTCDateTime, utcnow
+from dossier_service.models.units import Unit
+
+
+class ReferenceCounter(Base):
+    """Last case number handed out per year, for references like IAS-2026-000123."""
+
+    __tablename__ = "reference_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    """One continuous IAS case (durchgehende Fallführung) of one person."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint("status IN ('open','closed')", name="status"),
+        CheckConstraint("residence_status IN ('N','F','B')", name="residence_status"),
+        CheckConstraint("sex IN ('female','male','unknown')", name="sex"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    family_name: Mapped[str] = mapped_column(String(200))
+    given_names: Mapped[str] = mapped_column(String(200))
+    #: eCH-0044 allows YYYY, YYYY-MM or YYYY-MM-DD; kept as that text.
+    birth_date: Mapped[str] = mapped_column(String(10))
+    sex: Mapped[str] = mapped_column(String(8))
+    nationality: Mapped[str] = mapped_column(String(64))
+    zemis_number: Mapped[str] = mapped_column(String(40))
+    #: Without separators, so search and lookups match however it was typed.
+    zemis_normalized: Mapped[str] = mapped_column(String(32), index=True)
+    #: AHVN13 as 13 digits, check digit verified.
+    ahv_number: Mapped[str | None] = mapped_column(String(13), index=True)
+    residence_status: Mapped[str] = mapped_column(String(1))
+    entry_date: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: Last change to the case or its dossier (for "last activity" and stall monitoring).
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+    responsibilities: Mapped[list[Responsibility]] = relationship(
+        back_populates="case", order_by="Responsibility.started_at, Responsibility.id"
+    )
+
+
+class Responsibility(Base):
+    """A dated period in which one unit is responsible for a case (ended_at NULL = now)."""
+
+    __tablename__ = "responsibilities"
+    __table_args__ = (
+        # At most one open period per case: the database, not the code, guarantees it.
+        Index(
+            "uq_responsibilities_open",
+            "case_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_responsibilities_unit_open", "unit_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    case: Mapped[Case] = relationship(back_populates="responsibilities")
+    unit: Mapped[Unit] = relationship(lazy="joined")
+
+
+class Delegation(Base):
+    """A period in which the responsible municipality delegates support to an organisation."""
+
+    __tablename__ = "delegations"
+    __table_args__ = (
+        Index(
+            "uq_delegations_open",
+            "case_id",
+            "unit_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_delegations_unit_open", "unit_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    #: The municipality that delegated; the delegation only counts while it is responsible.
+    granted_by_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text, default="")
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    unit: Mapped[Unit] = relationship(foreign_keys=[unit_id], lazy="joined")
+    granted_by: Mapped[Unit] = relationship(foreign_keys=[granted_by_unit_id], lazy="joined")

@@ -1,0 +1,93 @@
+"""Documents of a dossier and their immutable, numbered versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dossier_service.db import Base, UTCDateTime, utcnow
+from dossier_service.models.units import User
+
+#: Document types with the German term a caseworker recognises.
+DOCUMENT_TYPES: dict[str, str] = {
+    "short_assessment": "Kurzassessment",
+    "meeting_record": "Gesprächsprotokoll",
+    "agreement": "Vereinbarung über Rechte und Pflichten",
+    "integration_plan": "Integrationsplan",
+    "end_report": "Schlussbericht",
+    "cost_approval_request": "Gesuch um Kostengutsprache",
+    "cost_approval_decision": "Kostengutsprache (Entscheid)",
+    "programme_report": "Programmanmeldung / -bericht",
+    "certificate": "Kursbestätigung / Zertifikat",
+    "potential_assessment": "Potenzialabklärung",
+    "correspondence": "Korrespondenz",
+    "other": "Anderes",
+}
+
+PROCESSING_STATES = ("pending", "processing", "ready", "failed")
+
+
+class Document(Base):
+    """A logical document in a case's dossier; its content lives in versions."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    versions: Mapped[list[DocumentVersion]] = relationship(
+        back_populates="document", order_by="DocumentVersion.number", lazy="selectin"
+    )
+
+
+class DocumentVersion(Base):
+    """One immutable upload of a document: bytes in object storage, facts here."""
+
+    __tablename__ = "document_versions"
+    __table_args__ = (
+        # Two concurrent uploads cannot both become version n: one fails and retries.
+        UniqueConstraint("document_id", "number", name="uq_document_versions_number"),
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint(
+            "processing IN ('pending','processing','ready','failed')", name="processing"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(200), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100))
+    #: Sanitised original filename, for display and downloads only, never for storage keys.
+    filename: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    processing: Mapped[str] = mapped_column(String(16), default="pending")
+    processing_error: Mapped[str | None] = mapped_column(Text)
+    #: Findings of the upload inspection: encrypted, active_content, pages, ...
+    flags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fixity_status: Mapped[str] = mapped_column(String(16), default="unchecked")
+    fixity_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    document: Mapped[Document] = relationship(back_populates="versions")
+    created_by: Mapped[User] = relationship(lazy="joined")

@@ -1,0 +1,41 @@
+"""Runs the WSGI app under gunicorn (threaded workers that stream request bodies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    """Gunicorn configured from code instead of a config file."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from dossier_service.app import create_app
+
+        return create_app()
+
+
+def run_server(host: str, port: int, *, workers: int = 2, threads: int = 4) -> None:
+    """Serve until interrupted."""
+    _Gunicorn(
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "threads": threads,
+            "worker_class": "gthread",
+            # Threaded workers heartbeat from the main thread: long uploads are not killed.
+            "timeout": 120,
+            "graceful_timeout": 30,
+            "accesslog": "-",
+            "limit_request_line": 8190,
+        }
+    ).run()

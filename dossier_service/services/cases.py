@@ -1,0 +1,252 @@
+"""Registering, reading and listing cases, and their JSON shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dossier_service import identifiers
+from dossier_service.db import utcnow
+from dossier_service.errors import Unprocessable
+from dossier_service.identity import Identity
+from dossier_service.models import Case, Delegation, ReferenceCounter, Responsibility, Unit
+from dossier_service.policy import Action, load_case, readable_cases, require
+from dossier_service.services import audit
+from dossier_service.validation import choice_field, date_field, require_object, text_field
+
+#: Continuous case management ends at the latest seven years after entry (IAS).
+HORIZON_YEARS = 7
+
+
+def _next_reference(session: Session, year: int) -> str:
+    """Allocate IAS-<year>-<n> atomically (an UPDATE … RETURNING on one counter row)."""
+    for _ in range(3):
+        number = session.execute(
+            update(ReferenceCounter)
+            .where(ReferenceCounter.year == year)
+            .values(last=ReferenceCounter.last + 1)
+            .returning(ReferenceCounter.last)
+        ).scalar_one_or_none()
+        if number is not None:
+            return f"IAS-{year}-{number:06d}"
+        try:
+            with session.begin_nested():
+                session.execute(insert(ReferenceCounter).values(year=year, last=0))
+        except IntegrityError:
+            pass  # another transaction created the row first; retry the update
+    raise RuntimeError("could not allocate a case reference")
+
+
+def parse_person(raw: Any) -> dict[str, Any]:
+    """Validate the person object of a case; raise Unprocessable naming the bad field."""
+    person = require_object(raw) if raw is not None else None
+    if person is None:
+        raise Unprocessable("'person' is required.", field="person")
+    result: dict[str, Any] = {
+        "family_name": text_field(person, "family_name"),
+        "given_names": text_field(person, "given_names"),
+        "nationality": text_field(person, "nationality", max_length=64),
+        "sex": choice_field(person, "sex", identifiers.SEX_CODES),
+        "residence_status": choice_field(
+            person, "residence_status", identifiers.RESIDENCE_STATUSES
+        ),
+    }
+    birth = text_field(person, "birth_date", max_length=10)
+    try:
+        result["birth_date"] = identifiers.parse_partial_date(birth or "").isoformat()
+    except ValueError as exc:
+        raise Unprocessable(
+            f"'birth_date' must be YYYY, YYYY-MM or YYYY-MM-DD: {exc}", field="person.birth_date"
+        ) from None
+    zemis = text_field(person, "zemis_number", max_length=40) or ""
+    try:
+        result["zemis_normalized"] = identifiers.normalize_zemis(zemis)
+    except ValueError as exc:
+        raise Unprocessable(f"'zemis_number' is invalid: {exc}", field="person.zemis_number") from None
+    result["zemis_number"] = zemis
+    ahv = text_field(person, "ahv_number", required=False, max_length=20)
+    if ahv:
+        try:
+            result["ahv_number"] = identifiers.normalize_ahv(ahv)
+        except ValueError as exc:
+            raise Unprocessable(f"'ahv_number' is invalid: {exc}", field="person.ahv_number") from None
+    else:
+        result["ahv_number"] = None
+    return result
+
+
+def create_case(session: Session, identity: Identity, payload: Any) -> Case:
+    """Register a new case; the caller's canton unit becomes responsible."""
+    require(identity, Action.CASE_CREATE)
+    data = require_object(payload)
+    person = parse_person(data.get("person"))
+    entry_date = date_field(data, "entry_date")
+    assert entry_date is not None
+    today = dt.date.today()
+    if entry_date > today:
+        raise Unprocessable("'entry_date' lies in the future.", field="entry_date")
+    if entry_date.year < 1990:
+        raise Unprocessable("'entry_date' is implausibly early.", field="entry_date")
+    now = utcnow()
+    case = Case(
+        id=str(uuid.uuid4()),
+        reference=_next_reference(session, now.year),
+        status="open",
+        entry_date=entry_date,
+        created_at=now,
+        updated_at=now,
+        created_by_id=identity.user_id,
+        **person,
+    )
+    session.add(case)
+    session.flush()
+    session.add(
+        Responsibility(
+            case_id=case.id,
+            unit_id=identity.unit_id,
+            started_at=now,
+            reason="Registrierung des Falls",
+            created_by_id=identity.user_id,
+        )
+    )
+    session.flush()
+    audit.record(session, identity, "case.create", case_id=case.id)
+    return case
+
+
+def get_case(session: Session, identity: Identity, case_id: str) -> Case:
+    """Read one case (404 if the caller may not see it); audited as case.read."""
+    case = load_case(session, identity, case_id, Action.CASE_READ)
+    audit.record(session, identity, "case.read", case_id=case.id)
+    return case
+
+
+def list_cases(
+    session: Session,
+    identity: Identity,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    status: str | None = None,
+    unit_code: str | None = None,
+) -> tuple[list[Case], int]:
+    """The page of cases the caller may read, newest activity first, and the total."""
+    require(identity, Action.CASE_READ)
+    query = select(Case).where(readable_cases(identity))
+    if status:
+        query = query.where(Case.status == status)
+    if unit_code:
+        query = query.where(
+            Case.id.in_(
+                select(Responsibility.case_id)
+                .join(Unit, Unit.id == Responsibility.unit_id)
+                .where(Unit.code == unit_code, Responsibility.ended_at.is_(None))
+            )
+        )
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    cases = list(
+        session.execute(
+            query.order_by(Case.updated_at.desc(), Case.id)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).scalars()
+    )
+    audit.record(
+        session,
+        identity,
+        "case.list",
+        detail={"page": page, "returned": len(cases), "total": total},
+    )
+    return cases, total
+
+
+def responsible_unit(session: Session, case_id: str) -> Unit:
+    """The unit responsible for the case now."""
+    return session.execute(
+        select(Unit)
+        .join(Responsibility, Responsibility.unit_id == Unit.id)
+        .where(Responsibility.case_id == case_id, Responsibility.ended_at.is_(None))
+    ).scalar_one()
+
+
+def active_delegations(session: Session, case_id: str) -> list[Delegation]:
+    """Delegations of the case that are in force now."""
+    return list(
+        session.execute(
+            select(Delegation)
+            .where(Delegation.case_id == case_id, Delegation.ended_at.is_(None))
+            .order_by(Delegation.started_at)
+        ).scalars()
+    )
+
+
+def unit_json(unit: Unit) -> dict[str, str]:
+    """Short JSON of a unit."""
+    return {"code": unit.code, "name": unit.name, "kind": unit.kind}
+
+
+def horizon_date(entry_date: dt.date) -> dt.date:
+    """The last day of the seven-year IAS horizon (29 Feb maps to 28 Feb)."""
+    try:
+        return entry_date.replace(year=entry_date.year + HORIZON_YEARS)
+    except ValueError:
+        return entry_date.replace(year=entry_date.year + HORIZON_YEARS, day=28)
+
+
+def case_json(session: Session, case: Case) -> dict[str, Any]:
+    """The API shape of a case."""
+    ahv = identifiers.format_ahv(case.ahv_number) if case.ahv_number else None
+    return {
+        "id": case.id,
+        "reference": case.reference,
+        "status": case.status,
+        "person": {
+            "family_name": case.family_name,
+            "given_names": case.given_names,
+            "birth_date": case.birth_date,
+            "sex": case.sex,
+            "nationality": case.nationality,
+            "zemis_number": case.zemis_number,
+            "ahv_number": ahv,
+            "residence_status": case.residence_status,
+        },
+        "entry_date": case.entry_date.isoformat(),
+        "horizon_date": horizon_date(case.entry_date).isoformat(),
+        "created_at": case.created_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(),
+        "responsible_unit": unit_json(responsible_unit(session, case.id)),
+        "delegations": [
+            {"unit": unit_json(d.unit), "from": d.started_at.isoformat()}
+            for d in active_delegations(session, case.id)
+        ],
+    }
+
+
+def responsibilities_json(session: Session, identity: Identity, case_id: str) -> list[dict[str, Any]]:
+    """The dated responsibility history of a case (audited as case.read)."""
+    case = load_case(session, identity, case_id, Action.CASE_READ)
+    audit.record(session, identity, "case.read", case_id=case.id, detail={"part": "responsibilities"})
+    rows = session.execute(
+        select(Responsibility)
+        .where(Responsibility.case_id == case.id)
+        .order_by(Responsibility.started_at, Responsibility.id)
+    ).scalars()
+    return [
+        {
+            "unit": unit_json(r.unit),
+            "from": r.started_at.isoformat(),
+            "to": r.ended_at.isoformat() if r.ended_at else None,
+            "reason": r.reason,
+        }
+        for r in rows
+    ]
+
+
+def touch(case: Case) -> None:
+    """Record activity on the case now."""
+    case.updated_at = utcnow()

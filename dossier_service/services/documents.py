@@ -1,0 +1,427 @@
+"""Documents and their immutable versions: upload, read metadata, open content.
+
+Upload order (why it is safe):
+1. the caller's right to write is checked before the body is read;
+2. the body is streamed to a spool file, hashed and sniffed (``uploads``);
+3. the file is inspected in a sandboxed child process (``files.inspect``);
+4. the bytes go to object storage under a key derived from the new version's id;
+5. one transaction re-checks the right to write (the case may have moved meanwhile),
+   inserts document/version rows, the audit entry and the outbox task, and commits.
+A failure in 1–4 leaves no row; a failure in 5 deletes the object again; a crash between
+4 and 5 leaves an unreferenced object that ``dossier fsck`` reports as an orphan.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dossier_service.container import Container
+from dossier_service.db import utcnow
+from dossier_service.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ServiceUnavailable,
+    Unprocessable,
+)
+from dossier_service.files.inspect import inspect_file
+from dossier_service.identity import Identity
+from dossier_service.models import DOCUMENT_TYPES, Case, Document, DocumentVersion
+from dossier_service.policy import Action, load_case
+from dossier_service.services import audit, outbox
+from dossier_service.services.cases import touch
+from dossier_service.uploads import SpooledFile
+from storage import ObjectNotFound, StorageError, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+PROCESS_TASK = "dossier.process_version"
+
+
+def storage_key(version_id: str) -> str:
+    """The object key of a version: derived from its id, never from a filename."""
+    return f"versions/{version_id[:2]}/{version_id}"
+
+
+def _parse_type(raw: str | None) -> str:
+    if not raw or raw not in DOCUMENT_TYPES:
+        raise Unprocessable(
+            "'type' must be one of: " + ", ".join(DOCUMENT_TYPES) + ".", field="type"
+        )
+    return raw
+
+
+def _parse_title(raw: str | None, fallback: str) -> str:
+    title = (raw or "").strip() or fallback
+    if len(title) > 300:
+        raise Unprocessable("'title' is longer than 300 characters.", field="title")
+    if any(ord(c) < 32 for c in title):
+        raise Unprocessable("'title' contains control characters.", field="title")
+    return title
+
+
+def normalise_etag(raw: str | None) -> str | None:
+    """The sha256 inside an If-Match/If-None-Match value (quotes and W/ removed)."""
+    if raw is None:
+        return None
+    value = raw.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"').lower()
+
+
+@dataclass
+class _StoredObject:
+    key: str
+    version_id: str
+
+
+def _inspect(container: Container, upload: SpooledFile) -> dict[str, Any]:
+    report = inspect_file(
+        upload.path, upload.media_type, timeout_s=container.settings.inspect_timeout
+    )
+    if not report.ok:
+        raise Unprocessable(
+            f"The file was refused: {report.reason}.", code="damaged_file", reason=report.reason
+        )
+    return dict(report.flags)
+
+
+def _store(
+    container: Container, upload: SpooledFile, case_id: str, document_id: str, number: int
+) -> _StoredObject:
+    version_id = str(uuid.uuid4())
+    key = storage_key(version_id)
+    metadata = {
+        "case-id": case_id,
+        "document-id": document_id,
+        "version-id": version_id,
+        "version": str(number),
+        "sha256": upload.sha256,
+        "created-at": utcnow().isoformat(),
+    }
+    try:
+        container.store.put_file(key, upload.path, metadata)
+    except StorageUnavailable as exc:
+        raise ServiceUnavailable(
+            "The document store cannot be reached; nothing was saved. Please try again later.",
+            code="storage_unavailable",
+        ) from exc
+    except StorageError as exc:
+        log.error("storing %s failed: %s", key, exc)
+        raise ServiceUnavailable(
+            "The document could not be stored; nothing was saved.", code="storage_failed"
+        ) from exc
+    return _StoredObject(key, version_id)
+
+
+def _discard_object(container: Container, obj: _StoredObject) -> None:
+    try:
+        container.store.delete(obj.key)
+    except StorageError as exc:  # fsck will report it as an orphan
+        log.error("could not remove unreferenced object %s: %s", obj.key, exc)
+
+
+def _commit_version(
+    container: Container,
+    session: Session,
+    obj: _StoredObject,
+    write: Any,
+) -> None:
+    """Run ``write`` (rows + audit + outbox), commit, and undo the object on failure."""
+    try:
+        write()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _discard_object(container, obj)
+        raise
+    outbox.send(container.db, container.task_sender, outbox.take_pending(session))
+
+
+def _new_version(
+    document: Document,
+    number: int,
+    upload: SpooledFile,
+    obj: _StoredObject,
+    identity: Identity,
+    flags: dict[str, Any],
+) -> DocumentVersion:
+    return DocumentVersion(
+        id=obj.version_id,
+        document_id=document.id,
+        number=number,
+        storage_key=obj.key,
+        sha256=upload.sha256,
+        size=upload.size,
+        media_type=upload.media_type,
+        filename=upload.filename,
+        created_at=utcnow(),
+        created_by_id=identity.user_id,
+        processing="pending",
+        flags=flags,
+    )
+
+
+def create_document(
+    container: Container,
+    session: Session,
+    identity: Identity,
+    case_id: str,
+    upload: SpooledFile,
+    fields: dict[str, str],
+) -> Document:
+    """Add a new document (version 1) to a case and commit."""
+    doc_type = _parse_type(fields.get("type"))
+    title = _parse_title(fields.get("title"), upload.filename)
+    # Validate before the (slow) inspection and storage write.
+    load_case(session, identity, case_id, Action.CASE_WRITE)
+    session.rollback()  # release the read snapshot / SQLite lock while we inspect and store
+    flags = _inspect(container, upload)
+    document_id = str(uuid.uuid4())
+    obj = _store(container, upload, case_id, document_id, 1)
+    document = Document(
+        id=document_id,
+        case_id=case_id,
+        type=doc_type,
+        title=title,
+        created_at=utcnow(),
+        created_by_id=identity.user_id,
+    )
+
+    def write() -> None:
+        case = load_case(session, identity, case_id, Action.CASE_WRITE)
+        session.add(document)
+        session.flush()
+        version = _new_version(document, 1, upload, obj, identity, flags)
+        session.add(version)
+        touch(case)
+        session.flush()
+        audit.record(
+            session,
+            identity,
+            "document.create",
+            case_id=case_id,
+            document_id=document.id,
+            version=1,
+            detail={"type": doc_type, "sha256": upload.sha256, "size": upload.size},
+        )
+        outbox.enqueue(session, PROCESS_TASK, version_id=version.id)
+
+    _commit_version(container, session, obj, write)
+    return get_document_row(session, document.id)
+
+
+def add_version(
+    container: Container,
+    session: Session,
+    identity: Identity,
+    document_id: str,
+    upload: SpooledFile,
+    if_match: str | None,
+) -> Document:
+    """Add the next version of a document and commit; If-Match guards against lost updates."""
+    document, _case = load_document(session, identity, document_id, Action.CASE_WRITE)
+    current = document.versions[-1]
+    expected = normalise_etag(if_match)
+    if expected is not None and expected != "*" and expected != current.sha256:
+        raise PreconditionFailed(
+            "The document has changed since you loaded it; reload and try again.",
+            code="version_conflict",
+        )
+    number = current.number + 1
+    case_id = document.case_id
+    session.rollback()
+    flags = _inspect(container, upload)
+    obj = _store(container, upload, case_id, document_id, number)
+
+    def write() -> None:
+        doc, case = load_document(session, identity, document_id, Action.CASE_WRITE)
+        latest = session.execute(
+            select(func.max(DocumentVersion.number)).where(DocumentVersion.document_id == doc.id)
+        ).scalar_one()
+        if latest != number - 1:
+            if expected is not None:
+                raise PreconditionFailed(
+                    "Another version was added meanwhile; reload and try again.",
+                    code="version_conflict",
+                )
+            raise Conflict(
+                "Another version was added at the same time; please try again.",
+                code="concurrent_version",
+            )
+        version = _new_version(doc, number, upload, obj, identity, flags)
+        session.add(version)
+        touch(case)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(
+                "Another version was added at the same time; please try again.",
+                code="concurrent_version",
+            ) from None
+        audit.record(
+            session,
+            identity,
+            "version.create",
+            case_id=case.id,
+            document_id=doc.id,
+            version=number,
+            detail={"sha256": upload.sha256, "size": upload.size},
+        )
+        outbox.enqueue(session, PROCESS_TASK, version_id=version.id)
+
+    _commit_version(container, session, obj, write)
+    session.expire_all()
+    return get_document_row(session, document_id)
+
+
+def get_document_row(session: Session, document_id: str) -> Document:
+    """Load a document by id without any policy check (internal use only)."""
+    document = session.get(Document, document_id)
+    if document is None:
+        raise NotFound("No such document.", code="document_not_found")
+    return document
+
+
+def load_document(
+    session: Session, identity: Identity, document_id: str, action: Action
+) -> tuple[Document, Case]:
+    """The document and its case, if the caller may perform the action on the case.
+
+    A document in a case the caller may not read answers 404, like the case itself.
+    """
+    case_id = session.execute(
+        select(Document.case_id).where(Document.id == document_id)
+    ).scalar_one_or_none()
+    if case_id is None:
+        raise NotFound("No such document.", code="document_not_found")
+    try:
+        case = load_case(session, identity, case_id, action)
+    except NotFound:
+        raise NotFound("No such document.", code="document_not_found") from None
+    document = session.get(Document, document_id)
+    assert document is not None
+    return document, case
+
+
+def read_document(session: Session, identity: Identity, document_id: str) -> Document:
+    """Document metadata with its versions; audited as document.read."""
+    document, case = load_document(session, identity, document_id, Action.CASE_READ)
+    audit.record(session, identity, "document.read", case_id=case.id, document_id=document.id)
+    return document
+
+
+def list_documents(session: Session, identity: Identity, case_id: str) -> list[Document]:
+    """All documents of a case, by type then title; audited as document.list."""
+    case = load_case(session, identity, case_id, Action.CASE_READ)
+    docs = list(
+        session.execute(
+            select(Document).where(Document.case_id == case.id).order_by(Document.created_at, Document.id)
+        ).scalars()
+    )
+    audit.record(session, identity, "document.list", case_id=case.id, detail={"count": len(docs)})
+    return docs
+
+
+def find_version(document: Document, number: int | None) -> DocumentVersion:
+    """The numbered version, or the current one when number is None."""
+    if number is None:
+        return document.versions[-1]
+    for version in document.versions:
+        if version.number == number:
+            return version
+    raise NotFound(f"Version {number} does not exist.", code="version_not_found")
+
+
+def authorize_version(
+    session: Session, identity: Identity, document_id: str, number: int | None
+) -> tuple[Document, Case, DocumentVersion]:
+    """The document, its case and the wanted version (current if number is None), if readable."""
+    document, case = load_document(session, identity, document_id, Action.CASE_READ)
+    return document, case, find_version(document, number)
+
+
+def open_content(
+    container: Container,
+    session: Session,
+    identity: Identity,
+    case: Case,
+    version: DocumentVersion,
+    byte_range: tuple[int, int | None] | None = None,
+    *,
+    not_modified: bool = False,
+) -> Iterator[bytes] | None:
+    """Audit (content.read) and open a version's bytes or a range (start, length) of them.
+
+    With ``not_modified`` (the client's copy is current) the read is logged, nothing opened.
+    """
+    detail: dict[str, Any] = {}
+    if byte_range is not None:
+        detail["range"] = [byte_range[0], byte_range[1]]
+    if not_modified:
+        detail["not_modified"] = True
+    stream: Iterator[bytes] | None = None
+    if not not_modified:
+        start, length = byte_range or (0, None)
+        try:
+            stream = container.store.open(version.storage_key, start, length)
+        except ObjectNotFound:
+            log.error("object %s of version %s is missing", version.storage_key, version.id)
+            raise ServiceUnavailable(
+                "The document's content is missing from storage; operators were alerted.",
+                code="content_missing",
+            ) from None
+        except StorageError as exc:
+            raise ServiceUnavailable(
+                "The document store cannot be reached. Please try again later.",
+                code="storage_unavailable",
+            ) from exc
+    audit.record(
+        session,
+        identity,
+        "content.read",
+        case_id=case.id,
+        document_id=version.document_id,
+        version=version.number,
+        detail=detail,
+    )
+    return stream
+
+
+def version_json(version: DocumentVersion) -> dict[str, Any]:
+    """The API shape of a version."""
+    return {
+        "number": version.number,
+        "sha256": version.sha256,
+        "size": version.size,
+        "media_type": version.media_type,
+        "filename": version.filename,
+        "created_at": version.created_at.isoformat(),
+        "created_by": version.created_by.username,
+        "processing": version.processing,
+        "processing_error": version.processing_error,
+        "flags": version.flags or {},
+        "fixity": version.fixity_status,
+    }
+
+
+def document_json(document: Document) -> dict[str, Any]:
+    """The API shape of a document with all its versions."""
+    return {
+        "id": document.id,
+        "case_id": document.case_id,
+        "type": document.type,
+        "title": document.title,
+        "created_at": document.created_at.isoformat(),
+        "current_version": document.versions[-1].number if document.versions else None,
+        "versions": [version_json(v) for v in document.versions],
+    }

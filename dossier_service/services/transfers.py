@@ -1,0 +1,154 @@
+"""Handing a case to another unit (Übergabe) and delegating it to an organisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dossier_service.db import utcnow
+from dossier_service.errors import Conflict, NotFound, Unprocessable
+from dossier_service.identity import Identity
+from dossier_service.models import Case, Delegation, Document, Responsibility, Unit
+from dossier_service.policy import Action, load_case
+from dossier_service.services import audit
+from dossier_service.services.cases import touch
+from dossier_service.validation import require_object, text_field
+
+
+def _target_unit(session: Session, code: str | None) -> Unit:
+    unit = session.execute(select(Unit).where(Unit.code == code)).scalar_one_or_none()
+    if unit is None:
+        raise Unprocessable(f"There is no unit with the code {code!r}.", code="unknown_unit")
+    return unit
+
+
+def _lock_open_period(session: Session, case: Case) -> Responsibility:
+    """The open responsibility period, locked so concurrent transfers serialise."""
+    return session.execute(
+        select(Responsibility)
+        .where(Responsibility.case_id == case.id, Responsibility.ended_at.is_(None))
+        .with_for_update(of=Responsibility)
+    ).scalar_one()
+
+
+def transfer_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+    """Make another canton or municipality unit responsible for the case.
+
+    The previous unit loses access in the same transaction, and so do the organisations
+    it had delegated the case to. Canton → municipality needs an end report
+    (Schlussbericht) in the dossier.
+    """
+    case = load_case(session, identity, case_id, Action.CASE_TRANSFER)
+    data = require_object(payload)
+    target = _target_unit(session, text_field(data, "to_unit", max_length=32))
+    reason = text_field(data, "reason", max_length=2000)
+    if target.kind not in {"canton", "municipality"}:
+        raise Unprocessable(
+            "A case can only be handed to the canton or a municipality.", code="invalid_target"
+        )
+    if case.status != "open":
+        raise Conflict("The case is closed; reopen it before handing it over.", code="case_closed")
+    current = _lock_open_period(session, case)
+    if current.unit_id == target.id:
+        raise Conflict(f"{target.name} is already responsible for this case.", code="already_responsible")
+    if current.unit.kind == "canton" and target.kind == "municipality":
+        has_end_report = session.execute(
+            select(exists().where(Document.case_id == case.id, Document.type == "end_report"))
+        ).scalar()
+        if not has_end_report:
+            raise Conflict(
+                "The canton hands a case to a municipality only with an end report "
+                "(Schlussbericht) in the dossier.",
+                code="end_report_required",
+            )
+    now = utcnow()
+    current.ended_at = now
+    ended = 0
+    for delegation in session.execute(
+        select(Delegation).where(Delegation.case_id == case.id, Delegation.ended_at.is_(None))
+    ).scalars():
+        delegation.ended_at = now
+        delegation.end_reason = "Fall an andere Stelle übergeben"
+        ended += 1
+    session.flush()
+    session.add(
+        Responsibility(
+            case_id=case.id,
+            unit_id=target.id,
+            started_at=now,
+            reason=reason or "",
+            created_by_id=identity.user_id,
+        )
+    )
+    touch(case)
+    try:
+        session.flush()
+    except IntegrityError:
+        # The partial unique index saw a concurrent transfer win the race.
+        raise Conflict("The case was handed over at the same time by someone else.", code="concurrent_transfer") from None
+    audit.record(
+        session,
+        identity,
+        "transfer.create",
+        case_id=case.id,
+        detail={
+            "from": current.unit.code,
+            "to": target.code,
+            "reason": reason,
+            "delegations_ended": ended,
+        },
+    )
+    return case
+
+
+def delegate_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+    """Delegate day-to-day support to an organisation; responsibility stays put."""
+    case = load_case(session, identity, case_id, Action.CASE_DELEGATE)
+    data = require_object(payload)
+    target = _target_unit(session, text_field(data, "to_unit", max_length=32))
+    reason = text_field(data, "reason", required=False, max_length=2000, default="")
+    if target.kind != "organisation":
+        raise Unprocessable("A case can only be delegated to an organisation.", code="invalid_target")
+    if case.status != "open":
+        raise Conflict("The case is closed.", code="case_closed")
+    current = _lock_open_period(session, case)
+    session.add(
+        Delegation(
+            case_id=case.id,
+            unit_id=target.id,
+            granted_by_unit_id=current.unit_id,
+            started_at=utcnow(),
+            reason=reason or "",
+            created_by_id=identity.user_id,
+        )
+    )
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"The case is already delegated to {target.name}.", code="already_delegated") from None
+    touch(case)
+    audit.record(
+        session, identity, "delegation.create", case_id=case.id, detail={"to": target.code, "reason": reason}
+    )
+    return case
+
+
+def end_delegation(session: Session, identity: Identity, case_id: str, unit_code: str) -> Case:
+    """End the case's delegation to the organisation with this code."""
+    case = load_case(session, identity, case_id, Action.CASE_DELEGATE)
+    delegation = session.execute(
+        select(Delegation)
+        .join(Unit, Unit.id == Delegation.unit_id)
+        .where(Delegation.case_id == case.id, Unit.code == unit_code, Delegation.ended_at.is_(None))
+        .with_for_update(of=Delegation)
+    ).scalar_one_or_none()
+    if delegation is None:
+        raise NotFound("The case is not delegated to this unit.", code="delegation_not_found")
+    delegation.ended_at = utcnow()
+    delegation.end_reason = "Delegation beendet"
+    touch(case)
+    audit.record(session, identity, "delegation.end", case_id=case.id, detail={"unit": unit_code})
+    return case

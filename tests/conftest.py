@@ -1,0 +1,216 @@
+"""Shared fixtures: a migrated database per backend, the app, users with tokens."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from dossier_service.app import create_app
+from dossier_service.config import Settings, load_settings
+from dossier_service.container import Container
+from dossier_service.db import Base, Database
+from dossier_service.schema import upgrade
+from dossier_service.services import accounts
+
+#: PostgreSQL runs when this is set (CI and `make test` set it when a server answers).
+PG_URL = os.environ.get("DOSSIER_TEST_DATABASE_URL")
+DB_BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+SHARED_DIR = Path(os.environ.get("DOSSIER_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which backends this run covers, so a missing one is never silent."""
+    lines = [f"dossier database backends: {', '.join(DB_BACKENDS)}"]
+    if not PG_URL:
+        lines.append("PostgreSQL NOT covered: set DOSSIER_TEST_DATABASE_URL (CI does)")
+    if not os.environ.get("DOSSIER_TEST_REDIS_URL"):
+        lines.append("Redis broker NOT covered: set DOSSIER_TEST_REDIS_URL (CI does)")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Repeat the coverage note at the end of the run."""
+    for line in pytest_report_header(terminalreporter.config):
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating per test is slow)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    assert PG_URL is not None
+    name = f"dossier_test_{uuid.uuid4().hex[:10]}"
+    url = Settings(data_dir=Path("."), database_url=PG_URL).database_url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    test_url = url.rsplit("/", 1)[0] + "/" + name
+    db = Database(test_url)
+    upgrade(db)
+    db.dispose()
+    yield test_url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_pg(url: str) -> None:
+    db = Database(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.dispose()
+
+
+@pytest.fixture(params=DB_BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A clean, migrated database of each configured backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "dossier.sqlite"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_database")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for one test: its own data dir, eager tasks, local storage."""
+    base = load_settings({"DOSSIER_DATA_DIR": str(tmp_path / "data")})
+    return base.with_overrides(database_url=database_url, tasks_eager=True, inspect_timeout=30.0)
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Container]:
+    """The container the app under test uses."""
+    c = Container(settings)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def app(container: Container) -> Flask:
+    """The Flask app under test."""
+    flask_app = create_app(container=container)
+    flask_app.testing = True
+    return flask_app
+
+
+@dataclass
+class World:
+    """Units and users of a small canton, with one token per user."""
+
+    tokens: dict[str, str]
+
+    def auth(self, username: str) -> dict[str, str]:
+        """The Authorization header of a user."""
+        return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+
+UNITS = [
+    ("ag", "Kanton Aargau KSD", "canton"),
+    ("aarau", "Gemeinde Aarau", "municipality"),
+    ("baden", "Stadt Baden", "municipality"),
+    ("wettingen", "Gemeinde Wettingen", "municipality"),
+    ("caritas", "Caritas Aargau", "organisation"),
+    ("ors", "ORS Service AG", "organisation"),
+]
+USERS = [
+    ("canton", "ag", "caseworker"),
+    ("aarau", "aarau", "caseworker"),
+    ("baden", "baden", "caseworker"),
+    ("wettingen", "wettingen", "caseworker"),
+    ("caritas", "caritas", "caseworker"),
+    ("ors", "ors", "caseworker"),
+    ("auditor", "ag", "auditor"),
+    ("archivist", "ag", "archivist"),
+    ("admin", "ag", "admin"),
+]
+
+
+@pytest.fixture
+def world(container: Container) -> World:
+    """Create the units and users and a token for each user."""
+    with container.db.transaction() as session:
+        for code, name, kind in UNITS:
+            accounts.create_unit(session, code, name, kind)
+        for username, unit, role in USERS:
+            accounts.create_user(session, username, unit, role)
+        tokens = {u: accounts.create_token(session, u) for u, _, _ in USERS}
+    return World(tokens)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+PERSON = {
+    "family_name": "Haile",
+    "given_names": "Semhar",
+    "birth_date": "1998-03",
+    "sex": "female",
+    "nationality": "ER",
+    "zemis_number": "12345678.9",
+    "ahv_number": "756.9217.0769.85",
+    "residence_status": "F",
+}
+
+
+def new_case(client: FlaskClient, world: World, **person: Any) -> dict[str, Any]:
+    """Register a case as the canton and return its JSON."""
+    response = client.post(
+        "/api/v1/cases",
+        json={"person": {**PERSON, **person}, "entry_date": "2025-03-01"},
+        headers=world.auth("canton"),
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def upload(
+    client: FlaskClient,
+    world: World,
+    user: str,
+    case_id: str,
+    data: bytes,
+    *,
+    doc_type: str = "other",
+    filename: str = "dokument.pdf",
+    title: str | None = None,
+) -> Any:
+    """POST a document and return the response."""
+    import io
+
+    form: dict[str, Any] = {"type": doc_type, "file": (io.BytesIO(data), filename)}
+    if title is not None:
+        form["title"] = title
+    return client.post(
+        f"/api/v1/cases/{case_id}/documents",
+        data=form,
+        headers=world.auth(user),
+        content_type="multipart/form-data",
+    )

@@ -1,0 +1,1 @@
+"""Celery application and background tasks of the dossier service."""

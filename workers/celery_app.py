@@ -1,0 +1,84 @@
+"""The Celery app, configured from the service's settings (embedded broker or Redis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from dossier_service.config import Settings, load_settings
+
+RELAY_INTERVAL_S = 30.0
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app bound to the configured broker; tasks are registered by name."""
+    app = Celery("dossier", broker=settings.broker_url, include=["workers.tasks"])
+    transport_options: dict[str, Any] = {}
+    if settings.broker_url.startswith("redis"):
+        # Redelivers a task whose worker died mid-run, after this many seconds.
+        transport_options["visibility_timeout"] = 3600
+    app.conf.update(
+        task_ignore_result=True,
+        task_acks_late=True,  # a task lost with its worker is delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        broker_transport_options=transport_options,
+        task_always_eager=settings.tasks_eager,
+        task_eager_propagates=True,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        beat_schedule={
+            "relay-outbox": {"task": "dossier.relay_outbox", "schedule": RELAY_INTERVAL_S},
+        },
+    )
+    app.conf.dossier_settings = settings
+    return app
+
+
+def make_sender(settings: Settings) -> Any:
+    """A function that sends a task by name; runs it inline when tasks are eager."""
+    app = make_celery(settings)
+
+    def send(task: str, payload: dict[str, Any]) -> None:
+        if settings.tasks_eager:
+            import workers.tasks  # noqa: F401  (registers the tasks)
+
+            app.tasks[task].apply(kwargs=payload, throw=True)
+            return
+        # retry=False: if the broker is down the outbox keeps the task for the relay
+        # instead of blocking the request for Celery's default retry schedule.
+        app.send_task(task, kwargs=payload, retry=False)
+
+    return send
+
+
+def make_broker_probe(settings: Settings) -> Any:
+    """A function that raises if the broker cannot be reached within a few seconds."""
+    app = make_celery(settings)
+
+    def probe() -> None:
+        if settings.tasks_eager:
+            return
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+
+    return probe
+
+
+_apps: dict[str, Celery] = {}
+
+
+def __getattr__(name: str) -> Celery:
+    """``workers.celery_app:celery_app`` for the worker command, built on first use.
+
+    Lazy so that importing this module never reads the environment by surprise.
+    """
+    if name != "celery_app":
+        raise AttributeError(name)
+    if name not in _apps:
+        _apps[name] = make_celery(load_settings())
+    return _apps[name]
