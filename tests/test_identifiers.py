@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 
 import pytest
 
@@ -24,7 +23,13 @@ from dossier_service.identifiers import (
 
 @pytest.mark.parametrize(
     "text",
-    ["756.9217.0769.85", "7569217076985", " 756 9217 0769 85 ", "756.9217.076985", "756\u00a09217.0769.85"],
+    [
+        "756.9217.0769.85",
+        "7569217076985",
+        " 756 9217 0769 85 ",
+        "756.9217.076985",
+        "756\u00a09217.0769.85",
+    ],
 )
 def test_ahv_valid_forms_normalise_to_13_digits(text: str) -> None:
     assert normalize_ahv(text) == "7569217076985"
@@ -166,7 +171,7 @@ def test_partial_date_constructor_validates() -> None:
     with pytest.raises(ValueError):
         PartialDate(1990, 2, 30)
     with pytest.raises(ValueError):
-        PartialDate(True)  # type: ignore[arg-type]
+        PartialDate(True)  # bool is an int subclass, but not a year
 
 
 def test_partial_date_earliest_latest() -> None:

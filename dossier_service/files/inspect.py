@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -211,8 +211,9 @@ def _crash_report(
     if returncode == -signal.SIGXCPU:
         return FileReport(False, f"inspection used more than {cpu_seconds} s of CPU time", flags)
     if returncode == -signal.SIGKILL:
+        # Not our timeout (handled before): the kernel's OOM killer or an operator.
         return FileReport(
-            False, f"inspection was stopped: the file needs more than {memory_mb} MB", flags
+            False, f"inspection was killed (the file may need more than {memory_mb} MB)", flags
         )
     return FileReport(False, "inspection failed: the file made the checker crash", flags)
 
@@ -269,6 +270,8 @@ def _child_main(argv: list[str] | None = None) -> int:
 
 def _inspect_untrusted(path: Path, media_type: str) -> FileReport:
     """Dispatch to the parser for *media_type* (runs inside the sandboxed child)."""
+    if media_type not in ACCEPTED_MEDIA_TYPES:
+        return FileReport(False, "the file type is not accepted", {})
     if media_type == PDF:
         return _inspect_pdf(path)
     if media_type == DOCX:
@@ -280,8 +283,8 @@ def _inspect_untrusted(path: Path, media_type: str) -> FileReport:
 
 _PDF_UNREADABLE = "the PDF could not be opened: it is damaged or not a PDF"
 _MAX_SCAN_OBJECTS = 200_000
-# ~6 µs per visited value: a million keeps the scan of a hostile PDF to a few seconds.
-_MAX_SCAN_NODES = 1_000_000
+# About 1-6 µs per visited value: two million keep the scan of a hostile PDF to seconds.
+_MAX_SCAN_VALUES = 2_000_000
 _MAX_PAGES_CHECKED = 5_000
 _EOF_WINDOW = 1024
 # qpdf's warning when it rebuilds the cross-reference table while resolving objects.
@@ -445,6 +448,14 @@ def _catalog_facts(pdf: pikepdf.Pdf) -> tuple[set[str], dict[str, Any]]:
 
     kinds: set[str] = set()
     root = pdf.Root
+    # The document-level actions run on opening; check them even if the scan stops early.
+    triggers = root.get("/AA")
+    actions = [root.get("/OpenAction")]
+    if isinstance(triggers, pikepdf.Dictionary):
+        actions.extend(triggers.values())
+    for action in actions:
+        if isinstance(action, pikepdf.Dictionary):
+            _classify(action, kinds)
     names = root.get("/Names")
     if isinstance(names, pikepdf.Dictionary):
         if "/JavaScript" in names:
@@ -466,8 +477,10 @@ def _catalog_facts(pdf: pikepdf.Pdf) -> tuple[set[str], dict[str, Any]]:
 
 def _scan_objects(pdf: pikepdf.Pdf, kinds: set[str]) -> tuple[int, bool]:
     """Look through (at most 200,000) objects for JavaScript, Launch and embedded files."""
+    import pikepdf
+
     scanned = 0
-    nodes = 0
+    budget = _MAX_SCAN_VALUES
     for (number, generation), entry in pdf.get_xref_table().items():
         if entry.type == 0:  # free entry
             continue
@@ -479,35 +492,29 @@ def _scan_objects(pdf: pikepdf.Pdf, kinds: set[str]) -> tuple[int, bool]:
         except Exception as exc:
             _raise_if_out_of_memory(exc)
             continue  # an unreadable object cannot carry an action
-        for dictionary in _direct_dictionaries(obj):
-            nodes += 1
-            _classify(dictionary, kinds)
-            if nodes >= _MAX_SCAN_NODES:
-                return scanned, True
+        # Walk the object and what is nested *directly* in it. Indirect references are not
+        # followed: each indirect object gets its own turn in this loop, so following them
+        # would only repeat work (and could loop).
+        stack = [obj]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, pikepdf.Stream):
+                item = item.stream_dict
+            if isinstance(item, pikepdf.Dictionary):
+                _classify(item, kinds)
+                children: Iterable[object] = item.values()
+            elif isinstance(item, pikepdf.Array):
+                children = item
+            else:
+                continue
+            for child in children:
+                # Every value counts, so a huge inline array cannot stretch the scan.
+                budget -= 1
+                if budget <= 0:
+                    return scanned, True
+                if isinstance(child, pikepdf.Dictionary | pikepdf.Array) and not child.is_indirect:
+                    stack.append(child)
     return scanned, False
-
-
-def _direct_dictionaries(obj: pikepdf.Object) -> Iterator[pikepdf.Dictionary]:
-    """Yield *obj*'s dictionaries and those nested directly in it (not via references)."""
-    import pikepdf
-
-    # Indirect references are skipped: each indirect object gets its own turn in the scan,
-    # so following references would only repeat work (and could loop).
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, pikepdf.Stream):
-            item = item.stream_dict
-        if isinstance(item, pikepdf.Dictionary):
-            yield item
-            children = item.values()
-        elif isinstance(item, pikepdf.Array):
-            children = item
-        else:
-            continue
-        for child in children:
-            if isinstance(child, pikepdf.Dictionary | pikepdf.Array) and not child.is_indirect:
-                stack.append(child)
 
 
 def _classify(dictionary: pikepdf.Dictionary, kinds: set[str]) -> None:

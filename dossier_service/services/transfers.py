@@ -115,6 +115,13 @@ def delegate_case(session: Session, identity: Identity, case_id: str, payload: A
     if case.status != "open":
         raise Conflict("The case is closed.", code="case_closed")
     current = _lock_open_period(session, case)
+    already = session.execute(
+        select(Delegation.id).where(
+            Delegation.case_id == case.id, Delegation.unit_id == target.id, Delegation.ended_at.is_(None)
+        )
+    ).first()
+    if already:
+        raise Conflict(f"The case is already delegated to {target.name}.", code="already_delegated")
     session.add(
         Delegation(
             case_id=case.id,

@@ -1,0 +1,94 @@
+# The front door of the dossier service: `make run` starts it, `make test` checks it.
+# CI (.ci/run) calls the same targets, so what passes here passes there.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Written after a successful install; older than pyproject.toml means "install again".
+INSTALL_STAMP := $(VENV)/.install-stamp
+
+# The embedded defaults keep everything (SQLite, objects, broker) under this directory.
+DOSSIER_DATA_DIR ?= $(CURDIR)/var
+PORT ?= 8000
+
+# Debian packages the tests need (OCR and PDF tools join this list with their features).
+DEBIAN_PACKAGES :=
+
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k transfer -x'`.
+PYTEST_ARGS ?=
+
+.PHONY: help venv install system-deps run test lint fmt bench clean distclean
+
+help: ## Show this list of targets
+	@echo "Usage: make <target>   (PORT=$(PORT), DOSSIER_DATA_DIR=$(DOSSIER_DATA_DIR))"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(BIN)/python ## Create the virtual environment .venv (if missing)
+
+$(INSTALL_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALL_STAMP) ## Install the package and dev tools into .venv (again when pyproject.toml changes)
+
+system-deps: ## Install missing Debian packages the tests need (apt-get, as root; no-op when present)
+	@missing=""; \
+	for pkg in $(DEBIAN_PACKAGES); do \
+	  dpkg -s "$$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+	  echo "system packages: all present ($(or $(strip $(DEBIAN_PACKAGES)),none needed))"; exit 0; \
+	fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "system packages missing:$$missing (not a Debian system: install them yourself)" >&2; exit 1; \
+	fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "system packages missing:$$missing (run 'make system-deps' as root)" >&2; exit 1; \
+	fi; \
+	echo "installing system packages:$$missing"; \
+	apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing
+
+run: install ## Start the service with demo data at http://127.0.0.1:$PORT (data in DOSSIER_DATA_DIR)
+	@export DOSSIER_DATA_DIR="$(DOSSIER_DATA_DIR)"; set -e; \
+	$(BIN)/dossier init; \
+	$(BIN)/dossier demo; \
+	tokens="$$DOSSIER_DATA_DIR/demo-tokens.txt"; \
+	if [ -f "$$tokens" ]; then \
+	  echo "demo users' API tokens: $$tokens"; \
+	  echo "try:  curl -H \"Authorization: Bearer \$$(awk '\$$1==\"ksd.meier\" {print \$$2}' \"$$tokens\")\" http://127.0.0.1:$(PORT)/api/v1/cases"; \
+	else \
+	  echo "no $$tokens: create a token with '$(BIN)/dossier tokens create --username ksd.meier'"; \
+	fi; \
+	exec $(BIN)/dossier serve --host 127.0.0.1 --port $(PORT)
+
+lint: install ## Check the code: ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install system-deps lint ## Lint, then run the tests (PostgreSQL and Redis are used when they answer)
+	@exports=$$($(BIN)/python scripts/detect_services.py) || exit 1; \
+	eval "$$exports"; \
+	status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
+	exit $$status
+
+bench: install ## Measure upload throughput with bench/ingest.py against a server it starts
+	$(BIN)/python bench/ingest.py --start-server
+
+fmt: install ## Format the code with ruff
+	$(BIN)/ruff format .
+
+clean: ## Remove caches and build artefacts (keeps .venv and the data in var/)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info bench/out
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean ## Also remove .venv and the local data directory var/ (demo data, tokens)
+	rm -rf $(VENV) var
