@@ -19,7 +19,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     """Build the WSGI app from settings (the environment by default)."""
     settings = settings or (container.settings if container else load_settings())
     container = container or Container(settings)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = Flask(__name__)
     # Uploads are streamed and limited by our own code, not buffered by Flask.
     app.config.update(MAX_CONTENT_LENGTH=None)

@@ -49,12 +49,18 @@ def init() -> None:
     """Create the data directory and bring the database schema up to date."""
     container = _container()
     _init(container)
-    click.echo(f"initialised: database {container.db.dialect}, storage {container.store.describe()}")
+    click.echo(
+        f"initialised: database {container.db.dialect}, storage {container.store.describe()}"
+    )
 
 
 @main.command()
-@click.option("--tokens-file", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the demo users' tokens (default: DATA_DIR/demo-tokens.txt).")
+@click.option(
+    "--tokens-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the demo users' tokens (default: DATA_DIR/demo-tokens.txt).",
+)
 def demo(tokens_file: str | None) -> None:
     """Load the demo data once (units, users, cases with documents)."""
     from pathlib import Path
@@ -74,8 +80,15 @@ def demo(tokens_file: str | None) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT")
-@click.option("--no-worker", is_flag=True, help="Do not start a background worker beside the server.")
+@click.option(
+    "--port",
+    type=int,
+    default=lambda: int(os.environ.get("PORT", "8000")),
+    show_default="8000 or $PORT",
+)
+@click.option(
+    "--no-worker", is_flag=True, help="Do not start a background worker beside the server."
+)
 @click.option("--workers", type=int, default=2, show_default=True, help="Web server processes.")
 @click.option("--threads", type=int, default=4, show_default=True, help="Threads per process.")
 def serve(host: str, port: int, no_worker: bool, workers: int, threads: int) -> None:
@@ -101,16 +114,26 @@ def serve(host: str, port: int, no_worker: bool, workers: int, threads: int) -> 
 
 @main.command()
 @click.option("--concurrency", type=int, default=2, show_default=True)
-@click.option("--beat/--no-beat", default=True, show_default=True,
-              help="Also run the scheduler (outbox relay). Run exactly one beat per installation.")
+@click.option(
+    "--beat/--no-beat",
+    default=True,
+    show_default=True,
+    help="Also run the scheduler (outbox relay). Run exactly one beat per installation.",
+)
 def worker(concurrency: int, beat: bool) -> None:
     """Run a Celery worker for the background tasks."""
     settings = _settings()
     from workers.celery_app import make_celery
 
     app = make_celery(settings)
-    argv = ["worker", f"--concurrency={concurrency}", "--loglevel", settings.log_level, "--without-gossip",
-            "--without-mingle"]
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if beat:
         schedule = settings.data_dir / "celerybeat-schedule"
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +149,9 @@ def units() -> None:
 @units.command("create")
 @click.option("--code", required=True)
 @click.option("--name", required=True)
-@click.option("--kind", required=True, type=click.Choice(["canton", "municipality", "organisation"]))
+@click.option(
+    "--kind", required=True, type=click.Choice(["canton", "municipality", "organisation"])
+)
 def units_create(code: str, name: str, kind: str) -> None:
     """Create a unit."""
     from dossier_service.services import accounts
@@ -144,7 +169,9 @@ def users() -> None:
 @users.command("create")
 @click.option("--username", required=True)
 @click.option("--unit", "unit_code", required=True)
-@click.option("--role", required=True, type=click.Choice(["caseworker", "auditor", "archivist", "admin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["caseworker", "auditor", "archivist", "admin"])
+)
 @click.option("--name", "display_name", default=None)
 def users_create(username: str, unit_code: str, role: str, display_name: str | None) -> None:
     """Create a user with one role in one unit."""
@@ -197,7 +224,8 @@ def fsck(no_hash: bool, delete_orphans: bool) -> None:
     orphans = [f for f in findings if not f.is_error]
     for finding in findings:
         label = "ERROR" if finding.is_error else "orphan"
-        click.echo(f"{label}\t{finding.kind}\t{finding.key}\t{finding.version_id or '-'}\t{finding.message}")
+        version = finding.version_id or "-"
+        click.echo(f"{label}\t{finding.kind}\t{finding.key}\t{version}\t{finding.message}")
     if delete_orphans and orphans:
         removed = fsck_service.delete_orphans(container, orphans, min_age=dt.timedelta(hours=1))
         click.echo(f"{removed} orphaned object(s) deleted")
@@ -249,14 +277,13 @@ class _run:
         self.cm = self.container.db.transaction()
         return self.cm.__enter__()
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             self.cm.__exit__(exc_type, exc, tb)
         finally:
             self.container.close()
         if isinstance(exc, DossierError):
             raise click.ClickException(exc.message)
-        return False
 
 
 if __name__ == "__main__":

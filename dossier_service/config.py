@@ -109,8 +109,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     if unknown:
         raise ConfigError(
-            "unknown setting(s): " + ", ".join(unknown) + " (known: "
-            + ", ".join(sorted(KNOWN_VARIABLES)) + ")"
+            "unknown setting(s): "
+            + ", ".join(unknown)
+            + " (known: "
+            + ", ".join(sorted(KNOWN_VARIABLES))
+            + ")"
         )
 
     data_dir = Path(env.get("DOSSIER_DATA_DIR") or "./var").expanduser().resolve()
@@ -163,7 +166,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     log_level = (env.get("DOSSIER_LOG_LEVEL") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ConfigError(f"DOSSIER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}")
+        raise ConfigError(
+            f"DOSSIER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}"
+        )
     try:
         inspect_timeout = float(env.get("DOSSIER_INSPECT_TIMEOUT") or "30")
     except ValueError:
@@ -196,9 +201,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def _normalise_database_url(url: str) -> str:
     """Accept the common PostgreSQL spellings and pin the psycopg (v3) driver."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if not url.startswith(("sqlite:///", "postgresql+psycopg://")):
         raise ConfigError(
             "DOSSIER_DATABASE_URL must be sqlite:///PATH or postgresql://…, "

@@ -35,18 +35,31 @@ USERS = [
 ]
 PEOPLE = [
     {
-        "family_name": "Haile", "given_names": "Semhar", "birth_date": "1998-03",
-        "sex": "female", "nationality": "ER", "zemis_number": "12345678.9",
-        "ahv_number": "756.9217.0769.85", "residence_status": "F",
+        "family_name": "Haile",
+        "given_names": "Semhar",
+        "birth_date": "1998-03",
+        "sex": "female",
+        "nationality": "ER",
+        "zemis_number": "12345678.9",
+        "ahv_number": "756.9217.0769.85",
+        "residence_status": "F",
     },
     {
-        "family_name": "Ahmadi", "given_names": "Farid", "birth_date": "2004",
-        "sex": "male", "nationality": "AF", "zemis_number": "23456789.0",
+        "family_name": "Ahmadi",
+        "given_names": "Farid",
+        "birth_date": "2004",
+        "sex": "male",
+        "nationality": "AF",
+        "zemis_number": "23456789.0",
         "residence_status": "B",
     },
     {
-        "family_name": "Al-Hassan", "given_names": "Rania", "birth_date": "1987-11-02",
-        "sex": "female", "nationality": "SY", "zemis_number": "34567890.1",
+        "family_name": "Al-Hassan",
+        "given_names": "Rania",
+        "birth_date": "1987-11-02",
+        "sex": "female",
+        "nationality": "SY",
+        "zemis_number": "34567890.1",
         "residence_status": "N",
     },
 ]
@@ -60,18 +73,29 @@ def _spool(container: Container, data: bytes, media_type: str, filename: str) ->
     fd, name = tempfile.mkstemp(prefix="demo-", dir=spool)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    return SpooledFile(Path(name), hashlib.sha256(data).hexdigest(), len(data), media_type, filename)
+    return SpooledFile(
+        Path(name), hashlib.sha256(data).hexdigest(), len(data), media_type, filename
+    )
 
 
-def _upload(container: Container, who: User, case_id: str, doc_type: str, title: str, data: bytes, kind: str) -> str:
-    media_type = "application/pdf" if kind == "pdf" else (
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+def _upload(
+    container: Container, who: User, case_id: str, doc_type: str, title: str, data: bytes, kind: str
+) -> str:
+    media_type = (
+        "application/pdf"
+        if kind == "pdf"
+        else ("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     )
     spooled = _spool(container, data, media_type, f"{title}.{kind}")
     with container.db.transaction() as session:
         try:
             doc = documents.create_document(
-                container, session, identity_for_user(who), case_id, spooled, {"type": doc_type, "title": title}
+                container,
+                session,
+                identity_for_user(who),
+                case_id,
+                spooled,
+                {"type": doc_type, "title": title},
             )
         finally:
             spooled.discard()
@@ -87,7 +111,9 @@ def load_demo(container: Container) -> dict[str, str] | None:
             accounts.create_unit(session, code, name, kind)
         for username, unit, role, display in USERS:
             accounts.create_user(session, username, unit, role, display)
-        tokens = {username: accounts.create_token(session, username, "demo") for username, *_ in USERS}
+        tokens = {
+            username: accounts.create_token(session, username, "demo") for username, *_ in USERS
+        }
     with container.db.transaction() as session:
         users = {u.username: u for u in session.execute(select(User)).scalars()}
     canton = users["ksd.meier"]
@@ -95,43 +121,110 @@ def load_demo(container: Container) -> dict[str, str] | None:
     for i, person in enumerate(PEOPLE):
         with container.db.transaction() as session:
             case = cases.create_case(
-                session, identity_for_user(canton),
-                {"person": person, "entry_date": (dt.date.today() - dt.timedelta(days=400 + 300 * i)).isoformat()},
+                session,
+                identity_for_user(canton),
+                {
+                    "person": person,
+                    "entry_date": (dt.date.today() - dt.timedelta(days=400 + 300 * i)).isoformat(),
+                },
             )
             case_ids.append(case.id)
     first, second, _third = case_ids
     name = f"{PEOPLE[0]['given_names']} {PEOPLE[0]['family_name']}"
-    _upload(container, canton, first, "short_assessment", "Kurzassessment",
-            make_pdf("Kurzassessment", [
+    _upload(
+        container,
+        canton,
+        first,
+        "short_assessment",
+        "Kurzassessment",
+        make_pdf(
+            "Kurzassessment",
+            [
                 f"Person: {name}. Deutschkenntnisse: A1 mündlich, schriftlich noch nicht.",
                 "Berufserfahrung als Näherin in Eritrea. Ziel: Vorlehre Integration (INVOL).",
                 "Empfehlung: Integrationskurs Grundkompetenzen IKG1, danach Potenzialabklärung.",
-            ]), "pdf")
-    _upload(container, canton, first, "integration_plan", "Integrationsplan 2026",
-            make_docx("Integrationsplan", [
+            ],
+        ),
+        "pdf",
+    )
+    _upload(
+        container,
+        canton,
+        first,
+        "integration_plan",
+        "Integrationsplan 2026",
+        make_docx(
+            "Integrationsplan",
+            [
                 "Zielgruppe: Ausbildungsfähige (16–25). Sprachkurs bis Niveau A2.",
                 "Massnahmen gemäss Vereinbarung über Rechte und Pflichten.",
-            ], [["Massnahme", "Beginn", "Ende"], ["IKG1", "01.02.2026", "30.06.2026"],
-                ["Potenzialabklärung", "01.07.2026", "31.07.2026"]]), "docx")
-    _upload(container, canton, first, "end_report", "Schlussbericht Kanton",
-            make_pdf("Schlussbericht", [
+            ],
+            [
+                ["Massnahme", "Beginn", "Ende"],
+                ["IKG1", "01.02.2026", "30.06.2026"],
+                ["Potenzialabklärung", "01.07.2026", "31.07.2026"],
+            ],
+        ),
+        "docx",
+    )
+    _upload(
+        container,
+        canton,
+        first,
+        "end_report",
+        "Schlussbericht Kanton",
+        make_pdf(
+            "Schlussbericht",
+            [
                 "Übergabe an die Gemeinde Aarau nach Wohnsitznahme.",
                 "Die Kostengutsprache für IKG1 ist erteilt. Weitere Schritte: Vorlehre INVOL.",
-            ]), "pdf")
+            ],
+        ),
+        "pdf",
+    )
     with container.db.transaction() as session:
-        transfers.transfer_case(session, identity_for_user(canton), first,
-                                {"to_unit": "aarau", "reason": "Wohnsitznahme in Aarau"})
-    _upload(container, users["aarau.keller"], first, "meeting_record", "Standortgespräch Aarau",
-            make_pdf("Gesprächsprotokoll", [
+        transfers.transfer_case(
+            session,
+            identity_for_user(canton),
+            first,
+            {"to_unit": "aarau", "reason": "Wohnsitznahme in Aarau"},
+        )
+    _upload(
+        container,
+        users["aarau.keller"],
+        first,
+        "meeting_record",
+        "Standortgespräch Aarau",
+        make_pdf(
+            "Gesprächsprotokoll",
+            [
                 "Standortgespräch im Sozialdienst Aarau. Teilnahme am Deutschkurs regelmässig.",
-            ]), "pdf")
+            ],
+        ),
+        "pdf",
+    )
     with container.db.transaction() as session:
-        transfers.delegate_case(session, identity_for_user(users["aarau.keller"]), first,
-                                {"to_unit": "caritas-ag", "reason": "Begleitung im Alltag"})
-    _upload(container, canton, second, "agreement", "Vereinbarung über Rechte und Pflichten",
-            make_docx("Vereinbarung über Rechte und Pflichten", [
-                "Der Klient verpflichtet sich zur Teilnahme am Sprachkurs und an den Standortgesprächen.",
-            ]), "docx")
+        transfers.delegate_case(
+            session,
+            identity_for_user(users["aarau.keller"]),
+            first,
+            {"to_unit": "caritas-ag", "reason": "Begleitung im Alltag"},
+        )
+    _upload(
+        container,
+        canton,
+        second,
+        "agreement",
+        "Vereinbarung über Rechte und Pflichten",
+        make_docx(
+            "Vereinbarung über Rechte und Pflichten",
+            [
+                "Der Klient verpflichtet sich zur Teilnahme am Sprachkurs "
+                "und an den Standortgesprächen.",
+            ],
+        ),
+        "docx",
+    )
     return tokens
 
 

@@ -18,7 +18,7 @@ Rules (see DOMAIN.md):
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ from dossier_service.identity import Identity
 from dossier_service.models import Case, Delegation, Responsibility
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What a caller wants to do; the policy decides per role and unit."""
 
     CASE_CREATE = "case.create"

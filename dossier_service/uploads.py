@@ -180,12 +180,16 @@ def parse_multipart(
                     break
                 if isinstance(event, File) and event.name == file_field:
                     if sink is not None or result.file is not None:
-                        raise BadRequest("Send exactly one file per request.", code="too_many_files")
+                        raise BadRequest(
+                            "Send exactly one file per request.", code="too_many_files"
+                        )
                     sink = _FileSink(spool_dir, event.filename, max_file_bytes)
                     current_field = None
                 elif isinstance(event, File | Field):
                     if isinstance(event, File):
-                        raise BadRequest(f"Unexpected file part {event.name!r}.", code="unexpected_file")
+                        raise BadRequest(
+                            f"Unexpected file part {event.name!r}.", code="unexpected_file"
+                        )
                     current_field = event.name
                     field_buffer.clear()
                 elif isinstance(event, Data):
@@ -202,7 +206,9 @@ def parse_multipart(
                             try:
                                 result.fields[current_field] = field_buffer.decode("utf-8")
                             except UnicodeDecodeError:
-                                raise BadRequest("Form fields must be UTF-8.", code="bad_encoding") from None
+                                raise BadRequest(
+                                    "Form fields must be UTF-8.", code="bad_encoding"
+                                ) from None
                             current_field = None
             if not chunk and not ended:
                 raise BadRequest("The multipart body ended early.", code="malformed_multipart")

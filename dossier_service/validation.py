@@ -64,7 +64,9 @@ def date_field(data: dict[str, Any], name: str, *, required: bool = True) -> dt.
         ) from None
 
 
-def choice_field(data: dict[str, Any], name: str, choices: Any, *, required: bool = True) -> str | None:
+def choice_field(
+    data: dict[str, Any], name: str, choices: Any, *, required: bool = True
+) -> str | None:
     """One of a fixed set of codes."""
     value = data.get(name)
     if value is None and not required:

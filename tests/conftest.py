@@ -25,7 +25,9 @@ from dossier_service.services import accounts
 #: PostgreSQL runs when this is set (CI and `make test` set it when a server answers).
 PG_URL = os.environ.get("DOSSIER_TEST_DATABASE_URL")
 DB_BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-SHARED_DIR = Path(os.environ.get("DOSSIER_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+SHARED_DIR = Path(
+    os.environ.get("DOSSIER_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
+)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -61,7 +63,7 @@ def pg_database() -> Iterator[str]:
     name = f"dossier_test_{uuid.uuid4().hex[:10]}"
     url = Settings(data_dir=Path("."), database_url=PG_URL).database_url
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -47,8 +47,16 @@ def test_upload_version_download_and_fsck_on_s3(s3_container, world):
         content_type="multipart/form-data",
     )
     assert v2.status_code == 201, v2.get_json()
-    assert client.get(f"/api/v1/documents/{doc['id']}/versions/1/content", headers=world.auth("canton")).data == pdf
-    assert client.get(f"/api/v1/documents/{doc['id']}/content", headers=world.auth("canton")).data == docx
+    assert (
+        client.get(
+            f"/api/v1/documents/{doc['id']}/versions/1/content", headers=world.auth("canton")
+        ).data
+        == pdf
+    )
+    assert (
+        client.get(f"/api/v1/documents/{doc['id']}/content", headers=world.auth("canton")).data
+        == docx
+    )
     ranged = client.get(
         f"/api/v1/documents/{doc['id']}/versions/1/content",
         headers={**world.auth("canton"), "Range": "bytes=5-14"},
@@ -63,5 +71,7 @@ def test_upload_version_download_and_fsck_on_s3(s3_container, world):
     assert {m["sha256"] for m in metas} == {v["sha256"] for v in v2.get_json()["versions"]}
     assert list(fsck.check(s3_container)) == []
     # Processing (fixity) ran against S3 too.
-    versions = client.get(f"/api/v1/documents/{doc['id']}", headers=world.auth("canton")).get_json()["versions"]
+    versions = client.get(
+        f"/api/v1/documents/{doc['id']}", headers=world.auth("canton")
+    ).get_json()["versions"]
     assert [v["fixity"] for v in versions] == ["ok", "ok"]

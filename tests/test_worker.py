@@ -38,7 +38,11 @@ def worker_settings(settings, broker_url):
 
 
 def _start_worker(worker_settings) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_") or k.startswith("DOSSIER_TEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DOSSIER_") or k.startswith("DOSSIER_TEST_")
+    }
     env.update(
         DOSSIER_DATA_DIR=str(worker_settings.data_dir),
         DOSSIER_DATABASE_URL=worker_settings.database_url,
@@ -67,7 +71,9 @@ def test_upload_is_processed_by_a_real_worker(worker_settings, world):
     app = create_app(container=container)
     client = app.test_client()
     case = new_case(client, world)
-    response = upload(client, world, "canton", case["id"], make_pdf("Protokoll", ["Standortgespräch"]))
+    response = upload(
+        client, world, "canton", case["id"], make_pdf("Protokoll", ["Standortgespräch"])
+    )
     assert response.status_code == 201
     doc_id = response.get_json()["id"]
     # Sent to the broker right after commit; nothing waits in the outbox.
@@ -79,7 +85,9 @@ def test_upload_is_processed_by_a_real_worker(worker_settings, world):
         deadline = time.monotonic() + 90
         state = None
         while time.monotonic() < deadline:
-            body = client.get(f"/api/v1/documents/{doc_id}", headers=world.auth("canton")).get_json()
+            body = client.get(
+                f"/api/v1/documents/{doc_id}", headers=world.auth("canton")
+            ).get_json()
             state = body["versions"][0]["processing"]
             if state in {"ready", "failed"}:
                 break
@@ -95,7 +103,8 @@ def test_upload_is_processed_by_a_real_worker(worker_settings, world):
 def test_broker_outage_keeps_the_task_until_the_relay_sends_it(worker_settings, world):
     """With the broker unreachable at commit the task waits in the outbox, then runs."""
     unreachable = worker_settings.with_overrides(
-        broker_url="redis://127.0.0.1:1/0" if worker_settings.broker_url.startswith("redis")
+        broker_url="redis://127.0.0.1:1/0"
+        if worker_settings.broker_url.startswith("redis")
         else "sqla+sqlite:////nonexistent-dir/broker.sqlite"
     )
     down = Container(unreachable)
@@ -117,9 +126,9 @@ def test_broker_outage_keeps_the_task_until_the_relay_sends_it(worker_settings, 
         deadline = time.monotonic() + 90
         state = None
         while time.monotonic() < deadline:
-            state = ok_client.get(f"/api/v1/documents/{doc_id}", headers=world.auth("canton")).get_json()[
-                "versions"
-            ][0]["processing"]
+            state = ok_client.get(
+                f"/api/v1/documents/{doc_id}", headers=world.auth("canton")
+            ).get_json()["versions"][0]["processing"]
             if state == "ready":
                 break
             time.sleep(0.5)

@@ -21,7 +21,9 @@ def _since(raw: str | None) -> dt.datetime | None:
     try:
         value = dt.datetime.fromisoformat(raw)
     except ValueError:
-        raise BadRequest("'since' must be an ISO date or timestamp.", code="invalid_parameter") from None
+        raise BadRequest(
+            "'since' must be an ISO date or timestamp.", code="invalid_parameter"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
@@ -31,7 +33,9 @@ def list_entries() -> Response:
     who = identity()
     require(who, Action.AUDIT_READ)
     page = int_param(request.args.get("page"), "page", default=1, minimum=1, maximum=1_000_000)
-    per_page = int_param(request.args.get("per_page"), "per_page", default=100, minimum=1, maximum=1000)
+    per_page = int_param(
+        request.args.get("per_page"), "per_page", default=100, minimum=1, maximum=1000
+    )
     query = select(AuditEntry)
     filters = {k: request.args.get(k) for k in ("case_id", "actor", "action")}
     if filters["case_id"]:
@@ -45,12 +49,21 @@ def list_entries() -> Response:
         query = query.where(AuditEntry.at >= since)
     db = session()
     total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = db.execute(
-        query.order_by(AuditEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)
-    ).scalars().all()
+    rows = (
+        db.execute(
+            query.order_by(AuditEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        )
+        .scalars()
+        .all()
+    )
     items = [audit.serialize(e) for e in rows]
     # Reading the log is itself an access to personal data.
-    audit.record(db, who, "audit.read", detail={k: v for k, v in filters.items() if v} | {"returned": len(items)})
+    audit.record(
+        db,
+        who,
+        "audit.read",
+        detail={k: v for k, v in filters.items() if v} | {"returned": len(items)},
+    )
     db.commit()
     return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
 

@@ -22,7 +22,9 @@ def list_cases() -> Response:
     """GET /cases: the visible cases, paginated."""
     audit_context("case.list")
     page = int_param(request.args.get("page"), "page", default=1, minimum=1, maximum=100_000)
-    per_page = int_param(request.args.get("per_page"), "per_page", default=50, minimum=1, maximum=200)
+    per_page = int_param(
+        request.args.get("per_page"), "per_page", default=50, minimum=1, maximum=200
+    )
     status = request.args.get("status") or None
     if status not in (None, "open", "closed"):
         from dossier_service.errors import BadRequest
@@ -30,9 +32,19 @@ def list_cases() -> Response:
         raise BadRequest("'status' must be open or closed.", code="invalid_parameter")
     db = session()
     items, total = cases.list_cases(
-        db, identity(), page=page, per_page=per_page, status=status, unit_code=request.args.get("unit") or None
+        db,
+        identity(),
+        page=page,
+        per_page=per_page,
+        status=status,
+        unit_code=request.args.get("unit") or None,
     )
-    body = {"items": [cases.case_json(db, c) for c in items], "total": total, "page": page, "per_page": per_page}
+    body = {
+        "items": [cases.case_json(db, c) for c in items],
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+    }
     db.commit()
     return jsonify(body)
 
@@ -88,7 +100,9 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/cases", view_func=create_case, methods=["POST"])
     bp.add_url_rule("/cases", view_func=list_cases, methods=["GET"])
     bp.add_url_rule("/cases/<case_id>", view_func=get_case, methods=["GET"])
-    bp.add_url_rule("/cases/<case_id>/responsibilities", view_func=get_responsibilities, methods=["GET"])
+    bp.add_url_rule(
+        "/cases/<case_id>/responsibilities", view_func=get_responsibilities, methods=["GET"]
+    )
     bp.add_url_rule("/cases/<case_id>/transfers", view_func=create_transfer, methods=["POST"])
     bp.add_url_rule("/cases/<case_id>/delegations", view_func=create_delegation, methods=["POST"])
     bp.add_url_rule(

@@ -18,14 +18,14 @@ PUBLIC_ENDPOINTS = frozenset({"api.health", "api.openapi"})
 
 def container() -> Container:
     """The application's container."""
-    return current_app.extensions["dossier"]  # type: ignore[no-any-return]
+    return current_app.extensions["dossier"]
 
 
 def session() -> Session:
     """The request's database session (opened on first use, closed at teardown)."""
     if "db_session" not in g:
         g.db_session = container().db.session()
-    return g.db_session  # type: ignore[no-any-return]
+    return g.db_session
 
 
 def close_session(_exc: BaseException | None = None) -> None:
@@ -38,7 +38,7 @@ def close_session(_exc: BaseException | None = None) -> None:
 
 def identity() -> Identity:
     """The authenticated caller of this request."""
-    return g.identity  # type: ignore[no-any-return]
+    return g.identity
 
 
 def client_ip() -> str | None:
@@ -64,7 +64,9 @@ def audit_context(action: str, **ids: Any) -> None:
 def json_body() -> Any:
     """The parsed JSON body, or a 400 that says what is wrong."""
     if not request.is_json:
-        raise BadRequest("Send a JSON body with 'Content-Type: application/json'.", code="invalid_json")
+        raise BadRequest(
+            "Send a JSON body with 'Content-Type: application/json'.", code="invalid_json"
+        )
     data = request.get_json(silent=True)
     if data is None:
         raise BadRequest("The body is not valid JSON.", code="invalid_json")

@@ -146,7 +146,10 @@ def get_content(document_id: str, number: int | None = None) -> Response:
     byte_range: tuple[int, int | None] | None = None
     status = 200
     length = version.size
-    if request.range is not None and request.headers.get("If-Range", f'"{etag}"').strip() == f'"{etag}"':
+    if (
+        request.range is not None
+        and request.headers.get("If-Range", f'"{etag}"').strip() == f'"{etag}"'
+    ):
         bounds = request.range.range_for_length(version.size)
         if bounds is None:
             db.rollback()
@@ -163,7 +166,9 @@ def get_content(document_id: str, number: int | None = None) -> Response:
     db.commit()
     assert stream is not None
     headers["Content-Length"] = str(length)
-    return Response(stream, status=status, headers=headers, mimetype=version.media_type, direct_passthrough=True)
+    return Response(
+        stream, status=status, headers=headers, mimetype=version.media_type, direct_passthrough=True
+    )
 
 
 def register(bp: Blueprint) -> None:

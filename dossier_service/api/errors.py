@@ -102,7 +102,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> Response:
         log.error("database error: %s", exc)
-        return error_response(503, "database_unavailable", "The database cannot be reached. Please try again later.")
+        return error_response(
+            503, "database_unavailable", "The database cannot be reached. Please try again later."
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -17,13 +17,17 @@ OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
 @cache
 def _openapi() -> dict[str, Any]:
-    return json.loads(OPENAPI_PATH.read_text("utf-8"))  # type: ignore[no-any-return]
+    return json.loads(OPENAPI_PATH.read_text("utf-8"))
 
 
 def health() -> tuple[Response, int]:
     """GET /health: 200 when database, storage and broker answer, else 503."""
-    healthy, checks = health_service.check(container(), current_app.extensions["dossier_broker_probe"])
-    return jsonify({"status": "ok" if healthy else "degraded", "checks": checks}), 200 if healthy else 503
+    healthy, checks = health_service.check(
+        container(), current_app.extensions["dossier_broker_probe"]
+    )
+    return jsonify(
+        {"status": "ok" if healthy else "degraded", "checks": checks}
+    ), 200 if healthy else 503
 
 
 def openapi() -> Response:

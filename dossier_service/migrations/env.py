@@ -8,13 +8,16 @@ from dossier_service import models  # noqa: F401  (registers every table)
 from dossier_service.db import Base, make_engine
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
-assert url, "sqlalchemy.url must be set by the caller"
+_url = config.get_main_option("sqlalchemy.url")
+assert _url, "sqlalchemy.url must be set by the caller"
+url: str = _url
 
 
 def run_offline() -> None:
     """Emit SQL without a connection (alembic --sql)."""
-    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -23,7 +26,9 @@ def run_online() -> None:
     """Apply migrations over a live connection."""
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+        context.configure(
+            connection=connection, target_metadata=Base.metadata, render_as_batch=True
+        )
         with context.begin_transaction():
             context.run_migrations()
         return

@@ -86,6 +86,13 @@ class DocumentVersion(Base):
     processing_error: Mapped[str | None] = mapped_column(Text)
     #: Findings of the upload inspection: encrypted, active_content, pages, ...
     flags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Key of the derived plain-text object (extracted text), beside the original.
+    text_key: Mapped[str | None] = mapped_column(String(200))
+    text_chars: Mapped[int | None] = mapped_column(Integer)
+    #: How the text was obtained: method, pages, ocr_pages, warnings.
+    extraction: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: When the current text was written to the search index (None: not indexed).
+    indexed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     fixity_status: Mapped[str] = mapped_column(String(16), default="unchecked")
     fixity_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 

@@ -18,7 +18,9 @@ class Unit(Base):
     """An organisational unit that can be responsible for, or delegated, cases."""
 
     __tablename__ = "units"
-    __table_args__ = (CheckConstraint("kind IN ('canton','municipality','organisation')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('canton','municipality','organisation')", name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)

@@ -17,13 +17,15 @@ from dossier_service.services import audit
 
 _CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-TOKEN_PREFIX = "dos_"
+TOKEN_PREFIX = "dos_"  # noqa: S105  (a public prefix, not a secret)
 
 
 def create_unit(session: Session, code: str, name: str, kind: str) -> Unit:
     """Create an organisational unit; codes are lowercase and unique."""
     if not _CODE_RE.match(code):
-        raise Unprocessable("A unit code is 2–32 lowercase letters, digits, '-' or '_'.", field="code")
+        raise Unprocessable(
+            "A unit code is 2–32 lowercase letters, digits, '-' or '_'.", field="code"
+        )
     if kind not in UNIT_KINDS:
         raise Unprocessable("kind must be canton, municipality or organisation.", field="kind")
     if not name.strip():
@@ -42,7 +44,9 @@ def create_user(
 ) -> User:
     """Create a user with one role in one unit."""
     if not _USERNAME_RE.match(username):
-        raise Unprocessable("A username is 2–64 lowercase letters, digits, '.', '-' or '_'.", field="username")
+        raise Unprocessable(
+            "A username is 2–64 lowercase letters, digits, '.', '-' or '_'.", field="username"
+        )
     if role not in ROLES:
         raise Unprocessable("role must be one of: " + ", ".join(ROLES) + ".", field="role")
     unit = session.execute(select(Unit).where(Unit.code == unit_code)).scalar_one_or_none()
@@ -52,10 +56,18 @@ def create_user(
         raise Unprocessable(f"The role {role} exists only in the canton.", field="role")
     if session.execute(select(User.id).where(User.username == username)).first():
         raise Conflict(f"The user {username!r} exists already.", code="user_exists")
-    user = User(username=username, unit_id=unit.id, role=role, display_name=display_name, created_at=utcnow())
+    user = User(
+        username=username,
+        unit_id=unit.id,
+        role=role,
+        display_name=display_name,
+        created_at=utcnow(),
+    )
     session.add(user)
     session.flush()
-    audit.record(session, None, "user.create", detail={"username": username, "unit": unit_code, "role": role})
+    audit.record(
+        session, None, "user.create", detail={"username": username, "unit": unit_code, "role": role}
+    )
     return user
 
 
@@ -70,7 +82,9 @@ def create_token(session: Session, username: str, label: str | None = None) -> s
     if user is None:
         raise Unprocessable(f"There is no user {username!r}.", field="username")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), label=label, created_at=utcnow()))
+    session.add(
+        ApiToken(user_id=user.id, token_hash=hash_token(token), label=label, created_at=utcnow())
+    )
     session.flush()
     audit.record(session, None, "token.create", detail={"username": username})
     return token
@@ -81,9 +95,13 @@ def revoke_tokens(session: Session, username: str) -> int:
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
         raise Unprocessable(f"There is no user {username!r}.", field="username")
-    tokens = session.execute(
-        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-    ).scalars().all()
+    tokens = (
+        session.execute(
+            select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        )
+        .scalars()
+        .all()
+    )
     for token in tokens:
         token.revoked_at = utcnow()
     audit.record(session, None, "token.revoke", detail={"username": username, "count": len(tokens)})
@@ -121,5 +139,7 @@ def authenticate_token(session: Session, token: str | None, ip: str | None) -> I
             detail={"reason": "revoked" if row is not None else "unknown_token"},
         )
         session.commit()
-        raise Unauthenticated("The token is unknown, revoked or its user is disabled.", code="invalid_token")
+        raise Unauthenticated(
+            "The token is unknown, revoked or its user is disabled.", code="invalid_token"
+        )
     return identity_for_user(row.user, ip)

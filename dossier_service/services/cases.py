@@ -67,14 +67,18 @@ def parse_person(raw: Any) -> dict[str, Any]:
     try:
         result["zemis_normalized"] = identifiers.normalize_zemis(zemis)
     except ValueError as exc:
-        raise Unprocessable(f"'zemis_number' is invalid: {exc}", field="person.zemis_number") from None
+        raise Unprocessable(
+            f"'zemis_number' is invalid: {exc}", field="person.zemis_number"
+        ) from None
     result["zemis_number"] = zemis
     ahv = text_field(person, "ahv_number", required=False, max_length=20)
     if ahv:
         try:
             result["ahv_number"] = identifiers.normalize_ahv(ahv)
         except ValueError as exc:
-            raise Unprocessable(f"'ahv_number' is invalid: {exc}", field="person.ahv_number") from None
+            raise Unprocessable(
+                f"'ahv_number' is invalid: {exc}", field="person.ahv_number"
+            ) from None
     else:
         result["ahv_number"] = None
     return result
@@ -227,10 +231,14 @@ def case_json(session: Session, case: Case) -> dict[str, Any]:
     }
 
 
-def responsibilities_json(session: Session, identity: Identity, case_id: str) -> list[dict[str, Any]]:
+def responsibilities_json(
+    session: Session, identity: Identity, case_id: str
+) -> list[dict[str, Any]]:
     """The dated responsibility history of a case (audited as case.read)."""
     case = load_case(session, identity, case_id, Action.CASE_READ)
-    audit.record(session, identity, "case.read", case_id=case.id, detail={"part": "responsibilities"})
+    audit.record(
+        session, identity, "case.read", case_id=case.id, detail={"part": "responsibilities"}
+    )
     rows = session.execute(
         select(Responsibility)
         .where(Responsibility.case_id == case.id)

@@ -35,7 +35,7 @@ from dossier_service.errors import (
 from dossier_service.files.inspect import inspect_file
 from dossier_service.identity import Identity
 from dossier_service.models import DOCUMENT_TYPES, Case, Document, DocumentVersion
-from dossier_service.policy import Action, load_case
+from dossier_service.policy import Action, load_case, require
 from dossier_service.services import audit, outbox
 from dossier_service.services.cases import touch
 from dossier_service.uploads import SpooledFile
@@ -59,8 +59,14 @@ def _parse_type(raw: str | None) -> str:
     return raw
 
 
+# Bidi overrides and isolates make "Rechnung\u202egnp.exe" display as "Rechnungexe.png"; a
+# title is shown to other caseworkers, so they are removed as from filenames.
+_BIDI_CONTROLS = frozenset(chr(cp) for cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
 def _parse_title(raw: str | None, fallback: str) -> str:
-    title = (raw or "").strip() or fallback
+    cleaned = "".join(c for c in (raw or "") if c not in _BIDI_CONTROLS)
+    title = cleaned.strip() or fallback
     if len(title) > 300:
         raise Unprocessable("'title' is longer than 300 characters.", field="title")
     if any(ord(c) < 32 for c in title):
@@ -297,8 +303,11 @@ def load_document(
 ) -> tuple[Document, Case]:
     """The document and its case, if the caller may perform the action on the case.
 
-    A document in a case the caller may not read answers 404, like the case itself.
+    A document in a case the caller may not read answers 404, like the case itself; a role
+    that may never perform the action answers 403 whether or not the document exists.
     """
+    require(identity, Action.CASE_READ)
+    require(identity, action)
     case_id = session.execute(
         select(Document.case_id).where(Document.id == document_id)
     ).scalar_one_or_none()
@@ -325,7 +334,9 @@ def list_documents(session: Session, identity: Identity, case_id: str) -> list[D
     case = load_case(session, identity, case_id, Action.CASE_READ)
     docs = list(
         session.execute(
-            select(Document).where(Document.case_id == case.id).order_by(Document.created_at, Document.id)
+            select(Document)
+            .where(Document.case_id == case.id)
+            .order_by(Document.created_at, Document.id)
         ).scalars()
     )
     audit.record(session, identity, "document.list", case_id=case.id, detail={"count": len(docs)})

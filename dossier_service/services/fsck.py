@@ -39,7 +39,12 @@ def check(container: Container, *, verify_hashes: bool = True) -> Iterator[Findi
     while True:
         with container.db.transaction() as session:
             rows = session.execute(
-                select(DocumentVersion.id, DocumentVersion.storage_key, DocumentVersion.sha256, DocumentVersion.size)
+                select(
+                    DocumentVersion.id,
+                    DocumentVersion.storage_key,
+                    DocumentVersion.sha256,
+                    DocumentVersion.size,
+                )
                 .where(DocumentVersion.id > last_id)
                 .order_by(DocumentVersion.id)
                 .limit(1000)
@@ -78,7 +83,9 @@ def _check_one(
             yield Finding("unreadable", key, version_id, f"cannot read object: {exc}")
             return
         if actual != sha256:
-            yield Finding("mismatch", key, version_id, f"SHA-256 {actual} differs from recorded {sha256}")
+            yield Finding(
+                "mismatch", key, version_id, f"SHA-256 {actual} differs from recorded {sha256}"
+            )
 
 
 def delete_orphans(container: Container, findings: list[Finding], *, min_age: dt.timedelta) -> int:

@@ -44,9 +44,15 @@ def send(db: Database, sender: Any, ids: list[int]) -> int:
         return 0
     sent = 0
     with db.transaction() as session:
-        messages = session.execute(
-            select(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None))
-        ).scalars().all()
+        messages = (
+            session.execute(
+                select(OutboxMessage).where(
+                    OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None)
+                )
+            )
+            .scalars()
+            .all()
+        )
         pending = [(m.id, m.task, dict(m.payload)) for m in messages]
     for message_id, task, payload in pending:
         try:

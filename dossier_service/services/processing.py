@@ -42,9 +42,13 @@ def process_version(container: Container, version_id: str) -> str:
         document_id, number = version.document_id, version.number
         version.processing = "processing"
     try:
-        actual, size = hash_object(container, key)
+        actual, _size = hash_object(container, key)
         status = "ok" if actual == expected else "mismatch"
-        reason = None if status == "ok" else "The stored bytes do not match the checksum recorded at upload."
+        reason = (
+            None
+            if status == "ok"
+            else "The stored bytes do not match the checksum recorded at upload."
+        )
     except ObjectNotFound:
         status, reason = "missing", "The stored object is missing."
     except StorageError as exc:

@@ -53,7 +53,9 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
         raise Conflict("The case is closed; reopen it before handing it over.", code="case_closed")
     current = _lock_open_period(session, case)
     if current.unit_id == target.id:
-        raise Conflict(f"{target.name} is already responsible for this case.", code="already_responsible")
+        raise Conflict(
+            f"{target.name} is already responsible for this case.", code="already_responsible"
+        )
     if current.unit.kind == "canton" and target.kind == "municipality":
         has_end_report = session.execute(
             select(exists().where(Document.case_id == case.id, Document.type == "end_report"))
@@ -88,7 +90,9 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
         session.flush()
     except IntegrityError:
         # The partial unique index saw a concurrent transfer win the race.
-        raise Conflict("The case was handed over at the same time by someone else.", code="concurrent_transfer") from None
+        raise Conflict(
+            "The case was handed over at the same time by someone else.", code="concurrent_transfer"
+        ) from None
     audit.record(
         session,
         identity,
@@ -111,13 +115,17 @@ def delegate_case(session: Session, identity: Identity, case_id: str, payload: A
     target = _target_unit(session, text_field(data, "to_unit", max_length=32))
     reason = text_field(data, "reason", required=False, max_length=2000, default="")
     if target.kind != "organisation":
-        raise Unprocessable("A case can only be delegated to an organisation.", code="invalid_target")
+        raise Unprocessable(
+            "A case can only be delegated to an organisation.", code="invalid_target"
+        )
     if case.status != "open":
         raise Conflict("The case is closed.", code="case_closed")
     current = _lock_open_period(session, case)
     already = session.execute(
         select(Delegation.id).where(
-            Delegation.case_id == case.id, Delegation.unit_id == target.id, Delegation.ended_at.is_(None)
+            Delegation.case_id == case.id,
+            Delegation.unit_id == target.id,
+            Delegation.ended_at.is_(None),
         )
     ).first()
     if already:
@@ -135,10 +143,16 @@ def delegate_case(session: Session, identity: Identity, case_id: str, payload: A
     try:
         session.flush()
     except IntegrityError:
-        raise Conflict(f"The case is already delegated to {target.name}.", code="already_delegated") from None
+        raise Conflict(
+            f"The case is already delegated to {target.name}.", code="already_delegated"
+        ) from None
     touch(case)
     audit.record(
-        session, identity, "delegation.create", case_id=case.id, detail={"to": target.code, "reason": reason}
+        session,
+        identity,
+        "delegation.create",
+        case_id=case.id,
+        detail={"to": target.code, "reason": reason},
     )
     return case
 
