@@ -19,6 +19,8 @@ DEBIAN_PACKAGES :=
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k transfer -x'`.
 PYTEST_ARGS ?=
+# Extra arguments for bench/ingest.py, e.g. `make bench BENCH_ARGS='--sizes 1G --repeat 1'`.
+BENCH_ARGS ?=
 
 .PHONY: help venv install system-deps run test lint fmt bench clean distclean
 
@@ -80,14 +82,14 @@ test: install system-deps lint ## Lint, then run the tests (PostgreSQL and Redis
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$status
 
-bench: install ## Measure upload throughput with bench/ingest.py against a server it starts
-	$(BIN)/python bench/ingest.py --start-server
+bench: install ## Measure upload throughput (bench/ingest.py starts its own server; BENCH_ARGS=...)
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
 fmt: install ## Format the code with ruff
 	$(BIN)/ruff format .
 
-clean: ## Remove caches and build artefacts (keeps .venv and the data in var/)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info bench/out
+clean: ## Remove caches and build artefacts (keeps .venv, var/ and bench/out/)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean ## Also remove .venv and the local data directory var/ (demo data, tokens)

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,8 @@ def machine_info(data_dir: Path) -> dict[str, Any]:
         "ram_gib": round(psutil.virtual_memory().total / (1024 * MIB), 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        # Other work on the machine skews every wall-clock figure: record how busy it was.
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "data_dir": str(data_dir),
         "filesystem": _filesystem_of(data_dir),
         "packages": {
@@ -138,7 +141,8 @@ def machine_summary(info: dict[str, Any]) -> str:
         disk += " (rotational)" if fs["rotational"] else " (non-rotational)"
     return (
         f"{info['cpu_model']}, {info['cpu_cores']} cores, {info['ram_gib']} GiB RAM, {disk}, "
-        f"Linux {info['kernel']}, Python {info['python']}, gunicorn {info['packages']['gunicorn']}"
+        f"Linux {info['kernel']}, Python {info['python']}, "
+        f"gunicorn {info['packages']['gunicorn']}, load average at start {info['load_average_1m']}"
     )
 
 
@@ -157,6 +161,58 @@ def tree_rss(pid: int) -> int:
             # A child (e.g. an inspection subprocess) may end between listing and reading.
             continue
     return total
+
+
+@dataclass(frozen=True)
+class SchedTimes:
+    """Seconds a process tree spent on a CPU and waiting for one (runnable, not running)."""
+
+    on_cpu: float
+    runqueue_wait: float | None
+
+    def __sub__(self, other: SchedTimes) -> SchedTimes:
+        wait = None
+        if self.runqueue_wait is not None and other.runqueue_wait is not None:
+            wait = self.runqueue_wait - other.runqueue_wait
+        return SchedTimes(self.on_cpu - other.on_cpu, wait)
+
+
+def _process_sched(proc: psutil.Process) -> SchedTimes:
+    """Per-thread schedstat (nanoseconds) of one process; coarse CPU ticks without it."""
+    on_cpu = wait = 0
+    try:
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            fields = (task / "schedstat").read_text().split()
+            on_cpu += int(fields[0])
+            wait += int(fields[1])
+        return SchedTimes(on_cpu / 1e9, wait / 1e9)
+    except (OSError, ValueError, IndexError):
+        # No schedstat (not Linux, or a thread ended while listing): 10 ms ticks will do.
+        times = proc.cpu_times()
+        return SchedTimes(float(times.user + times.system), None)
+
+
+def tree_sched(pid: int) -> SchedTimes:
+    """On-CPU and run-queue seconds so far of a process and its living descendants.
+
+    The run-queue wait tells a slow run caused by other load on the machine (say, test
+    suites on the same two cores) from a slow server.
+    """
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return SchedTimes(0.0, 0.0)
+    on_cpu = 0.0
+    wait: float | None = 0.0
+    for proc in procs:
+        try:
+            times = _process_sched(proc)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        on_cpu += times.on_cpu
+        wait = None if wait is None or times.runqueue_wait is None else wait + times.runqueue_wait
+    return SchedTimes(on_cpu, wait)
 
 
 class RssSampler:

@@ -39,7 +39,24 @@ def _init(container: Container) -> None:
     container.store.check()
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; a database or storage outage ends in one clear line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, translating backend outages into a ClickException (exit 1)."""
+        from sqlalchemy.exc import OperationalError
+
+        from storage import StorageError
+
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            raise click.ClickException(f"database error: {exc.orig}") from None
+        except StorageError as exc:
+            raise click.ClickException(f"storage unavailable: {exc}") from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Electronic dossier service for IAS case management."""
 
@@ -161,6 +178,21 @@ def units_create(code: str, name: str, kind: str) -> None:
     click.echo(f"unit {code} created")
 
 
+@units.command("mailbox")
+@click.option("--unit", "unit_code", required=True)
+@click.option("--email", default=None, help="The unit's functional address for notifications.")
+@click.option("--clear", is_flag=True, help="Stop e-mailing this unit's notifications.")
+def units_mailbox(unit_code: str, email: str | None, clear: bool) -> None:
+    """Set (or clear) the address that receives copies of a unit's notifications."""
+    from dossier_service.services import notifications
+
+    if clear == (email is not None):
+        raise click.UsageError("give either --email ADDRESS or --clear")
+    with _run() as session:
+        notifications.set_mailbox(session, unit_code, None if clear else email)
+    click.echo(f"mailbox of {unit_code} {'cleared' if clear else 'set'}")
+
+
 @main.group()
 def users() -> None:
     """Manage users."""
@@ -267,6 +299,117 @@ def outbox_relay() -> None:
     container = _container()
     sent = outbox_service.relay(container.db, container.task_sender, older_than_s=0)
     click.echo(f"{sent} task(s) sent; {outbox_service.unsent_count(container.db)} still unsent")
+
+
+@main.group()
+def monitor() -> None:
+    """Continuity monitoring (stalled cases, stopped measures, the 7-year horizon)."""
+
+
+@monitor.command("run")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Evaluate as of this day (YYYY-MM-DD); default today.",
+)
+def monitor_run(as_of: dt.datetime | None) -> None:
+    """Notify units of stalled cases and stopped measures, once per occurrence."""
+    from dossier_service.services import monitoring
+    from dossier_service.services.indicators import LOCAL_ZONE
+
+    container = _container()
+    day = as_of.date() if as_of else dt.datetime.now(LOCAL_ZONE).date()
+    try:
+        result = monitoring.monitor_run(container, day)
+    finally:
+        container.close()
+    click.echo(
+        f"monitor {day.isoformat()}: {result.stalled_cases} stalled case(s), "
+        f"{result.measures_without_follow_up} measure(s) without follow-up, "
+        f"{result.horizon_cases} case(s) past 6.5 years; "
+        f"{result.notifications_created} new notification(s)"
+    )
+
+
+@main.command()
+def reindex() -> None:
+    """Rebuild the search index from database and storage beside the live one, then swap."""
+    from dossier_service.services import indexing
+
+    container = _container()
+    with container.db.transaction() as session:
+        from sqlalchemy import func, select
+
+        from dossier_service.models import Document
+
+        total = session.execute(select(func.count(Document.id))).scalar_one()
+    with click.progressbar(length=total, label="reindexing", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(count: int) -> None:
+            bar.update(count - done[0])
+            done[0] = count
+
+        loaded = indexing.rebuild(container, progress)
+    click.echo(f"reindexed {loaded} document(s); the new index is live")
+
+
+@main.group()
+def index() -> None:
+    """Search index tools."""
+
+
+@index.command("verify")
+def index_verify() -> None:
+    """Report drift between the search index and the database; exit 1 if any."""
+    from dossier_service.services import indexing
+
+    drift = indexing.verify(_container())
+    for key in drift.missing:
+        click.echo(f"missing\t{key}")
+    for key in drift.extra:
+        click.echo(f"extra\t{key}")
+    click.echo(f"index verify: {len(drift.missing)} missing, {len(drift.extra)} extra")
+    sys.exit(0 if drift.ok else 1)
+
+
+@main.command()
+@click.option("--version", "version_id", default=None, help="Reprocess one version (its id).")
+@click.option("--failed", is_flag=True, help="Reprocess every version whose processing failed.")
+@click.option("--all", "everything", is_flag=True, help="Reprocess every version.")
+def reprocess(version_id: str | None, failed: bool, everything: bool) -> None:
+    """Run fixity, extraction and indexing again (queued for the worker)."""
+    from sqlalchemy import select
+
+    from dossier_service.models import DocumentVersion
+    from dossier_service.services import outbox
+    from dossier_service.services.documents import PROCESS_TASK
+
+    if sum(bool(x) for x in (version_id, failed, everything)) != 1:
+        raise click.UsageError("give exactly one of --version ID, --failed or --all")
+    container = _container()
+    with container.db.transaction() as session:
+        query = select(DocumentVersion.id)
+        if version_id:
+            query = query.where(DocumentVersion.id == version_id)
+        elif failed:
+            query = query.where(DocumentVersion.processing == "failed")
+        ids = list(session.execute(query).scalars())
+        if version_id and not ids:
+            raise click.ClickException(f"no version {version_id}")
+        for vid in ids:
+            session.execute(
+                DocumentVersion.__table__.update()  # type: ignore[attr-defined]
+                .where(DocumentVersion.id == vid)
+                .values(processing="pending", processing_error=None)
+            )
+            outbox.enqueue(session, PROCESS_TASK, version_id=vid)
+        session.commit()
+        pending = outbox.take_pending(session)
+    sent = outbox.send(container.db, container.task_sender, pending)
+    click.echo(f"{len(ids)} version(s) queued for processing ({sent} sent to the worker now)")
 
 
 class _run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,12 +29,27 @@ KNOWN_VARIABLES = frozenset(
         "DOSSIER_TASKS_EAGER",
         "DOSSIER_TRUSTED_PROXIES",
         "DOSSIER_INSPECT_TIMEOUT",
+        "DOSSIER_SEARCH",
+        "DOSSIER_ELASTICSEARCH_URL",
+        "DOSSIER_SEARCH_INDEX",
+        "DOSSIER_EXTRACT_TIMEOUT",
+        "DOSSIER_OCR_LANGUAGES",
+        "DOSSIER_STALL_DAYS",
+        "DOSSIER_PUBLIC_URL",
+        "DOSSIER_SMTP_HOST",
+        "DOSSIER_SMTP_PORT",
+        "DOSSIER_SMTP_FROM",
+        "DOSSIER_SMTP_STARTTLS",
+        "DOSSIER_SMTP_USERNAME",
+        "DOSSIER_SMTP_PASSWORD",
     }
 )
 #: Variables used only by the test suite and benchmarks; tolerated so CI can set them.
 TEST_VARIABLES_PREFIX = "DOSSIER_TEST_"
 
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+#: Days without activity after which monitoring reports an open case as stalled.
+DEFAULT_STALL_DAYS = 90
 
 
 class ConfigError(Exception):
@@ -60,6 +76,21 @@ class Settings:
     tasks_eager: bool = False
     trusted_proxies: int = 0
     inspect_timeout: float = 30.0
+    search: str = "tantivy"
+    elasticsearch_url: str | None = None
+    search_index: str = "dossier-documents"
+    extract_timeout: float = 300.0
+    ocr_languages: str = "deu+eng"
+    stall_days: int = DEFAULT_STALL_DAYS
+    #: Base URL of the web interface, for links in notification e-mails.
+    public_url: str | None = None
+    #: E-mail copies of notifications are sent only when smtp_host is set.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,6 +103,16 @@ class Settings:
         """Directory where uploads are spooled while hashed and inspected."""
         # Inside the data dir so a local-store upload is a hard link, not a second copy.
         return self.data_dir / "spool"
+
+    @property
+    def search_dir(self) -> Path:
+        """Directory of the embedded tantivy index."""
+        return self.data_dir / "index"
+
+    @property
+    def smtp_enabled(self) -> bool:
+        """True when notification e-mails are to be sent."""
+        return bool(self.smtp_host)
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
@@ -176,6 +217,47 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not 0 < inspect_timeout <= 600:
         raise ConfigError("DOSSIER_INSPECT_TIMEOUT must be between 0 and 600 seconds")
 
+    search = (env.get("DOSSIER_SEARCH") or "tantivy").strip().lower()
+    if search not in {"tantivy", "elasticsearch"}:
+        raise ConfigError(f"DOSSIER_SEARCH must be 'tantivy' or 'elasticsearch', not {search!r}")
+    elasticsearch_url = (env.get("DOSSIER_ELASTICSEARCH_URL") or "").strip() or None
+    if search == "elasticsearch" and not elasticsearch_url:
+        raise ConfigError("DOSSIER_SEARCH=elasticsearch needs DOSSIER_ELASTICSEARCH_URL")
+    if search == "tantivy" and elasticsearch_url:
+        raise ConfigError(
+            "DOSSIER_ELASTICSEARCH_URL is set but DOSSIER_SEARCH is 'tantivy': "
+            "set DOSSIER_SEARCH=elasticsearch or remove it"
+        )
+    if elasticsearch_url and not elasticsearch_url.startswith(("http://", "https://")):
+        raise ConfigError("DOSSIER_ELASTICSEARCH_URL must start with http:// or https://")
+    search_index = (env.get("DOSSIER_SEARCH_INDEX") or "dossier-documents").strip()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,60}", search_index):
+        raise ConfigError("DOSSIER_SEARCH_INDEX must be lowercase letters, digits, '-' or '_'")
+    try:
+        extract_timeout = float(env.get("DOSSIER_EXTRACT_TIMEOUT") or "300")
+    except ValueError:
+        raise ConfigError("DOSSIER_EXTRACT_TIMEOUT must be a number of seconds") from None
+    if not 0 < extract_timeout <= 3600:
+        raise ConfigError("DOSSIER_EXTRACT_TIMEOUT must be between 0 and 3600 seconds")
+    ocr_languages = (env.get("DOSSIER_OCR_LANGUAGES") or "deu+eng").strip()
+    if not re.fullmatch(r"[a-z_]{3,16}(\+[a-z_]{3,16}){0,5}", ocr_languages):
+        raise ConfigError("DOSSIER_OCR_LANGUAGES must look like 'deu+eng'")
+
+    stall_days = _parse_int(
+        "DOSSIER_STALL_DAYS", env.get("DOSSIER_STALL_DAYS") or str(DEFAULT_STALL_DAYS), minimum=1
+    )
+    if stall_days > 3650:
+        raise ConfigError(f"DOSSIER_STALL_DAYS must be at most 3650, not {stall_days}")
+    public_url = (env.get("DOSSIER_PUBLIC_URL") or "").strip().rstrip("/") or None
+    if public_url is not None and (
+        not public_url.startswith(("https://", "http://")) or any(c in public_url for c in " ?#")
+    ):
+        raise ConfigError(
+            "DOSSIER_PUBLIC_URL must be the web address, e.g. https://dossier.example.ch, "
+            f"not {public_url!r}"
+        )
+    smtp = _smtp_settings(env, public_url)
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -195,7 +277,65 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "DOSSIER_TRUSTED_PROXIES", env.get("DOSSIER_TRUSTED_PROXIES") or "0", minimum=0
         ),
         inspect_timeout=inspect_timeout,
+        search=search,
+        elasticsearch_url=elasticsearch_url,
+        search_index=search_index,
+        extract_timeout=extract_timeout,
+        ocr_languages=ocr_languages,
+        stall_days=stall_days,
+        public_url=public_url,
+        **smtp,
     )
+
+
+def _smtp_settings(env: Mapping[str, str], public_url: str | None) -> dict[str, Any]:
+    """The DOSSIER_SMTP_* settings, checked for consistency (all unset: no e-mail)."""
+    host = (env.get("DOSSIER_SMTP_HOST") or "").strip() or None
+    names = (
+        "DOSSIER_SMTP_PORT",
+        "DOSSIER_SMTP_FROM",
+        "DOSSIER_SMTP_STARTTLS",
+        "DOSSIER_SMTP_USERNAME",
+        "DOSSIER_SMTP_PASSWORD",
+    )
+    if host is None:
+        stray = [name for name in names if env.get(name)]
+        if stray:
+            raise ConfigError(", ".join(stray) + " set but DOSSIER_SMTP_HOST is not")
+        return {}
+    if any(c in host for c in " /:"):
+        raise ConfigError(f"DOSSIER_SMTP_HOST is a host name without port, not {host!r}")
+    port = _parse_int("DOSSIER_SMTP_PORT", env.get("DOSSIER_SMTP_PORT") or "25", minimum=1)
+    if port > 65535:
+        raise ConfigError(f"DOSSIER_SMTP_PORT must be at most 65535, not {port}")
+    sender = (env.get("DOSSIER_SMTP_FROM") or "").strip()
+    if not is_email_address(sender):
+        raise ConfigError(
+            f"DOSSIER_SMTP_HOST needs DOSSIER_SMTP_FROM, an e-mail address (got {sender!r})"
+        )
+    if public_url is None:
+        # The e-mail carries only a link, so without the web address it would say nothing.
+        raise ConfigError("DOSSIER_SMTP_HOST needs DOSSIER_PUBLIC_URL for the links in e-mails")
+    username = env.get("DOSSIER_SMTP_USERNAME") or None
+    password = env.get("DOSSIER_SMTP_PASSWORD") or None
+    if (username is None) != (password is None):
+        raise ConfigError("DOSSIER_SMTP_USERNAME and DOSSIER_SMTP_PASSWORD go together")
+    return {
+        "smtp_host": host,
+        "smtp_port": port,
+        "smtp_from": sender,
+        "smtp_starttls": _parse_bool(
+            "DOSSIER_SMTP_STARTTLS", env.get("DOSSIER_SMTP_STARTTLS") or "false"
+        ),
+        "smtp_username": username,
+        "smtp_password": password,
+    }
+
+
+def is_email_address(value: str) -> bool:
+    """A plausible single e-mail address (no display name, no spaces, one @)."""
+    local, at, domain = value.partition("@")
+    return bool(at and local and "." in domain and not any(c in value for c in " <>,;\r\n\t"))
 
 
 def _normalise_database_url(url: str) -> str:

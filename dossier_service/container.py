@@ -9,6 +9,7 @@ from typing import Any
 
 from dossier_service.config import Settings
 from dossier_service.db import Database
+from search import SearchBackend, open_index
 from storage import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,14 @@ class Container:
             )
         return open_store("local", root=str(s.storage_root))
 
+    @cached_property
+    def search(self) -> SearchBackend:
+        """The derived full-text index (tantivy embedded, or Elasticsearch)."""
+        s = self.settings
+        if s.search == "elasticsearch":
+            return open_index("elasticsearch", url=s.elasticsearch_url, prefix=s.search_index)
+        return open_index("tantivy", path=str(s.search_dir))
+
     @property
     def task_sender(self) -> TaskSender:
         """The function that hands a task to the broker (Celery unless injected)."""
@@ -58,3 +67,5 @@ class Container:
         """Release pooled connections."""
         if "db" in self.__dict__:
             self.db.dispose()
+        if "search" in self.__dict__:
+            self.search.close()

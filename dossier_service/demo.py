@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import select
@@ -12,9 +11,9 @@ from sqlalchemy import select
 from dossier_service.container import Container
 from dossier_service.models import Unit, User
 from dossier_service.samples import make_docx, make_pdf
-from dossier_service.services import accounts, cases, documents, transfers
+from dossier_service.services import accounts, cases, cost_approvals, documents, plan, transfers
 from dossier_service.services.accounts import identity_for_user
-from dossier_service.uploads import SpooledFile
+from dossier_service.uploads import spool_bytes
 
 UNITS = [
     ("ag-ksd", "Kanton Aargau, Kantonaler Sozialdienst", "canton"),
@@ -65,19 +64,6 @@ PEOPLE = [
 ]
 
 
-def _spool(container: Container, data: bytes, media_type: str, filename: str) -> SpooledFile:
-    import hashlib
-
-    spool = container.settings.spool_dir
-    spool.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="demo-", dir=spool)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    return SpooledFile(
-        Path(name), hashlib.sha256(data).hexdigest(), len(data), media_type, filename
-    )
-
-
 def _upload(
     container: Container, who: User, case_id: str, doc_type: str, title: str, data: bytes, kind: str
 ) -> str:
@@ -86,7 +72,7 @@ def _upload(
         if kind == "pdf"
         else ("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     )
-    spooled = _spool(container, data, media_type, f"{title}.{kind}")
+    spooled = spool_bytes(container.settings.spool_dir, data, media_type, f"{title}.{kind}")
     with container.db.transaction() as session:
         try:
             doc = documents.create_document(
@@ -189,7 +175,7 @@ def load_demo(container: Container) -> dict[str, str] | None:
             first,
             {"to_unit": "aarau", "reason": "Wohnsitznahme in Aarau"},
         )
-    _upload(
+    meeting = _upload(
         container,
         users["aarau.keller"],
         first,
@@ -225,7 +211,64 @@ def load_demo(container: Container) -> dict[str, str] | None:
         ),
         "docx",
     )
+    _case_process(container, users, first, meeting)
     return tokens
+
+
+def _case_process(container: Container, users: dict[str, User], case_id: str, doc: str) -> None:
+    """Plan, milestone and a partly approved cost approval on the case Aarau holds."""
+    aarau = identity_for_user(users["aarau.keller"])
+    today = dt.date.today()
+    with container.db.transaction() as session:
+        plan.update_case(session, aarau, case_id, {"target_group": "education"})
+        plan.create_measure(
+            session,
+            aarau,
+            case_id,
+            {
+                "programme": "IKG1",
+                "provider": "ECAP Aargau",
+                "start": (today - dt.timedelta(days=120)).isoformat(),
+                "end": (today + dt.timedelta(days=60)).isoformat(),
+                "status": "running",
+            },
+        )
+        plan.create_milestone(
+            session,
+            aarau,
+            case_id,
+            {
+                "kind": "language_level",
+                "value": "A1",
+                "date": (today - dt.timedelta(days=30)).isoformat(),
+            },
+        )
+        approval = cost_approvals.request_cost_approval(
+            session,
+            aarau,
+            case_id,
+            {
+                "programme": "INVOL",
+                "amount_chf": "4800.00",
+                "period_from": dt.date(today.year + 1, 8, 1).isoformat(),
+                "period_to": dt.date(today.year + 2, 7, 31).isoformat(),
+                "justification": "Vorlehre Integration gemäss Potenzialabklärung.",
+                "document_ids": [doc],
+            },
+        )
+        approval_id = approval.id
+    with container.db.transaction() as session:
+        cost_approvals.decide_cost_approval(
+            container,
+            session,
+            identity_for_user(users["ksd.meier"]),
+            approval_id,
+            {
+                "decision": "partially_approved",
+                "approved_amount_chf": "3600.00",
+                "reason": "Die Fahrkosten übernimmt die Gemeinde.",
+            },
+        )
 
 
 def write_tokens(path: Path, tokens: dict[str, str]) -> None:

@@ -14,6 +14,20 @@ Rules (see DOMAIN.md):
   municipality that is responsible now;
 - auditors read the audit log and nothing else; archivists export closed cases; admins
   manage units and users from the command line. None of them reads case content here.
+
+Case process (issue 5):
+- cost approvals are requested by the unit responsible for the case now, a municipality or
+  the canton. Not by a delegated organisation: delegation hands over day-to-day support,
+  while the municipality stays legally responsible and commits its budget, so it files the
+  request (an organisation uploads the supporting documents the request then attaches);
+- only canton caseworkers decide cost approvals, on any case (they read every case);
+- the responsible canton or municipality, or any canton caseworker, closes a case; only
+  the canton reopens it;
+- a closed case is read-only: every action on it except reading and reopening answers
+  Conflict (409, ``case_closed``), decided here once for uploads, versions, transfers,
+  delegations, the plan and cost approvals alike;
+- notifications belong to a unit and are read by its caseworkers; the canton's
+  caseworkers read the reports (indicators, stalled cases).
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
 from sqlalchemy.orm import Session
 
-from dossier_service.errors import Forbidden, NotFound
+from dossier_service.errors import Conflict, Forbidden, NotFound
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Delegation, Responsibility
 
@@ -37,6 +51,12 @@ class Action(StrEnum):
     CASE_TRANSFER = "transfer.create"
     CASE_DELEGATE = "delegation.create"
     AUDIT_READ = "audit.read"
+    COST_APPROVAL_REQUEST = "cost_approval.request"
+    COST_APPROVAL_DECIDE = "cost_approval.decide"
+    CASE_CLOSE = "case.close"
+    CASE_REOPEN = "case.reopen"
+    NOTIFICATION_READ = "notification.read"
+    REPORT_READ = "report.read"
 
 
 #: Which roles may ever perform an action, whatever the case (else 403).
@@ -48,6 +68,12 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.CASE_WRITE,
             Action.CASE_TRANSFER,
             Action.CASE_DELEGATE,
+            Action.COST_APPROVAL_REQUEST,
+            Action.COST_APPROVAL_DECIDE,
+            Action.CASE_CLOSE,
+            Action.CASE_REOPEN,
+            Action.NOTIFICATION_READ,
+            Action.REPORT_READ,
         }
     ),
     "auditor": frozenset({Action.AUDIT_READ}),
@@ -60,6 +86,11 @@ _UNIT_KIND_ACTIONS: dict[Action, frozenset[str]] = {
     Action.CASE_TRANSFER: frozenset({"canton", "municipality"}),
     Action.CASE_DELEGATE: frozenset({"municipality"}),
     Action.AUDIT_READ: frozenset({"canton"}),
+    Action.COST_APPROVAL_REQUEST: frozenset({"canton", "municipality"}),
+    Action.COST_APPROVAL_DECIDE: frozenset({"canton"}),
+    Action.CASE_CLOSE: frozenset({"canton", "municipality"}),
+    Action.CASE_REOPEN: frozenset({"canton"}),
+    Action.REPORT_READ: frozenset({"canton"}),
 }
 
 _FORBIDDEN_MESSAGES: dict[Action, str] = {
@@ -67,6 +98,14 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     Action.CASE_TRANSFER: "Only the responsible municipality or the canton transfers a case.",
     Action.CASE_DELEGATE: "Only the responsible municipality delegates a case.",
     Action.AUDIT_READ: "Only auditors read the audit log.",
+    Action.COST_APPROVAL_REQUEST: (
+        "Only the responsible municipality or the canton requests a cost approval."
+    ),
+    Action.COST_APPROVAL_DECIDE: "Only caseworkers of the canton decide cost approvals.",
+    Action.CASE_CLOSE: "Only the responsible unit or the canton closes a case.",
+    Action.CASE_REOPEN: "Only caseworkers of the canton reopen a case.",
+    Action.NOTIFICATION_READ: "Only caseworkers receive notifications.",
+    Action.REPORT_READ: "Only caseworkers of the canton read the reports.",
 }
 
 
@@ -158,18 +197,55 @@ def delegable_cases(identity: Identity) -> ColumnElement[bool]:
     return _responsible_now(identity.unit_id)
 
 
+def cost_requestable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases the caller may request a cost approval for."""
+    if not may(identity, Action.COST_APPROVAL_REQUEST):
+        return false()
+    return _responsible_now(identity.unit_id)
+
+
+def cost_decidable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases whose cost approvals the caller may decide."""
+    return true() if may(identity, Action.COST_APPROVAL_DECIDE) else false()
+
+
+def closable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases the caller may close."""
+    if not may(identity, Action.CASE_CLOSE):
+        return false()
+    if identity.unit_kind == "canton":
+        return true()
+    return _responsible_now(identity.unit_id)
+
+
+def reopenable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases the caller may reopen."""
+    return true() if may(identity, Action.CASE_REOPEN) else false()
+
+
 _CASE_CONDITIONS = {
     Action.CASE_READ: readable_cases,
     Action.CASE_WRITE: writable_cases,
     Action.CASE_TRANSFER: transferable_cases,
     Action.CASE_DELEGATE: delegable_cases,
+    Action.COST_APPROVAL_REQUEST: cost_requestable_cases,
+    Action.COST_APPROVAL_DECIDE: cost_decidable_cases,
+    Action.CASE_CLOSE: closable_cases,
+    Action.CASE_REOPEN: reopenable_cases,
 }
 
 _HELD_ELSEWHERE = {
     Action.CASE_WRITE: "The case is held by another unit; you may read it but not change it.",
     Action.CASE_TRANSFER: "Only the responsible unit or the canton transfers this case.",
     Action.CASE_DELEGATE: "Only the municipality responsible for this case delegates it.",
+    Action.COST_APPROVAL_REQUEST: "Only the unit responsible for this case requests costs.",
+    Action.COST_APPROVAL_DECIDE: "Only caseworkers of the canton decide cost approvals.",
+    Action.CASE_CLOSE: "Only the unit responsible for this case or the canton closes it.",
+    Action.CASE_REOPEN: "Only caseworkers of the canton reopen a case.",
 }
+
+#: Actions a closed case still allows; everything else on it is a write and answers 409.
+_ALLOWED_WHEN_CLOSED = frozenset({Action.CASE_READ, Action.CASE_REOPEN})
 
 
 def allowed(session: Session, identity: Identity, action: Action, case_id: str) -> bool:
@@ -186,15 +262,26 @@ def load_case(session: Session, identity: Identity, case_id: str, action: Action
     """Return the case if the caller may perform the action on it.
 
     A case the caller may not read answers NotFound (404) so its existence does not
-    leak; a readable case the caller may not change answers Forbidden (403).
+    leak; a readable case the caller may not change answers Forbidden (403); a closed case
+    answers Conflict (409) to every action but reading and reopening. The closed check
+    comes last, so a caller who could never act on the case learns 403, not the state.
     """
     require(identity, Action.CASE_READ)
     require(identity, action)
-    case = session.execute(
-        select(Case).where(Case.id == case_id, readable_cases(identity))
-    ).scalar_one_or_none()
+    query = select(Case).where(Case.id == case_id, readable_cases(identity))
+    if action is not Action.CASE_READ:
+        # Writers lock the case row first (a no-op on SQLite, whose BEGIN IMMEDIATE already
+        # serialises writers): a concurrent close then waits for this change, or this
+        # change sees the committed close, and lock order is the same for every writer.
+        query = query.with_for_update(of=Case).execution_options(populate_existing=True)
+    case = session.execute(query).scalar_one_or_none()
     if case is None:
         raise NotFound("No such case.", code="case_not_found")
     if action is not Action.CASE_READ and not allowed(session, identity, action, case_id):
         raise Forbidden(_HELD_ELSEWHERE[action], code="case_not_writable")
+    if case.status == "closed" and action not in _ALLOWED_WHEN_CLOSED:
+        raise Conflict(
+            "The case is closed and can no longer be changed; the canton may reopen it.",
+            code="case_closed",
+        )
     return case

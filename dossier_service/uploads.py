@@ -46,6 +46,17 @@ class SpooledFile:
             pass
 
 
+def spool_bytes(spool_dir: Path, data: bytes, media_type: str, filename: str) -> SpooledFile:
+    """Spool bytes the service produced itself (demo data, decision letters) like an upload."""
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="generated-", dir=spool_dir)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return SpooledFile(
+        Path(name), hashlib.sha256(data).hexdigest(), len(data), media_type, filename
+    )
+
+
 @dataclass
 class ParsedUpload:
     """The form fields and the (optional) file of one multipart request."""

@@ -42,6 +42,16 @@ def text_field(
         raise Unprocessable(
             f"'{name}' contains control characters.", code="validation_failed", field=name
         )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON may carry lone surrogates ("\ud800"), which no database can store.
+            raise Unprocessable(
+                f"'{name}' contains invalid Unicode characters.",
+                code="validation_failed",
+                field=name,
+            ) from None
     return value
 
 

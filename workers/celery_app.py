@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 
 from dossier_service.config import Settings, load_settings
 
 RELAY_INTERVAL_S = 30.0
+#: Continuity monitoring runs once a day (beat's clock is UTC: 03:30 is 04:30/05:30 in Zurich).
+MONITOR_SCHEDULE = crontab(hour=3, minute=30)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -33,6 +36,8 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
         beat_schedule={
             "relay-outbox": {"task": "dossier.relay_outbox", "schedule": RELAY_INTERVAL_S},
+            # Daily, in the early morning when nobody works on cases.
+            "monitor-run": {"task": "dossier.monitor_run", "schedule": MONITOR_SCHEDULE},
         },
     )
     app.conf.dossier_settings = settings
@@ -42,6 +47,11 @@ def make_celery(settings: Settings) -> Celery:
 def make_sender(settings: Settings) -> Any:
     """A function that sends a task by name; runs it inline when tasks are eager."""
     app = make_celery(settings)
+    # retry=False below only covers publishing: opening the connection would still retry
+    # until broker_connection_timeout (about 6 s per request while the broker is down). One
+    # attempt is enough, since the outbox keeps the task. Only this sender's app is affected,
+    # not the worker's consumer, which reconnects on its own schedule.
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_retries": 0}
 
     def send(task: str, payload: dict[str, Any]) -> None:
         if settings.tasks_eager:

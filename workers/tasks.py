@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from pathlib import Path
 
 from celery import shared_task
 
 from dossier_service.config import load_settings
 from dossier_service.container import Container
-from dossier_service.services import outbox, processing
+from dossier_service.services import monitoring, notifications, outbox, processing
+from workers.extract import Extraction, extract_text
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,18 @@ def container() -> Container:
 )
 def process_version(version_id: str) -> str:
     """Check the stored bytes of a version (and, later, extract its text)."""
-    return processing.process_version(container(), version_id)
+    c = container()
+    settings = c.settings
+
+    def extract(path: Path, media_type: str) -> Extraction:
+        return extract_text(
+            path,
+            media_type,
+            timeout_s=settings.extract_timeout,
+            ocr_languages=settings.ocr_languages,
+        )
+
+    return processing.process_version(c, version_id, extract)
 
 
 @shared_task(name="dossier.relay_outbox")
@@ -45,3 +59,24 @@ def relay_outbox() -> int:
     """Send outbox messages left unsent by a broker outage."""
     c = container()
     return outbox.relay(c.db, c.task_sender)
+
+
+@shared_task(name="dossier.monitor_run")
+def monitor_run(as_of: str | None = None) -> dict[str, object]:
+    """Daily continuity monitoring; ``as_of`` (YYYY-MM-DD) defaults to today in Zurich."""
+    from dossier_service.services.indicators import LOCAL_ZONE
+
+    day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(LOCAL_ZONE).date()
+    return monitoring.monitor_run(container(), day).as_dict()
+
+
+@shared_task(
+    name=notifications.EMAIL_TASK,
+    autoretry_for=(notifications.MailUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=3600,
+    max_retries=10,
+)
+def send_notification_email(notification_id: int) -> str:
+    """Send the e-mail copy of a notification (only kind and link; idempotent)."""
+    return notifications.deliver_email(container(), notification_id)

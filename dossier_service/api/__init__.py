@@ -4,14 +4,35 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from dossier_service.api import audit_log, cases, documents, health
-from dossier_service.api.context import authenticate
+from dossier_service.api import (
+    audit_log,
+    cases,
+    cost_approvals,
+    documents,
+    health,
+    notifications,
+    plan,
+    reports,
+    search,
+)
+from dossier_service.api.context import authenticate, reject_nul_characters
 
 
 def create_blueprint() -> Blueprint:
     """The /api/v1 blueprint with every resource registered."""
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
     bp.before_request(authenticate)
-    for module in (health, cases, documents, audit_log):
+    bp.before_request(reject_nul_characters)
+    for module in (
+        health,
+        cases,
+        documents,
+        audit_log,
+        plan,
+        cost_approvals,
+        notifications,
+        reports,
+        search,
+    ):
         module.register(bp)
     return bp

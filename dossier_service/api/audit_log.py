@@ -20,11 +20,13 @@ def _since(raw: str | None) -> dt.datetime | None:
         return None
     try:
         value = dt.datetime.fromisoformat(raw)
-    except ValueError:
+        # Converted here rather than in the query, so that an offset pushing the instant out
+        # of the representable years (0001-01-01T00:00+01:00) is a 400, not an OverflowError.
+        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
         raise BadRequest(
             "'since' must be an ISO date or timestamp.", code="invalid_parameter"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def list_entries() -> Response:

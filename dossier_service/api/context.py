@@ -56,6 +56,20 @@ def authenticate() -> None:
     g.identity = accounts.authenticate_token(session(), token or None, client_ip())
 
 
+def reject_nul_characters() -> None:
+    """Refuse a NUL character anywhere in the path or query string with 400.
+
+    PostgreSQL text cannot hold NUL, so such a value would otherwise fail deep inside a
+    query (or an audit entry) as a 500 instead of being refused as the malformed input it is.
+    """
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    values = [v for v in (request.view_args or {}).values() if isinstance(v, str)]
+    values += [v for _, vs in request.args.lists() for v in vs]
+    if any("\x00" in value for value in values):
+        raise BadRequest("The address contains a NUL character.", code="invalid_parameter")
+
+
 def audit_context(action: str, **ids: Any) -> None:
     """Name the action and objects of this request, so a denial can be logged with them."""
     g.audit_context = {"action": action, **ids}

@@ -44,6 +44,11 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
     return response
 
 
+#: Width of the audit log's id columns and the largest version its INTEGER column holds.
+_ID_WIDTH = 36
+_MAX_VERSION = 2**31 - 1
+
+
 def _log_denial(exc: DossierError) -> None:
     """Record a refused attempt (outcome denied) in its own transaction."""
     from dossier_service.api.context import close_session, container
@@ -55,6 +60,19 @@ def _log_denial(exc: DossierError) -> None:
     close_session()  # the failed transaction must not commit
     ctx = dict(ctx)
     action = ctx.pop("action")
+    detail: dict[str, Any] = {"status": exc.status, "code": exc.code}
+    # A URL may name ids longer than the audit columns or versions beyond 32 bits; such an
+    # id names nothing that exists. Keep a bounded copy in the detail instead, so the insert
+    # does not fail (PostgreSQL enforces the widths) and the denied attempt is still logged.
+    for key in ("case_id", "document_id"):
+        value = ctx.get(key)
+        if isinstance(value, str) and len(value) > _ID_WIDTH:
+            detail[f"requested_{key}"] = value[:64]
+            ctx[key] = None
+    version = ctx.get("version")
+    if isinstance(version, int) and not 0 <= version <= _MAX_VERSION:
+        detail["requested_version"] = str(version)[:64]
+        ctx["version"] = None
     try:
         with container().db.transaction() as session:
             if ctx.get("document_id") and not ctx.get("case_id"):
@@ -70,7 +88,7 @@ def _log_denial(exc: DossierError) -> None:
                 case_id=ctx.get("case_id"),
                 document_id=ctx.get("document_id"),
                 version=ctx.get("version"),
-                detail={"status": exc.status, "code": exc.code},
+                detail=detail,
             )
     except Exception:
         log.exception("could not write the audit entry of a denied request")

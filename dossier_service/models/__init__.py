@@ -4,6 +4,16 @@ from dossier_service.models.audit import AuditEntry
 from dossier_service.models.cases import Case, Delegation, ReferenceCounter, Responsibility
 from dossier_service.models.documents import DOCUMENT_TYPES, Document, DocumentVersion
 from dossier_service.models.outbox import OutboxMessage
+from dossier_service.models.process import (
+    CaseClosure,
+    CostApproval,
+    CostApprovalDocument,
+    Measure,
+    Milestone,
+    Notification,
+    TargetGroupAssignment,
+    UnitMailbox,
+)
 from dossier_service.models.units import ROLES, UNIT_KINDS, ApiToken, Unit, User
 
 __all__ = [
@@ -13,12 +23,20 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Case",
+    "CaseClosure",
+    "CostApproval",
+    "CostApprovalDocument",
     "Delegation",
     "Document",
     "DocumentVersion",
+    "Measure",
+    "Milestone",
+    "Notification",
     "OutboxMessage",
     "ReferenceCounter",
     "Responsibility",
+    "TargetGroupAssignment",
     "Unit",
+    "UnitMailbox",
     "User",
 ]

@@ -124,6 +124,15 @@ def identity_for_user(user: User, ip: str | None = None) -> Identity:
 def authenticate_token(session: Session, token: str | None, ip: str | None) -> Identity:
     """Resolve a bearer token to an Identity; log and refuse anything else."""
     if not token:
+        # A request without credentials is a failed authentication too: log it like one.
+        audit.record(
+            session,
+            Anonymous(ip=ip),
+            "auth.failed",
+            outcome="denied",
+            detail={"reason": "missing_token"},
+        )
+        session.commit()
         raise Unauthenticated("Send 'Authorization: Bearer <token>'.", code="missing_token")
     row = None
     if token.startswith(TOKEN_PREFIX) and len(token) < 200:

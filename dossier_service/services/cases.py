@@ -14,7 +14,15 @@ from dossier_service import identifiers
 from dossier_service.db import utcnow
 from dossier_service.errors import Unprocessable
 from dossier_service.identity import Identity
-from dossier_service.models import Case, Delegation, ReferenceCounter, Responsibility, Unit
+from dossier_service.models import (
+    Case,
+    CaseClosure,
+    Delegation,
+    ReferenceCounter,
+    Responsibility,
+    TargetGroupAssignment,
+    Unit,
+)
 from dossier_service.policy import Action, load_case, readable_cases, require
 from dossier_service.services import audit
 from dossier_service.validation import choice_field, date_field, require_object, text_field
@@ -228,6 +236,28 @@ def case_json(session: Session, case: Case) -> dict[str, Any]:
             {"unit": unit_json(d.unit), "from": d.started_at.isoformat()}
             for d in active_delegations(session, case.id)
         ],
+        **_process_facts(session, case),
+    }
+
+
+def _process_facts(session: Session, case: Case) -> dict[str, Any]:
+    """The case-process facts of the case JSON: target group now, and the closure."""
+    target_group = session.execute(
+        select(TargetGroupAssignment.target_group).where(
+            TargetGroupAssignment.case_id == case.id, TargetGroupAssignment.ended_at.is_(None)
+        )
+    ).scalar_one_or_none()
+    closure = None
+    if case.status == "closed":
+        closure = session.execute(
+            select(CaseClosure).where(
+                CaseClosure.case_id == case.id, CaseClosure.reopened_at.is_(None)
+            )
+        ).scalar_one_or_none()
+    return {
+        "target_group": target_group,
+        "closed_at": closure.closed_at.isoformat() if closure else None,
+        "close_reason": closure.reason if closure else None,
     }
 
 

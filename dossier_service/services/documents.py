@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,12 +184,20 @@ def create_document(
     case_id: str,
     upload: SpooledFile,
     fields: dict[str, str],
+    *,
+    action: Action = Action.CASE_WRITE,
+    also_write: Callable[[Session, Document], None] | None = None,
 ) -> Document:
-    """Add a new document (version 1) to a case and commit."""
+    """Add a new document (version 1) to a case and commit.
+
+    ``action`` is the right the caller needs on the case (a cost decision's letter is filed
+    by the canton under COST_APPROVAL_DECIDE); ``also_write`` adds rows to the same
+    transaction, so they commit with the document or, like it, not at all.
+    """
     doc_type = _parse_type(fields.get("type"))
     title = _parse_title(fields.get("title"), upload.filename)
     # Validate before the (slow) inspection and storage write.
-    load_case(session, identity, case_id, Action.CASE_WRITE)
+    load_case(session, identity, case_id, action)
     session.rollback()  # release the read snapshot / SQLite lock while we inspect and store
     flags = _inspect(container, upload)
     document_id = str(uuid.uuid4())
@@ -204,7 +212,7 @@ def create_document(
     )
 
     def write() -> None:
-        case = load_case(session, identity, case_id, Action.CASE_WRITE)
+        case = load_case(session, identity, case_id, action)
         session.add(document)
         session.flush()
         version = _new_version(document, 1, upload, obj, identity, flags)
@@ -221,6 +229,8 @@ def create_document(
             detail={"type": doc_type, "sha256": upload.sha256, "size": upload.size},
         )
         outbox.enqueue(session, PROCESS_TASK, version_id=version.id)
+        if also_write is not None:
+            also_write(session, document)
 
     _commit_version(container, session, obj, write)
     return get_document_row(session, document.id)

@@ -1,24 +1,54 @@
-"""Background processing of a stored version: fixity check now, extraction later.
+"""Background processing of a stored version: fixity, text extraction, indexing.
 
-Idempotent: running it twice for the same version re-checks and ends in the same state.
+Steps (each version, in a worker): re-read the stored object into a private temp file
+while hashing it (fixity: the bytes are what was uploaded), extract its text under limits
+(PDF text layer + OCR of scans, DOCX, images, plain text), store the text as a derived
+object beside the original (never changing the original), and index the version. The
+version's ``processing`` state moves pending → processing → ready | failed (with a reason a
+person understands). Idempotent: running it again redoes the same work and ends in the same
+state; a transient failure (storage or index unreachable) resets it to pending and is retried.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 from dossier_service.container import Container
 from dossier_service.db import utcnow
 from dossier_service.models import DocumentVersion
 from dossier_service.services import audit
+from search import SearchError
 from storage import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
 
 class TransientError(Exception):
-    """A failure worth retrying later (storage unreachable)."""
+    """A failure worth retrying later (storage or index unreachable)."""
+
+
+class ExtractionResult(Protocol):
+    """What an extractor returns (workers.extract.Extraction satisfies it)."""
+
+    ok: bool
+    text: str
+    reason: str | None
+    pages: int | None
+    ocr_pages: int
+    chars: int
+    method: str
+    warnings: list[str]
+
+
+#: Extracts the text of a file: (path, media_type) -> result. Injected by the worker so
+#: that domain services do not import the worker package.
+Extractor = Callable[[Path, str], ExtractionResult]
 
 
 def hash_object(container: Container, key: str) -> tuple[str, int]:
@@ -31,49 +61,130 @@ def hash_object(container: Container, key: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def process_version(container: Container, version_id: str) -> str:
-    """Verify the stored bytes of a version against its recorded SHA-256; return the state."""
+def _fetch(container: Container, key: str) -> tuple[Path, str]:
+    """Copy an object into a private temp file, hashing it on the way."""
+    spool = container.settings.spool_dir
+    spool.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="process-", dir=spool)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in container.store.open(key):
+                digest.update(chunk)
+                handle.write(chunk)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), digest.hexdigest()
+
+
+def _set_state(container: Container, version_id: str, **values: Any) -> None:
+    with container.db.transaction() as session:
+        version = session.get(DocumentVersion, version_id)
+        if version is not None:
+            for name, value in values.items():
+                setattr(version, name, value)
+
+
+def _store_text(container: Container, version_id: str, text: str) -> str:
+    """Write the extracted text as a derived object (replacing an earlier extraction)."""
+    from dossier_service.services.indexing import text_key
+
+    key = text_key(version_id)
+    # Derived data may be redone by `dossier reprocess`; originals are never touched.
+    container.store.delete(key)
+    container.store.put_bytes(
+        key, text.encode("utf-8"), {"version-id": version_id, "kind": "extracted-text"}
+    )
+    return key
+
+
+def process_version(container: Container, version_id: str, extract: Extractor | None = None) -> str:
+    """Run the pipeline for one version and return its final processing state."""
     with container.db.transaction() as session:
         version = session.get(DocumentVersion, version_id)
         if version is None:
             log.warning("version %s no longer exists; nothing to process", version_id)
             return "missing"
-        key, expected, case_id = version.storage_key, version.sha256, version.document.case_id
-        document_id, number = version.document_id, version.number
+        key, expected, media_type = version.storage_key, version.sha256, version.media_type
+        case_id, document_id, number = version.document.case_id, version.document_id, version.number
         version.processing = "processing"
+        version.processing_error = None
+
+    path: Path | None = None
     try:
-        actual, _size = hash_object(container, key)
-        status = "ok" if actual == expected else "mismatch"
-        reason = (
-            None
-            if status == "ok"
-            else "The stored bytes do not match the checksum recorded at upload."
-        )
-    except ObjectNotFound:
-        status, reason = "missing", "The stored object is missing."
-    except StorageError as exc:
+        try:
+            path, actual = _fetch(container, key)
+            fixity = "ok" if actual == expected else "mismatch"
+        except ObjectNotFound:
+            fixity = "missing"
+        except StorageError as exc:
+            _set_state(container, version_id, processing="pending")
+            raise TransientError(str(exc)) from exc
         with container.db.transaction() as session:
             version = session.get(DocumentVersion, version_id)
-            if version is not None:
-                version.processing = "pending"
-        raise TransientError(str(exc)) from exc
-    with container.db.transaction() as session:
-        version = session.get(DocumentVersion, version_id)
-        if version is None:
-            return "missing"
-        version.fixity_status = status
-        version.fixity_checked_at = utcnow()
-        version.processing = "ready" if status == "ok" else "failed"
-        version.processing_error = reason
-        audit.record(
-            session,
-            None,
-            "fixity.check",
-            case_id=case_id,
-            document_id=document_id,
-            version=number,
-            detail={"status": status},
+            if version is None:
+                return "missing"
+            version.fixity_status = fixity
+            version.fixity_checked_at = utcnow()
+            audit.record(
+                session,
+                None,
+                "fixity.check",
+                case_id=case_id,
+                document_id=document_id,
+                version=number,
+                detail={"status": fixity},
+            )
+        if fixity != "ok":
+            log.error("fixity of version %s (%s): %s", version_id, key, fixity)
+            reason = (
+                "The stored object is missing."
+                if fixity == "missing"
+                else "The stored bytes do not match the checksum recorded at upload."
+            )
+            _set_state(container, version_id, processing="failed", processing_error=reason)
+            return "failed"
+
+        if extract is None:
+            _set_state(container, version_id, processing="ready")
+            return "ready"
+
+        assert path is not None
+        result = extract(path, media_type)
+        info = {
+            "method": result.method,
+            "pages": result.pages,
+            "ocr_pages": result.ocr_pages,
+            "warnings": list(result.warnings)[:20],
+        }
+        if not result.ok:
+            _set_state(
+                container,
+                version_id,
+                processing="failed",
+                processing_error=f"Text extraction failed: {result.reason}",
+                extraction=info,
+                text_chars=0,
+            )
+            return "failed"
+        try:
+            text_key = _store_text(container, version_id, result.text)
+        except StorageError as exc:
+            _set_state(container, version_id, processing="pending")
+            raise TransientError(str(exc)) from exc
+        _set_state(
+            container, version_id, text_key=text_key, text_chars=result.chars, extraction=info
         )
-    if status != "ok":
-        log.error("fixity of version %s (%s): %s", version_id, key, status)
-    return version.processing
+        from dossier_service.services.indexing import index_version
+
+        try:
+            index_version(container, version_id)
+        except SearchError as exc:
+            _set_state(container, version_id, processing="pending")
+            raise TransientError(f"search index: {exc}") from exc
+        _set_state(container, version_id, processing="ready")
+        return "ready"
+    finally:
+        if path is not None:
+            path.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Delegation, Document, Responsibility, Unit
 from dossier_service.policy import Action, load_case
-from dossier_service.services import audit
+from dossier_service.services import audit, notifications
 from dossier_service.services.cases import touch
 from dossier_service.validation import require_object, text_field
 
@@ -76,15 +76,14 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
         delegation.end_reason = "Fall an andere Stelle übergeben"
         ended += 1
     session.flush()
-    session.add(
-        Responsibility(
-            case_id=case.id,
-            unit_id=target.id,
-            started_at=now,
-            reason=reason or "",
-            created_by_id=identity.user_id,
-        )
+    period = Responsibility(
+        case_id=case.id,
+        unit_id=target.id,
+        started_at=now,
+        reason=reason or "",
+        created_by_id=identity.user_id,
     )
+    session.add(period)
     touch(case)
     try:
         session.flush()
@@ -105,6 +104,7 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
             "delegations_ended": ended,
         },
     )
+    notifications.notify(session, [target.id], "case.transferred_to_you", case.id, str(period.id))
     return case
 
 

@@ -1,0 +1,34 @@
+# The dossier service image: one image for the web app, the workers and the CLI.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/dossier \
+    PATH=/opt/dossier/bin:$PATH \
+    DOSSIER_DATA_DIR=/var/lib/dossier
+
+# A venv keeps the service's packages apart from the image's own Python. Every
+# dependency ships as a binary wheel, so no compiler is needed.
+RUN python -m venv /opt/dossier
+
+WORKDIR /src
+# Dependencies first, in their own layer, so a code change does not reinstall them.
+COPY pyproject.toml README.md ./
+RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+COPY . .
+RUN pip install --no-deps . && cd / && rm -rf /src
+
+# Unprivileged user with a home directory (gunicorn keeps its control socket there).
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/dossier dossier \
+    && mkdir -p /var/lib/dossier \
+    && chown dossier:dossier /var/lib/dossier
+USER dossier
+WORKDIR /var/lib/dossier
+
+EXPOSE 8000
+CMD ["dossier", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]

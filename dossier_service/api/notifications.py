@@ -1,0 +1,60 @@
+"""Notifications (Meldungen) of the caller's unit."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy.orm import Session
+
+from dossier_service.api.context import audit_context, container, identity, session
+from dossier_service.errors import BadRequest
+from dossier_service.services import notifications, outbox
+from dossier_service.validation import int_param
+
+
+def commit_and_deliver(db: Session) -> None:
+    """Commit, then hand the e-mail tasks recorded in this transaction to the broker."""
+    db.commit()
+    outbox.send(container().db, container().task_sender, outbox.take_pending(db))
+
+
+def list_notifications() -> Response:
+    """GET /notifications?unread=true&page=&per_page=: the unit's notifications."""
+    audit_context("notification.list")
+    unread = request.args.get("unread", "false").lower()
+    if unread not in {"true", "false"}:
+        raise BadRequest("'unread' must be true or false.", code="invalid_parameter")
+    page = int_param(request.args.get("page"), "page", default=1, minimum=1, maximum=100_000)
+    per_page = int_param(
+        request.args.get("per_page"), "per_page", default=50, minimum=1, maximum=200
+    )
+    db = session()
+    items, total, unread_count = notifications.list_notifications(
+        db, identity(), unread_only=unread == "true", page=page, per_page=per_page
+    )
+    body = {
+        "items": [notifications.notification_json(n) for n in items],
+        "total": total,
+        "unread": unread_count,
+        "page": page,
+        "per_page": per_page,
+    }
+    db.commit()
+    return jsonify(body)
+
+
+def mark_read(notification_id: int) -> Response:
+    """POST /notifications/{id}/read: mark one of the unit's notifications read."""
+    audit_context("notification.read")
+    db = session()
+    notification = notifications.mark_read(db, identity(), notification_id)
+    body = notifications.notification_json(notification)
+    db.commit()
+    return jsonify(body)
+
+
+def register(bp: Blueprint) -> None:
+    """Add the notification routes to the API blueprint."""
+    bp.add_url_rule("/notifications", view_func=list_notifications, methods=["GET"])
+    bp.add_url_rule(
+        "/notifications/<int:notification_id>/read", view_func=mark_read, methods=["POST"]
+    )

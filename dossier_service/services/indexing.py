@@ -1,0 +1,185 @@
+"""Keeps the derived search index in step with the database and storage.
+
+The index holds the CURRENT version of every processed document. It is derived data: it
+can be rebuilt from database + extracted-text objects at any time (``dossier reindex``) and
+checked for drift (``dossier index verify``). It never holds who may see a document: the
+search service filters by the cases the caller may read, computed from the database at
+query time, so a transfer needs no reindex.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dossier_service.container import Container
+from dossier_service.db import utcnow
+from dossier_service.models import Case, Document, DocumentVersion
+from search import IndexedDocument
+from storage import ObjectNotFound
+
+log = logging.getLogger(__name__)
+
+
+def text_key(version_id: str) -> str:
+    """Key of a version's extracted text: derived from the version id, beside the original."""
+    return f"derived/{version_id[:2]}/{version_id}/text.txt"
+
+
+def read_text(container: Container, key: str | None) -> str:
+    """The stored extracted text ("" if there is none)."""
+    if not key:
+        return ""
+    try:
+        return b"".join(container.store.open(key)).decode("utf-8", "replace")
+    except ObjectNotFound:
+        log.warning("extracted text %s is missing; indexing metadata only", key)
+        return ""
+
+
+def _current_numbers(session: Session, document_ids: list[str]) -> dict[str, int]:
+    rows = session.execute(
+        select(DocumentVersion.document_id, func.max(DocumentVersion.number))
+        .where(DocumentVersion.document_id.in_(document_ids))
+        .group_by(DocumentVersion.document_id)
+    ).all()
+    return {doc_id: number for doc_id, number in rows}
+
+
+def build_entry(
+    version: DocumentVersion, document: Document, case: Case, text: str
+) -> IndexedDocument:
+    """The index entry of one (current) version."""
+    return IndexedDocument(
+        document_id=document.id,
+        version=version.number,
+        case_id=case.id,
+        case_reference=case.reference,
+        type=document.type,
+        title=document.title,
+        text=text,
+        person_names=f"{case.given_names} {case.family_name}",
+        zemis=case.zemis_normalized,
+        ahv=case.ahv_number or "",
+        created_at=version.created_at,
+        is_current=True,
+    )
+
+
+def index_version(container: Container, version_id: str) -> bool:
+    """Index a version if it is its document's current one; drop older versions' entries.
+
+    Returns False when the version is not current (a newer one will be indexed instead).
+    """
+    with container.db.transaction() as session:
+        version = session.get(DocumentVersion, version_id)
+        if version is None:
+            return False
+        document = version.document
+        case = session.get(Case, document.case_id)
+        assert case is not None
+        current = _current_numbers(session, [document.id]).get(document.id)
+        if current != version.number:
+            return False
+        entry = build_entry(version, document, case, read_text(container, version.text_key))
+        stale = [f"{document.id}:{n}" for n in range(1, version.number)]
+    index = container.search
+    index.upsert([entry])
+    if stale:
+        index.delete(stale)
+    index.refresh()
+    with container.db.transaction() as session:
+        version = session.get(DocumentVersion, version_id)
+        if version is not None:
+            version.indexed_at = utcnow()
+    return True
+
+
+def iter_entries(container: Container, batch: int = 500) -> Iterator[IndexedDocument]:
+    """Every current, processed version as an index entry (for a rebuild)."""
+    last_id = ""
+    while True:
+        with container.db.transaction() as session:
+            documents = list(
+                session.execute(
+                    select(Document).where(Document.id > last_id).order_by(Document.id).limit(batch)
+                ).scalars()
+            )
+            if not documents:
+                return
+            cases = {
+                c.id: c
+                for c in session.execute(
+                    select(Case).where(Case.id.in_({d.case_id for d in documents}))
+                ).scalars()
+            }
+            pending = []
+            for document in documents:
+                version = document.versions[-1]
+                if version.processing == "ready":
+                    pending.append((version, document, cases[document.case_id], version.text_key))
+            last_id = documents[-1].id
+        for version, document, case, key in pending:
+            yield build_entry(version, document, case, read_text(container, key))
+
+
+def expected_keys(container: Container) -> set[str]:
+    """The doc_keys the index should hold according to the database."""
+    keys: set[str] = set()
+    with container.db.transaction() as session:
+        rows = session.execute(
+            select(
+                DocumentVersion.document_id, DocumentVersion.number, DocumentVersion.processing
+            ).join(
+                (
+                    current := select(
+                        DocumentVersion.document_id.label("doc_id"),
+                        func.max(DocumentVersion.number).label("number"),
+                    )
+                    .group_by(DocumentVersion.document_id)
+                    .subquery()
+                ),
+                (current.c.doc_id == DocumentVersion.document_id)
+                & (current.c.number == DocumentVersion.number),
+            )
+        ).all()
+    for document_id, number, processing in rows:
+        if processing == "ready":
+            keys.add(f"{document_id}:{number}")
+    return keys
+
+
+@dataclass
+class Drift:
+    """Differences between the index and the database."""
+
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when index and database agree."""
+        return not self.missing and not self.extra
+
+
+def verify(container: Container) -> Drift:
+    """Compare the index's doc_keys with what the database says it should hold."""
+    expected = expected_keys(container)
+    indexed = set(container.search.doc_keys())
+    return Drift(missing=sorted(expected - indexed), extra=sorted(indexed - expected))
+
+
+def rebuild(container: Container, progress: Callable[[int], None] | None = None) -> int:
+    """Rebuild the whole index beside the live one and swap atomically."""
+    count = container.search.rebuild(iter_entries(container), progress)
+    with container.db.transaction() as session:
+        session.execute(
+            DocumentVersion.__table__.update()  # type: ignore[attr-defined]
+            .where(DocumentVersion.processing == "ready")
+            .values(indexed_at=utcnow())
+        )
+    return count

@@ -1,0 +1,290 @@
+"""Notifications (Meldungen) to units: created once per occurrence, listed, read, e-mailed.
+
+A notification says only what happened (its kind), to which case (its id) and where to
+look (a link). It never carries a name, AHV or ZEMIS number or document content: the
+reader follows the link and the access policy decides what they see there, so a
+notification sent before a transfer cannot leak what the unit may no longer read.
+
+Once per occurrence: every notification has a key naming its occurrence (e.g. the stall
+that began with the last activity at 2026-03-01T10:00), and (unit, key) is unique in the
+database. Rows are inserted with ON CONFLICT DO NOTHING, so running monitoring twice, or
+on two workers at once, adds nothing.
+
+E-mail copies (optional): only for units with a registered mailbox and only when SMTP is
+configured. The send task is recorded in the outbox in the same transaction as the
+notification and handed to the broker after commit, so a rollback sends nothing and a
+broker outage delays, not loses, the mail. The mail holds the kind and the link only.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Iterable
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from dossier_service.config import Settings, is_email_address
+from dossier_service.container import Container
+from dossier_service.db import utcnow
+from dossier_service.errors import NotFound, Unprocessable
+from dossier_service.identity import Identity
+from dossier_service.models import Notification, Responsibility, Unit, UnitMailbox
+from dossier_service.policy import Action, require
+from dossier_service.services import audit, outbox
+
+log = logging.getLogger(__name__)
+
+EMAIL_TASK = "dossier.send_notification_email"
+#: Ids are 64-bit; a larger number in the address cannot name one (and would overflow SQL).
+MAX_ID = 2**63 - 1
+
+#: Every kind of notification, with the German wording the reader sees.
+KINDS: dict[str, str] = {
+    "case.transferred_to_you": "Ein Fall wurde Ihrer Stelle übergeben",
+    "cost_approval.requested": "Neues Gesuch um Kostengutsprache",
+    "cost_approval.decided": "Über ein Gesuch um Kostengutsprache wurde entschieden",
+    "measure.interrupted": "Eine Massnahme wurde unterbrochen",
+    "measure.aborted": "Eine Massnahme wurde abgebrochen",
+    "measure.follow_up_missing": "Unterbrochene Massnahme ohne Anschlusslösung",
+    "case.stalled": "Fall ohne Aktivität",
+    "case.horizon_approaching": "Der 7-Jahres-Horizont des Falls naht",
+}
+
+
+class MailUnavailable(Exception):
+    """The SMTP server could not be reached or refused the mail (the task retries)."""
+
+
+def case_link(case_id: str) -> str:
+    """The web interface's path of a case: the only pointer a notification carries."""
+    return f"/cases/{case_id}"
+
+
+def responsible_unit_id(session: Session, case_id: str) -> int:
+    """The unit responsible for the case now."""
+    return session.execute(
+        select(Responsibility.unit_id).where(
+            Responsibility.case_id == case_id, Responsibility.ended_at.is_(None)
+        )
+    ).scalar_one()
+
+
+def canton_unit_id(session: Session, case_id: str) -> int | None:
+    """The canton unit of a case: the canton unit most recently responsible for it.
+
+    Every case is registered by a canton unit, so there is one; with several canton units
+    (e.g. one per canton) the notification goes to the one that knows the case.
+    """
+    return session.execute(
+        select(Responsibility.unit_id)
+        .join(Unit, Unit.id == Responsibility.unit_id)
+        .where(Responsibility.case_id == case_id, Unit.kind == "canton")
+        .order_by(Responsibility.started_at.desc(), Responsibility.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def case_parties(session: Session, case_id: str) -> list[int]:
+    """The responsible unit and the canton (one unit if the canton is responsible)."""
+    units = [responsible_unit_id(session, case_id), canton_unit_id(session, case_id)]
+    return [u for u in dict.fromkeys(units) if u is not None]
+
+
+def _insert_once(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert unless (unit, key) exists; return the new id or None (both dialects)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(Notification)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["unit_id", "dedupe_key"])
+        .returning(Notification.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def notify(
+    session: Session, unit_ids: Iterable[int], kind: str, case_id: str, occurrence: str
+) -> list[int]:
+    """Notify each unit once per (kind, case, occurrence); return the ids of new rows."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    key = f"{kind}:{case_id}:{occurrence}"
+    if len(key) > 200:
+        raise ValueError("notification occurrence key too long")
+    created: list[int] = []
+    now = utcnow()
+    for unit_id in dict.fromkeys(unit_ids):
+        new_id = _insert_once(
+            session,
+            {
+                "unit_id": unit_id,
+                "kind": kind,
+                "case_id": case_id,
+                "dedupe_key": key,
+                "created_at": now,
+            },
+        )
+        if new_id is None:
+            continue
+        created.append(new_id)
+        if session.get(UnitMailbox, unit_id) is not None:
+            outbox.enqueue(session, EMAIL_TASK, notification_id=new_id)
+    return created
+
+
+def notification_json(notification: Notification) -> dict[str, Any]:
+    """The API shape of a notification: kind, case and link, nothing personal."""
+    return {
+        "id": notification.id,
+        "kind": notification.kind,
+        "label": KINDS.get(notification.kind, notification.kind),
+        "case_id": notification.case_id,
+        "link": case_link(notification.case_id),
+        "created_at": notification.created_at.isoformat(),
+        "read": notification.read_at is not None,
+        "read_at": notification.read_at.isoformat() if notification.read_at else None,
+    }
+
+
+def list_notifications(
+    session: Session,
+    identity: Identity,
+    *,
+    unread_only: bool = False,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[Notification], int, int]:
+    """The caller's unit's notifications, newest first; with the total and unread count."""
+    require(identity, Action.NOTIFICATION_READ)
+    mine = Notification.unit_id == identity.unit_id
+    query = select(Notification).where(mine)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    unread = session.execute(
+        select(func.count()).where(mine, Notification.read_at.is_(None))
+    ).scalar_one()
+    items = list(
+        session.execute(
+            query.order_by(Notification.created_at.desc(), Notification.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).scalars()
+    )
+    audit.record(
+        session,
+        identity,
+        "notification.list",
+        detail={"unread_only": unread_only, "page": page, "returned": len(items)},
+    )
+    return items, total, unread
+
+
+def mark_read(session: Session, identity: Identity, notification_id: int) -> Notification:
+    """Mark one of the unit's notifications read (idempotent); another unit's answers 404."""
+    require(identity, Action.NOTIFICATION_READ)
+    notification = None
+    if 0 < notification_id <= MAX_ID:
+        notification = session.execute(
+            select(Notification).where(
+                Notification.id == notification_id, Notification.unit_id == identity.unit_id
+            )
+        ).scalar_one_or_none()
+    if notification is None:
+        raise NotFound("No such notification.", code="notification_not_found")
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+        notification.read_by_id = identity.user_id
+    audit.record(
+        session,
+        identity,
+        "notification.read",
+        case_id=notification.case_id,
+        detail={"notification_id": notification.id, "kind": notification.kind},
+    )
+    return notification
+
+
+def set_mailbox(session: Session, unit_code: str, email: str | None) -> None:
+    """Register (or with None remove) the unit's address for notification e-mails."""
+    unit = session.execute(select(Unit).where(Unit.code == unit_code)).scalar_one_or_none()
+    if unit is None:
+        raise Unprocessable(f"There is no unit with the code {unit_code!r}.", field="unit")
+    mailbox = session.get(UnitMailbox, unit.id)
+    if email is None:
+        if mailbox is not None:
+            session.delete(mailbox)
+    else:
+        email = email.strip()
+        if len(email) > 254 or not is_email_address(email):
+            raise Unprocessable(f"{email!r} is not an e-mail address.", field="email")
+        if mailbox is None:
+            session.add(UnitMailbox(unit_id=unit.id, email=email, updated_at=utcnow()))
+        else:
+            mailbox.email = email
+            mailbox.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session, None, "unit.mailbox", detail={"unit": unit_code, "set": email is not None}
+    )
+
+
+def build_email(settings: Settings, notification: Notification, to: str) -> EmailMessage:
+    """The e-mail copy: the kind in words and the link, and a note why nothing else."""
+    assert settings.public_url and settings.smtp_from
+    label = KINDS.get(notification.kind, "Neue Meldung")
+    message = EmailMessage()
+    message["Subject"] = f"IAS-Dossier: {label}"
+    message["From"] = settings.smtp_from
+    message["To"] = to
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(
+        "Guten Tag\n\n"
+        f"Im IAS-Dossier liegt eine neue Meldung für Ihre Stelle vor: {label}.\n\n"
+        f"Öffnen Sie den Fall nach der Anmeldung hier:\n"
+        f"{settings.public_url}{case_link(notification.case_id)}\n\n"
+        "Aus Gründen des Datenschutzes enthält diese E-Mail keine Angaben zur Person.\n"
+        "Diese Nachricht wurde automatisch erstellt.\n"
+    )
+    return message
+
+
+def deliver_email(container: Container, notification_id: int) -> str:
+    """Send the e-mail copy of one notification once; return what happened.
+
+    Idempotent: a notification already e-mailed is not sent again. A crash between the
+    SMTP hand-over and the commit of ``emailed_at`` can send one duplicate (at least once).
+    """
+    settings = container.settings
+    if not settings.smtp_enabled:
+        return "smtp_disabled"
+    with container.db.transaction() as session:
+        notification = session.get(Notification, notification_id)
+        if notification is None:
+            return "gone"
+        if notification.emailed_at is not None:
+            return "already_sent"
+        mailbox = session.get(UnitMailbox, notification.unit_id)
+        if mailbox is None:
+            return "no_mailbox"
+        message = build_email(settings, notification, mailbox.email)
+    try:
+        with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=30) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_username and settings.smtp_password:
+                smtp.login(settings.smtp_username, settings.smtp_password)
+            smtp.send_message(message)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.warning("notification %s: e-mail not sent: %s", notification_id, exc)
+        raise MailUnavailable(str(exc)) from exc
+    with container.db.transaction() as session:
+        row = session.get(Notification, notification_id)
+        if row is not None:
+            row.emailed_at = utcnow()
+    return "sent"

@@ -1,0 +1,160 @@
+"""Full-text search across the dossiers a caller may read.
+
+Security trimming: the set of readable cases comes from the ONE access policy
+(``policy.readable_cases``, the same SQL condition single reads use), evaluated against the
+database at query time and handed to the index as a filter inside the engine query. Totals,
+facets, paging and highlights therefore only ever count what the caller may read, and a
+transfer takes effect on the very next search with no reindex. The ``unit`` facet is computed
+from the database (the responsible unit NOW), never from the index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dossier_service.container import Container
+from dossier_service.errors import BadRequest, ServiceUnavailable, Unprocessable
+from dossier_service.identity import Identity
+from dossier_service.models import DOCUMENT_TYPES, Case, Responsibility, Unit
+from dossier_service.policy import Action, readable_cases, require
+from dossier_service.services import audit
+from search import (
+    InvalidRequest,
+    QuerySyntaxError,
+    SearchFilter,
+    SearchRequest,
+    SearchUnavailable,
+)
+from search.base import MAX_FACET_SIZE
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """The caller's search request, already parsed from the query string."""
+
+    q: str
+    types: frozenset[str] | None = None
+    case_id: str | None = None
+    unit: str | None = None
+    created_from: dt.date | None = None
+    created_to: dt.date | None = None
+    page: int = 1
+    per_page: int = 20
+
+
+def _readable_case_ids(session: Session, identity: Identity) -> frozenset[str] | None:
+    """None when the caller reads every case (the canton), else the readable ids."""
+    if identity.unit_kind == "canton":
+        return None
+    return frozenset(session.execute(select(Case.id).where(readable_cases(identity))).scalars())
+
+
+def _cases_held_by(session: Session, unit_code: str) -> frozenset[str]:
+    return frozenset(
+        session.execute(
+            select(Responsibility.case_id)
+            .join(Unit, Unit.id == Responsibility.unit_id)
+            .where(Unit.code == unit_code, Responsibility.ended_at.is_(None))
+        ).scalars()
+    )
+
+
+def _unit_facet(session: Session, case_counts: dict[str, int]) -> dict[str, int]:
+    """Hits per currently responsible unit, from the database."""
+    if not case_counts:
+        return {}
+    rows = session.execute(
+        select(Responsibility.case_id, Unit.code)
+        .join(Unit, Unit.id == Responsibility.unit_id)
+        .where(Responsibility.case_id.in_(case_counts), Responsibility.ended_at.is_(None))
+    ).all()
+    counts: Counter[str] = Counter()
+    for case_id, code in rows:
+        counts[code] += case_counts[case_id]
+    return dict(counts.most_common())
+
+
+def search_documents(
+    container: Container, session: Session, identity: Identity, params: SearchParams
+) -> dict[str, Any]:
+    """Search the readable dossiers; audited as ``search`` with the query and hit count."""
+    require(identity, Action.CASE_READ)
+    if params.types is not None and not params.types <= set(DOCUMENT_TYPES):
+        raise Unprocessable(
+            "'type' must be one of: " + ", ".join(DOCUMENT_TYPES) + ".", field="type"
+        )
+    allowed = _readable_case_ids(session, identity)
+    if params.case_id is not None:
+        # An unreadable or unknown case simply yields nothing: no existence leak.
+        allowed = frozenset({params.case_id}) if allowed is None else allowed & {params.case_id}
+    if params.unit is not None:
+        held = _cases_held_by(session, params.unit)
+        allowed = held if allowed is None else allowed & held
+    request_filter = SearchFilter(
+        case_ids=allowed,
+        types=params.types,
+        created_from=params.created_from,
+        created_to=params.created_to,
+    )
+    try:
+        request = SearchRequest(
+            query=params.q,
+            filter=request_filter,
+            page=params.page,
+            per_page=params.per_page,
+            facets=True,
+            highlight=True,
+            facet_size=MAX_FACET_SIZE,
+        )
+        result = container.search.search(request)
+    except QuerySyntaxError as exc:
+        raise BadRequest(str(exc), code="invalid_query") from None
+    except InvalidRequest as exc:
+        raise BadRequest(str(exc), code="invalid_parameter") from None
+    except SearchUnavailable as exc:
+        raise ServiceUnavailable(
+            "The search index cannot be reached. Please try again later.", code="search_unavailable"
+        ) from exc
+    facets = {
+        "type": dict(result.facets.get("type", {})),
+        "unit": _unit_facet(session, dict(result.facets.get("case_id", {}))),
+        "year": dict(result.facets.get("year", {})),
+    }
+    audit.record(
+        session,
+        identity,
+        "search",
+        case_id=params.case_id,
+        detail={
+            "q": params.q[:500],
+            "hits": result.total,
+            "types": sorted(params.types) if params.types else None,
+            "unit": params.unit,
+            "page": params.page,
+        },
+    )
+    return {
+        "total": result.total,
+        "page": params.page,
+        "per_page": params.per_page,
+        "items": [
+            {
+                "document_id": hit.document_id,
+                "version": hit.version,
+                "case_id": hit.case_id,
+                "case_reference": hit.case_reference,
+                "title": hit.title,
+                "type": hit.type,
+                "score": round(hit.score, 4),
+                "highlight": hit.highlight,
+            }
+            for hit in result.hits
+        ],
+        "facets": facets,
+    }

@@ -1,0 +1,435 @@
+"""The ``dossier`` command line: set-up, accounts, tokens, checks and configuration errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select, text
+
+from dossier_service.cli import main
+from dossier_service.config import Settings
+from dossier_service.container import Container
+from dossier_service.db import Database
+from dossier_service.models import ApiToken, AuditEntry, Unit, User
+from dossier_service.services import accounts, outbox
+from tests.conftest import World, new_case, upload
+from tests.test_uploads import make_png
+
+
+def cli_env(settings: Settings, **extra: str | None) -> dict[str, str | None]:
+    """The environment of a CLI run on the test's data dir and database, nothing inherited."""
+    # Unset the caller's DOSSIER_* settings so the run sees exactly what the test gives it.
+    env: dict[str, str | None] = {
+        name: None
+        for name in os.environ
+        if name.startswith("DOSSIER_") and not name.startswith("DOSSIER_TEST_")
+    }
+    env.update(DOSSIER_DATA_DIR=str(settings.data_dir), DOSSIER_DATABASE_URL=settings.database_url)
+    env.update(extra)
+    return env
+
+
+def run_cli(settings: Settings, *args: str, **extra: str | None) -> Result:
+    """Invoke ``dossier ARGS`` in-process; exceptions other than exits propagate."""
+    return CliRunner().invoke(
+        main, list(args), env=cli_env(settings, **extra), catch_exceptions=False
+    )
+
+
+def dossier_executable() -> str:
+    """The installed ``dossier`` script beside the running interpreter."""
+    path = Path(sys.executable).parent / "dossier"
+    assert path.is_file(), f"{path} is missing: is the package installed (pip install -e .)?"
+    return str(path)
+
+
+# --- init ---------------------------------------------------------------------------------
+
+
+def test_init_is_idempotent_and_creates_the_layout(settings):
+    first = run_cli(settings, "init")
+    assert first.exit_code == 0, first.output
+    dialect = "postgresql" if settings.database_url.startswith("postgresql") else "sqlite"
+    assert f"initialised: database {dialect}, storage local:" in first.output
+    assert settings.storage_root.is_dir() and settings.spool_dir.is_dir()
+    again = run_cli(settings, "init")
+    assert again.exit_code == 0, again.output
+
+
+def test_init_migrates_a_fresh_default_database(tmp_path):
+    data_dir = tmp_path / "fresh"
+    fresh = Settings(data_dir=data_dir, database_url="unused")
+    result = run_cli(fresh, "init", DOSSIER_DATABASE_URL=None)
+    assert result.exit_code == 0, result.output
+    db = Database(f"sqlite:///{data_dir / 'dossier.sqlite'}")
+    try:
+        tables = set(sa_inspect(db.engine).get_table_names())
+    finally:
+        db.dispose()
+    assert {
+        "cases",
+        "documents",
+        "document_versions",
+        "audit_log",
+        "outbox",
+        "api_tokens",
+    } <= tables
+
+
+# --- units, users, tokens -----------------------------------------------------------------
+
+
+def _users(settings: Settings) -> dict[str, tuple[str, str]]:
+    """username → (unit code, role) of every user."""
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            rows = session.execute(select(User.username, Unit.code, User.role).join(Unit)).all()
+    finally:
+        db.dispose()
+    return {name: (unit, role) for name, unit, role in rows}
+
+
+def test_units_and_users_create(settings):
+    assert (
+        run_cli(
+            settings,
+            "units",
+            "create",
+            "--code",
+            "zofingen",
+            "--name",
+            "Gemeinde Zofingen",
+            "--kind",
+            "municipality",
+        ).exit_code
+        == 0
+    )
+    created = run_cli(
+        settings,
+        "users",
+        "create",
+        "--username",
+        "m.muster",
+        "--unit",
+        "zofingen",
+        "--role",
+        "caseworker",
+        "--name",
+        "Maria Muster",
+    )
+    assert created.exit_code == 0, created.output
+    assert "user m.muster created" in created.output
+    assert _users(settings) == {"m.muster": ("zofingen", "caseworker")}
+
+
+USER_REFUSALS = {
+    "bad_role": (
+        ["--username", "x.y", "--unit", "zofingen", "--role", "superuser"],
+        2,
+        "Invalid value for '--role'",
+    ),
+    "unknown_unit": (
+        ["--username", "x.y", "--unit", "nowhere", "--role", "caseworker"],
+        1,
+        "There is no unit with the code 'nowhere'",
+    ),
+    "auditor_outside_canton": (
+        ["--username", "x.y", "--unit", "zofingen", "--role", "auditor"],
+        1,
+        "The role auditor exists only in the canton",
+    ),
+    "bad_username": (
+        ["--username", "X Y", "--unit", "zofingen", "--role", "caseworker"],
+        1,
+        "A username is",
+    ),
+}
+
+
+def test_users_create_refuses_clearly(settings):
+    assert (
+        run_cli(
+            settings,
+            "units",
+            "create",
+            "--code",
+            "zofingen",
+            "--name",
+            "Zofingen",
+            "--kind",
+            "municipality",
+        ).exit_code
+        == 0
+    )
+    for name, (args, exit_code, message) in USER_REFUSALS.items():
+        result = run_cli(settings, "users", "create", *args)
+        assert (name, result.exit_code) == (name, exit_code)
+        assert message in result.output
+        assert "Traceback" not in result.output
+    assert _users(settings) == {}
+
+
+def test_units_create_twice_refused(settings):
+    args = ["units", "create", "--code", "zofingen", "--name", "Zofingen", "--kind", "municipality"]
+    assert run_cli(settings, *args).exit_code == 0
+    again = run_cli(settings, *args)
+    assert again.exit_code == 1
+    assert "exists already" in again.output
+
+
+def test_token_printed_last_authenticates_and_only_its_hash_is_stored(settings, client):
+    assert (
+        run_cli(
+            settings, "units", "create", "--code", "ag", "--name", "Kanton", "--kind", "canton"
+        ).exit_code
+        == 0
+    )
+    assert (
+        run_cli(
+            settings,
+            "users",
+            "create",
+            "--username",
+            "k.meier",
+            "--unit",
+            "ag",
+            "--role",
+            "caseworker",
+        ).exit_code
+        == 0
+    )
+    result = run_cli(settings, "tokens", "create", "--username", "k.meier", "--label", "laptop")
+    assert result.exit_code == 0, result.output
+    token = result.stdout.rstrip("\n").splitlines()[-1]
+    assert token.startswith(accounts.TOKEN_PREFIX) and " " not in token
+
+    response = client.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert (
+        client.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}x"}).status_code
+        == 401
+    )
+
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            (row,) = session.execute(select(ApiToken)).scalars().all()
+            assert row.token_hash == accounts.hash_token(token)
+            assert row.label == "laptop"
+            # Nowhere in the table, in any column, is the token itself.
+            raw = session.execute(text("SELECT * FROM api_tokens")).all()
+    finally:
+        db.dispose()
+    assert all(token not in str(value) for record in raw for value in record)
+
+
+def test_tokens_create_for_unknown_user_refused(settings):
+    result = run_cli(settings, "tokens", "create", "--username", "ghost")
+    assert result.exit_code == 1
+    assert "There is no user 'ghost'" in result.output
+    assert accounts.TOKEN_PREFIX not in result.output
+
+
+def test_tokens_revoke_stops_authentication(settings, client, world: World):
+    before = client.get("/api/v1/cases", headers=world.auth("aarau"))
+    assert before.status_code == 200
+    result = run_cli(settings, "tokens", "revoke", "--username", "aarau")
+    assert result.exit_code == 0
+    assert "1 token(s) revoked" in result.output
+    assert client.get("/api/v1/cases", headers=world.auth("aarau")).status_code == 401
+
+
+# --- fsck and audit verify ----------------------------------------------------------------
+
+
+def test_fsck_exit_codes(settings, client, world: World, container: Container):
+    cid = new_case(client, world)["id"]
+    for n in range(2):
+        assert (
+            upload(client, world, "canton", cid, make_png(seed=n), filename="scan.png").status_code
+            == 201
+        )
+    clean = run_cli(settings, "fsck")
+    assert clean.exit_code == 0, clean.output
+    assert "fsck: 0 problem(s), 0 orphaned object(s)" in clean.output
+
+    # A leftover object is reported but is no damage: still exit 0.
+    container.store.put_bytes("versions/ff/ffffffff-0000-0000-0000-000000000000", b"x", {})
+    orphaned = run_cli(settings, "fsck")
+    assert orphaned.exit_code == 0
+    assert "orphan\torphan\tversions/ff/ffffffff-0000-0000-0000-000000000000" in orphaned.output
+
+    missing_key = next(
+        k for k in container.store.iter_keys("versions/") if not k.startswith("versions/ff/")
+    )
+    container.store.delete(missing_key)
+    broken = run_cli(settings, "fsck")
+    assert broken.exit_code == 1
+    assert f"ERROR\tmissing\t{missing_key}" in broken.output
+    assert "fsck: 1 problem(s), 1 orphaned object(s)" in broken.output
+
+
+def test_audit_verify_exit_codes(settings, client, world: World, container: Container):
+    new_case(client, world)
+    intact = run_cli(settings, "audit", "verify")
+    assert intact.exit_code == 0
+    assert "audit chain intact" in intact.output
+    with container.db.transaction() as session:
+        rows = session.execute(
+            select(AuditEntry.id, AuditEntry.actor).order_by(AuditEntry.id)
+        ).all()
+        edited_id, original_actor = rows[1]
+        session.execute(
+            text("UPDATE audit_log SET actor = 'someone-else' WHERE id = :id"), {"id": edited_id}
+        )
+    edited = run_cli(settings, "audit", "verify")
+    assert edited.exit_code == 1
+    assert f"entry {edited_id}: content does not match its hash" in edited.output
+    assert "audit chain BROKEN: 1 problem(s)" in edited.output
+
+    # Undo the edit, then remove a row from the middle instead.
+    (deleted_id, _), (follower_id, _) = rows[4], rows[5]
+    with container.db.transaction() as session:
+        session.execute(
+            text("UPDATE audit_log SET actor = :a WHERE id = :id"),
+            {"a": original_actor, "id": edited_id},
+        )
+        session.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": deleted_id})
+    deleted = run_cli(settings, "audit", "verify")
+    assert deleted.exit_code == 1
+    assert f"entry {follower_id}: prev_hash does not match the previous entry" in deleted.output
+    assert "audit chain BROKEN: 1 problem(s)" in deleted.output
+
+
+def test_outbox_relay_keeps_or_sends(settings, container: Container):
+    with container.db.transaction() as session:
+        outbox.enqueue(session, "dossier.process_version", version_id="0" * 36)
+    down = run_cli(settings, "outbox", "relay", DOSSIER_BROKER_URL="redis://127.0.0.1:1/0")
+    assert down.exit_code == 0, down.output
+    assert "0 task(s) sent; 1 still unsent" in down.output
+    # The default embedded broker (a SQLite file in the data dir) needs no server.
+    sent = run_cli(settings, "outbox", "relay")
+    assert sent.exit_code == 0, sent.output
+    assert "1 task(s) sent; 0 still unsent" in sent.output
+    assert (settings.data_dir / "broker.sqlite").is_file()
+
+
+# --- configuration and backend errors ------------------------------------------------------
+
+
+@pytest.fixture
+def bare_settings(tmp_path: Path) -> Settings:
+    """Settings of an empty data dir; for errors that never reach a database."""
+    data_dir = tmp_path / "bare"
+    return Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'dossier.sqlite'}")
+
+
+def test_unknown_setting_is_a_clear_error(bare_settings):
+    for command in (
+        ["init"],
+        ["fsck"],
+        ["audit", "verify"],
+        ["tokens", "create", "--username", "x"],
+    ):
+        result = run_cli(bare_settings, *command, DOSSIER_FOO="1")
+        assert (command, result.exit_code) == (command, 1)
+        assert "configuration: unknown setting(s): DOSSIER_FOO" in result.output
+        assert "Traceback" not in result.output
+    # Nothing was created on the way to the error.
+    assert not bare_settings.data_dir.exists()
+
+
+def test_s3_without_endpoint_is_a_clear_error(bare_settings):
+    result = run_cli(bare_settings, "init", DOSSIER_STORAGE="s3", DOSSIER_S3_BUCKET="dossier")
+    assert result.exit_code == 1
+    assert "configuration: DOSSIER_STORAGE=s3 needs DOSSIER_S3_ENDPOINT" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_s3_settings_with_local_storage_is_a_clear_error(bare_settings):
+    result = run_cli(bare_settings, "init", DOSSIER_S3_ENDPOINT="minio:9000")
+    assert result.exit_code == 1
+    assert "DOSSIER_S3_ENDPOINT set but DOSSIER_STORAGE is 'local'" in result.output
+
+
+def test_unreachable_database_is_a_clear_error(bare_settings, tmp_path):
+    missing = tmp_path / "no-such-dir" / "dossier.sqlite"
+    result = run_cli(bare_settings, "audit", "verify", DOSSIER_DATABASE_URL=f"sqlite:///{missing}")
+    assert result.exit_code == 1
+    assert "database error: unable to open database file" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_storage_root_is_a_clear_error(settings):
+    # The database is migrated, but nobody ran init: the store's root does not exist.
+    result = run_cli(settings, "fsck")
+    assert result.exit_code == 1
+    assert "storage unavailable:" in result.output
+    assert "does not exist" in result.output
+
+
+# --- the installed script, end to end -----------------------------------------------------
+
+
+def _script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``dossier`` script."""
+    return subprocess.run(
+        [dossier_executable(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_installed_script_end_to_end(settings, app):
+    # Each run of the script costs a second or two of imports: two runs cover the wiring
+    # (entry point, environment, exit codes, stdout/stderr); the rest is tested in-process.
+    env: dict[str, Any] = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_")}
+    env.update(DOSSIER_DATA_DIR=str(settings.data_dir), DOSSIER_DATABASE_URL=settings.database_url)
+    assert (
+        run_cli(
+            settings,
+            "units",
+            "create",
+            "--code",
+            "baden",
+            "--name",
+            "Stadt Baden",
+            "--kind",
+            "municipality",
+        ).exit_code
+        == 0
+    )
+    assert (
+        run_cli(
+            settings,
+            "users",
+            "create",
+            "--username",
+            "s.keller",
+            "--unit",
+            "baden",
+            "--role",
+            "caseworker",
+        ).exit_code
+        == 0
+    )
+    created = _script(env, "tokens", "create", "--username", "s.keller")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    response = app.test_client().get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    bad = _script({**env, "DOSSIER_FOO": "1"}, "fsck")
+    assert bad.returncode == 1
+    assert "configuration: unknown setting(s): DOSSIER_FOO" in bad.stderr
+    assert "Traceback" not in bad.stderr
