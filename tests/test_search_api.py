@@ -33,7 +33,8 @@ def dossier(client, world):
         make_pdf(
             "Kurzassessment",
             [
-                "Die Häuser an der Bahnhofstraße wurden verkauft. Herr Müller begleitet die Klientin.",
+                "Die Häuser an der Bahnhofstraße wurden verkauft. "
+                "Herr Müller begleitet die Klientin.",
                 "Die Kostengutsprache für den Integrationskurs wurde beantragt.",
             ],
         ),
@@ -178,7 +179,7 @@ def test_reindex_and_verify_keep_everything_true(
 ):
     from dossier_service import cli
 
-    case, docs = dossier
+    _case, docs = dossier
     monkeypatch.setattr(cli, "_container", lambda: container)
     runner = CliRunner()
     result = runner.invoke(cli.main, ["index", "verify"])
