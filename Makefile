@@ -15,7 +15,7 @@ DOSSIER_DATA_DIR ?= $(CURDIR)/var
 PORT ?= 8000
 
 # Debian packages the tests need (OCR and PDF tools join this list with their features).
-DEBIAN_PACKAGES :=
+DEBIAN_PACKAGES := ghostscript
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k transfer -x'`.
 PYTEST_ARGS ?=

@@ -42,6 +42,9 @@ KNOWN_VARIABLES = frozenset(
         "DOSSIER_SMTP_STARTTLS",
         "DOSSIER_SMTP_USERNAME",
         "DOSSIER_SMTP_PASSWORD",
+        "DOSSIER_RETENTION_DAYS",
+        "DOSSIER_AUDIT_SIGNING_KEY",
+        "DOSSIER_AUDIT_EXPORT_DIR",
     }
 )
 #: Variables used only by the test suite and benchmarks; tolerated so CI can set them.
@@ -50,6 +53,8 @@ TEST_VARIABLES_PREFIX = "DOSSIER_TEST_"
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 #: Days without activity after which monitoring reports an open case as stalled.
 DEFAULT_STALL_DAYS = 90
+#: Days a closed, archived case is kept after closing before retention deletes it.
+DEFAULT_RETENTION_DAYS = 2 * 365
 
 
 class ConfigError(Exception):
@@ -91,6 +96,12 @@ class Settings:
     smtp_starttls: bool = False
     smtp_username: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
+    #: Retention period after closing (DOSSIER_RETENTION_DAYS), see services/retention.py.
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    #: Key of the signed audit-log export; checked only by the command that needs it.
+    audit_signing_key: str | None = field(default=None, repr=False)
+    #: Where ``dossier audit export`` writes, apart from the data (None: --out is required).
+    audit_export_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -257,6 +268,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"not {public_url!r}"
         )
     smtp = _smtp_settings(env, public_url)
+    retention_days = _parse_int(
+        "DOSSIER_RETENTION_DAYS",
+        env.get("DOSSIER_RETENTION_DAYS") or str(DEFAULT_RETENTION_DAYS),
+        minimum=1,
+    )
+    if retention_days > 36500:
+        raise ConfigError(f"DOSSIER_RETENTION_DAYS must be at most 36500, not {retention_days}")
+    audit_signing_key = env.get("DOSSIER_AUDIT_SIGNING_KEY") or None
+    audit_export_dir_raw = (env.get("DOSSIER_AUDIT_EXPORT_DIR") or "").strip()
+    audit_export_dir = (
+        Path(audit_export_dir_raw).expanduser().resolve() if audit_export_dir_raw else None
+    )
 
     return Settings(
         data_dir=data_dir,
@@ -284,6 +307,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ocr_languages=ocr_languages,
         stall_days=stall_days,
         public_url=public_url,
+        retention_days=retention_days,
+        audit_signing_key=audit_signing_key,
+        audit_export_dir=audit_export_dir,
         **smtp,
     )
 

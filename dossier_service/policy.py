@@ -28,6 +28,12 @@ Case process (issue 5):
   delegations, the plan and cost approvals alike;
 - notifications belong to a unit and are read by its caseworkers; the canton's
   caseworkers read the reports (indicators, stalled cases).
+
+Archives (issue 6):
+- archivists of the canton export closed cases as SIPs (any case: the canton's archive
+  duty spans every case); they never read a case through the case API;
+- canton caseworkers set and release legal holds and produce the person's disclosure
+  (right of access), on any case, open or closed: both are allowed on a closed case.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ class Action(StrEnum):
     CASE_REOPEN = "case.reopen"
     NOTIFICATION_READ = "notification.read"
     REPORT_READ = "report.read"
+    EXPORT = "export.create"
+    LEGAL_HOLD = "legal_hold.set"
+    DISCLOSURE = "disclosure.create"
 
 
 #: Which roles may ever perform an action, whatever the case (else 403).
@@ -74,10 +83,12 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.CASE_REOPEN,
             Action.NOTIFICATION_READ,
             Action.REPORT_READ,
+            Action.LEGAL_HOLD,
+            Action.DISCLOSURE,
         }
     ),
     "auditor": frozenset({Action.AUDIT_READ}),
-    "archivist": frozenset(),
+    "archivist": frozenset({Action.EXPORT}),
     "admin": frozenset(),
 }
 #: Actions further bound to the kind of unit the role sits in.
@@ -91,6 +102,9 @@ _UNIT_KIND_ACTIONS: dict[Action, frozenset[str]] = {
     Action.CASE_CLOSE: frozenset({"canton", "municipality"}),
     Action.CASE_REOPEN: frozenset({"canton"}),
     Action.REPORT_READ: frozenset({"canton"}),
+    Action.EXPORT: frozenset({"canton"}),
+    Action.LEGAL_HOLD: frozenset({"canton"}),
+    Action.DISCLOSURE: frozenset({"canton"}),
 }
 
 _FORBIDDEN_MESSAGES: dict[Action, str] = {
@@ -106,6 +120,9 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     Action.CASE_REOPEN: "Only caseworkers of the canton reopen a case.",
     Action.NOTIFICATION_READ: "Only caseworkers receive notifications.",
     Action.REPORT_READ: "Only caseworkers of the canton read the reports.",
+    Action.EXPORT: "Only archivists of the canton export cases to the archive.",
+    Action.LEGAL_HOLD: "Only caseworkers of the canton set or release a legal hold.",
+    Action.DISCLOSURE: "Only caseworkers of the canton produce a disclosure.",
 }
 
 
@@ -223,6 +240,22 @@ def reopenable_cases(identity: Identity) -> ColumnElement[bool]:
     return true() if may(identity, Action.CASE_REOPEN) else false()
 
 
+def exportable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases the caller may export to the archive (any state;
+    the export service refuses open ones with 409)."""
+    return true() if may(identity, Action.EXPORT) else false()
+
+
+def legal_hold_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases the caller may put under (or release from) legal hold."""
+    return true() if may(identity, Action.LEGAL_HOLD) else false()
+
+
+def disclosable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases whose data the caller may disclose to the person."""
+    return true() if may(identity, Action.DISCLOSURE) else false()
+
+
 _CASE_CONDITIONS = {
     Action.CASE_READ: readable_cases,
     Action.CASE_WRITE: writable_cases,
@@ -232,6 +265,8 @@ _CASE_CONDITIONS = {
     Action.COST_APPROVAL_DECIDE: cost_decidable_cases,
     Action.CASE_CLOSE: closable_cases,
     Action.CASE_REOPEN: reopenable_cases,
+    Action.LEGAL_HOLD: legal_hold_cases,
+    Action.DISCLOSURE: disclosable_cases,
 }
 
 _HELD_ELSEWHERE = {
@@ -242,10 +277,15 @@ _HELD_ELSEWHERE = {
     Action.COST_APPROVAL_DECIDE: "Only caseworkers of the canton decide cost approvals.",
     Action.CASE_CLOSE: "Only the unit responsible for this case or the canton closes it.",
     Action.CASE_REOPEN: "Only caseworkers of the canton reopen a case.",
+    Action.LEGAL_HOLD: "Only caseworkers of the canton set or release a legal hold.",
+    Action.DISCLOSURE: "Only caseworkers of the canton produce a disclosure.",
 }
 
 #: Actions a closed case still allows; everything else on it is a write and answers 409.
-_ALLOWED_WHEN_CLOSED = frozenset({Action.CASE_READ, Action.CASE_REOPEN})
+#: A legal hold matters most on a closed case (it stops deletion) and a disclosure is a read.
+_ALLOWED_WHEN_CLOSED = frozenset(
+    {Action.CASE_READ, Action.CASE_REOPEN, Action.LEGAL_HOLD, Action.DISCLOSURE}
+)
 
 
 def allowed(session: Session, identity: Identity, action: Action, case_id: str) -> bool:

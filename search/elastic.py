@@ -342,8 +342,14 @@ def _highlight(hit: dict[str, Any]) -> str:
     return str(text[0]).strip() if text else ""
 
 
+def _body(response: Any) -> Any:
+    """The JSON body of a client response (ObjectApiResponse has no dict methods like get)."""
+    return getattr(response, "body", response)
+
+
 def parse_response(response: Any, request: SearchRequest) -> SearchResult:
-    """Turn a search response into a SearchResult."""
+    """Turn a search response (client response or plain dict) into a SearchResult."""
+    response = _body(response)
     hits_part = response["hits"]
     total = hits_part["total"]
     hits = []
@@ -496,7 +502,7 @@ class ElasticIndex:
         """The index a running rebuild is loading (writers must write there too)."""
         with _errors("lock lookup"):
             try:
-                lock = self._client.get(index=self.lock_index, id=_LOCK_ID)
+                lock = _body(self._client.get(index=self.lock_index, id=_LOCK_ID))
             except elasticsearch.NotFoundError:
                 # No lock document, or the lock index itself does not exist yet.
                 return None
@@ -514,7 +520,7 @@ class ElasticIndex:
         if not operations:
             return
         with _errors("bulk"):
-            response = self._client.bulk(operations=operations)
+            response = _body(self._client.bulk(operations=operations))
         if not response.get("errors"):
             return
         for item in response.get("items", []):
@@ -635,7 +641,7 @@ class ElasticIndex:
         self._ensure_ready()
         with _errors("count"):
             response = self._client.count(index=self.alias, body={"query": filter_query(filter)})
-        return int(response["count"])
+        return int(_body(response)["count"])
 
     def doc_keys(self) -> Iterator[str]:
         """Yield every indexed doc_key in ascending order (search_after paging)."""
@@ -652,7 +658,7 @@ class ElasticIndex:
             if after is not None:
                 body["search_after"] = after
             with _errors("doc_keys"):
-                response = self._client.search(index=self.alias, body=body)
+                response = _body(self._client.search(index=self.alias, body=body))
             hits = response["hits"]["hits"]
             if not hits:
                 return
@@ -674,7 +680,7 @@ class ElasticIndex:
                     )
                     return
                 except elasticsearch.ConflictError:
-                    current = self._client.get(index=self.lock_index, id=_LOCK_ID)
+                    current = _body(self._client.get(index=self.lock_index, id=_LOCK_ID))
             started = dt.datetime.fromisoformat(current["_source"]["started_at"])
             if now - started < self._lock_ttl:
                 raise RebuildInProgress(
@@ -705,7 +711,7 @@ class ElasticIndex:
         """Delete the lock document if it is still ours."""
         with contextlib.suppress(SearchError), _errors("rebuild unlock"):
             try:
-                current = self._client.get(index=self.lock_index, id=_LOCK_ID)
+                current = _body(self._client.get(index=self.lock_index, id=_LOCK_ID))
             except elasticsearch.NotFoundError:
                 return
             if current["_source"].get("owner") == owner:
@@ -716,7 +722,7 @@ class ElasticIndex:
         """Concrete indices currently behind the alias."""
         with _errors("alias lookup"):
             try:
-                return sorted(self._client.indices.get_alias(name=self.alias).keys())
+                return sorted(_body(self._client.indices.get_alias(name=self.alias)).keys())
             except elasticsearch.NotFoundError:
                 return []
 
@@ -771,12 +777,12 @@ class ElasticIndex:
         """Cluster reachable, alias present, mappings of our format; else SearchUnavailable."""
         self._ensure_ready()
         with _errors("health check"):
-            health = self._client.cluster.health(index=self.alias)
-            mappings = self._client.indices.get_mapping(index=self.alias)
+            health = _body(self._client.cluster.health(index=self.alias))
+            mappings = _body(self._client.indices.get_mapping(index=self.alias))
         if health.get("status") == "red":
             raise SearchUnavailable(f"elasticsearch index {self.alias} is red")
         expected = {"format": FORMAT_VERSION, "analysis": ANALYSIS_VERSION}
-        for name, mapping in dict(mappings).items():
+        for name, mapping in mappings.items():
             meta = (mapping.get("mappings") or {}).get("_meta") or {}
             if {key: meta.get(key) for key in expected} != expected:
                 raise SearchUnavailable(

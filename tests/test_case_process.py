@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from typing import Any
 
 import pytest
@@ -554,3 +555,138 @@ def test_undecided_cost_approval_blocks_closing(client, world):
         ).status_code
         == 200
     )
+
+
+# --- The OpenAPI document describes these responses ---------------------------------------
+
+
+def test_process_responses_match_the_openapi_document(client, world):
+    from dossier_service.api.health import OPENAPI_PATH
+    from tests.test_openapi import assert_matches
+
+    doc = json.loads(OPENAPI_PATH.read_text("utf-8"))
+    cid = held_by(client, world)
+    aarau, canton = world.auth("aarau"), world.auth("canton")
+
+    def check(path: str, method: str, status: int, response: Any) -> Any:
+        assert response.status_code == status, response.get_json()
+        assert_matches(doc, path, method, status, response.get_json())
+        return response.get_json()
+
+    check(
+        "/cases/{case_id}",
+        "patch",
+        200,
+        client.patch(f"{API}/cases/{cid}", json={"target_group": "education"}, headers=aarau),
+    )
+    check(
+        "/cases/{case_id}/target-groups",
+        "get",
+        200,
+        client.get(f"{API}/cases/{cid}/target-groups", headers=aarau),
+    )
+    measure = check(
+        "/cases/{case_id}/measures",
+        "post",
+        201,
+        _measure(client, world, cid, user="aarau", end="2026-05-31"),
+    )
+    check(
+        "/cases/{case_id}/measures",
+        "get",
+        200,
+        client.get(f"{API}/cases/{cid}/measures", headers=aarau),
+    )
+    check(
+        "/measures/{measure_id}",
+        "patch",
+        200,
+        client.patch(
+            f"{API}/measures/{measure['id']}", json={"status": "interrupted"}, headers=aarau
+        ),
+    )
+    check(
+        "/cases/{case_id}/milestones",
+        "post",
+        201,
+        client.post(
+            f"{API}/cases/{cid}/milestones",
+            json={"kind": "education", "value": "bridge_offer", "date": "2025-08-15"},
+            headers=aarau,
+        ),
+    )
+    check(
+        "/cases/{case_id}/milestones",
+        "get",
+        200,
+        client.get(f"{API}/cases/{cid}/milestones", headers=aarau),
+    )
+    approval = check(
+        "/cases/{case_id}/cost-approvals",
+        "post",
+        201,
+        client.post(
+            f"{API}/cases/{cid}/cost-approvals",
+            json={
+                "measure_id": measure["id"],
+                "amount_chf": "4800.00",
+                "period_from": "2026-02-01",
+                "period_to": "2026-05-31",
+                "justification": "Kurs",
+            },
+            headers=aarau,
+        ),
+    )
+    check(
+        "/cost-approvals/{approval_id}",
+        "get",
+        200,
+        client.get(f"{API}/cost-approvals/{approval['id']}", headers=aarau),
+    )
+    check(
+        "/cost-approvals/{approval_id}/decision",
+        "post",
+        200,
+        client.post(
+            f"{API}/cost-approvals/{approval['id']}/decision",
+            json={"decision": "rejected", "reason": "Kein Platz."},
+            headers=canton,
+        ),
+    )
+    check(
+        "/cases/{case_id}/cost-approvals",
+        "get",
+        200,
+        client.get(f"{API}/cases/{cid}/cost-approvals", headers=aarau),
+    )
+    listed = check("/notifications", "get", 200, client.get(f"{API}/notifications", headers=aarau))
+    check(
+        "/notifications/{notification_id}/read",
+        "post",
+        200,
+        client.post(f"{API}/notifications/{listed['items'][0]['id']}/read", headers=aarau),
+    )
+    check("/reports/ias", "get", 200, client.get(f"{API}/reports/ias", headers=canton))
+    later = (dt.date.today() + dt.timedelta(days=100)).isoformat()
+    stalled = check(
+        "/reports/stalled",
+        "get",
+        200,
+        client.get(f"{API}/reports/stalled?as_of={later}", headers=canton),
+    )
+    assert stalled["total_stalled"] == 1
+    check(
+        "/cases/{case_id}/close",
+        "post",
+        200,
+        client.post(f"{API}/cases/{cid}/close", json={"reason": "other"}, headers=aarau),
+    )
+    conflict = client.post(f"{API}/cases/{cid}/close", json={"reason": "other"}, headers=aarau)
+    check("/cases/{case_id}/close", "post", 409, conflict)
+    reopened = check(
+        "/cases/{case_id}/reopen",
+        "post",
+        200,
+        client.post(f"{API}/cases/{cid}/reopen", json={"reason": "Rückkehr"}, headers=canton),
+    )
+    assert reopened["status"] == "open"

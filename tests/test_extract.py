@@ -22,13 +22,14 @@ import pytest
 from docx.oxml import parse_xml
 from PIL import Image, ImageDraw, ImageFont
 
+import workers.extract as extract_package
 from dossier_service.files.sniff import DOCX, JPEG, PDF, PNG, TEXT, TIFF
 from dossier_service.samples import make_pdf
 from workers.extract import Extraction, extract_text
 from workers.extract import pdf as pdf_module
 from workers.extract.image import MAX_IMAGE_PIXELS, OcrError, run_tesseract
 from workers.extract.pdf import DAMAGED_REASON, PASSWORD_REASON, extract_pdf
-from workers.extract.sandbox import SoftTimeout, run_in_sandbox
+from workers.extract.sandbox import SandboxOutcome, SoftTimeout, run_in_sandbox
 from workers.extract.text import TextCollector, decode_plain, extract_plain, normalize_text
 
 # --- The shared corpus of real PDFs -------------------------------------------------------
@@ -845,6 +846,37 @@ def test_sandbox_reports_how_a_child_failed(
     assert outcome.status == status
     assert outcome.elapsed_s < 10
     assert _group_members(spawned[0].pid) == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [
+        (SandboxOutcome("timeout"), "text extraction took longer than 30 s"),
+        (SandboxOutcome("memory"), "text extraction needs more than 300 MB of memory"),
+        (
+            SandboxOutcome("cpu", error="more than 31 s of CPU time"),
+            "text extraction used more than 31 s of CPU time",
+        ),
+        (
+            SandboxOutcome("killed"),
+            "text extraction was killed (the file may need more than 300 MB)",
+        ),
+        (SandboxOutcome("output"), "text extraction produced more output than allowed"),
+        (SandboxOutcome("error", error="KeyError"), "the file could not be read: it is damaged"),
+        (SandboxOutcome("crash"), "text extraction failed: the file made the extractor crash"),
+        (SandboxOutcome("ok", value={"ok": "yes"}), "text extraction returned an invalid result"),
+    ],
+)
+def test_sandbox_outcomes_become_person_readable_reasons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: SandboxOutcome, reason: str
+) -> None:
+    """Every way the child can fail ends as ok=False with a short English reason."""
+    monkeypatch.setattr(extract_package, "run_in_sandbox", lambda *a, **k: outcome)
+    path = tmp_path / "x.pdf"
+    path.write_bytes(make_pdf("x", ["y"]))
+    result = extract_text(path, PDF, timeout_s=30, max_memory_mb=300)
+    assert (result.ok, result.reason, result.text, result.chars) == (False, reason, "", 0)
+    assert result.method == "text-layer"
 
 
 def test_sandbox_child_sees_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import re
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,9 +183,11 @@ def test_secured_operations_answer_401_without_a_token_and_public_ones_answer(
     client: FlaskClient, doc
 ):
     for path, method, _ in operations(doc):
-        url = API + path.format(case_id="0" * 8 + "-0000-4000-8000-" + "0" * 12,
-                                document_id="0" * 8 + "-0000-4000-8000-" + "0" * 12,
-                                unit_code="caritas", number=1)
+        # Any other path parameter (measure_id, approval_id, notification_id, …) gets "1".
+        url = API + path.format_map(defaultdict(lambda: "1", {
+            "case_id": "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+            "document_id": "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+            "unit_code": "caritas", "number": 1}))
         response = client.open(url, method=method.upper())
         if (path, method) in PUBLIC:
             assert response.status_code in (200, 503), (path, method)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +20,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.generation import GenerationMode
 
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.samples import make_docx, make_pdf
-from tests.conftest import UNITS, World, new_case, upload
+from tests.conftest import PERSON, UNITS, World, new_case, upload
 
 #: One caller of each kind: canton and municipal and organisation caseworkers, auditor, archivist.
 ROLES = ("canton", "aarau", "caritas", "auditor", "archivist")
@@ -47,6 +47,7 @@ FUZZ_SETTINGS = settings(
     suppress_health_check=list(HealthCheck),
 )
 
+API = "/api/v1"
 UNIT_CODES = [code for code, _, _ in UNITS]
 PDF = make_pdf("Kurzassessment", ["Deutschkenntnisse A1."])
 DOCX = make_docx("Integrationsplan", ["IKG1 ab Februar."])
@@ -64,7 +65,9 @@ class Seed:
 def seed(client: FlaskClient, world: World) -> Seed:
     """A canton case with a document, and a case held by Aarau and delegated to Caritas."""
     canton_case = new_case(client, world)
-    canton_doc = upload(client, world, "canton", canton_case["id"], PDF, doc_type="short_assessment")
+    canton_doc = upload(
+        client, world, "canton", canton_case["id"], PDF, doc_type="short_assessment"
+    )
     assert canton_doc.status_code == 201, canton_doc.get_json()
 
     aarau_case = new_case(client, world, family_name="Tesfay", ahv_number=None)
@@ -212,27 +215,176 @@ def _fuzz(app: Flask, strategy: Any) -> dict[int, int]:
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         case.validate_response(response, checks=CHECKS)
 
-    run()
+    try:
+        run()
+    except FlakyStrategyDefinition:
+        # Schemathesis' negative generator occasionally draws differently when Hypothesis
+        # replays a choice sequence (seen about once in 10,000 examples). That is a fault of
+        # the generator, not of the API: run the family once more with fresh examples; a
+        # second occurrence, or any check failure, still fails the test.
+        run()
     return statuses
+
+
+def _operations(schema: Any) -> list[Any]:
+    """All operations of the schema; transfers last, as a success takes a case away."""
+    operations = [result.ok() for result in schema.get_all_operations()]
+    operations.sort(key=lambda op: op.label.endswith("/transfers"))
+    return operations
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_operation_conforms(app: Flask, world: World, seed: Seed, role: str) -> None:
-    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    """Fuzz every operation as this caller; every response must match the document."""
+    schema = schemathesis.openapi.from_wsgi(f"{API}/openapi.json", app)
     headers = world.auth(role)
     failures: list[str] = []
-    seen: dict[str, dict[int, int]] = {}
-    operations = [result.ok() for result in schema.get_all_operations()]
-    # A successful transfer takes the case away from a municipality; fuzz it last.
-    operations.sort(key=lambda op: op.label.endswith("/transfers"))
-    for operation in operations:
+    statuses: dict[int, int] = {}
+    for operation in _operations(schema):
         for label, strategy in _strategies(operation, seed, headers).items():
-            start = time.monotonic()
             try:
-                seen[f"{operation.label} {label}"] = _fuzz(app, strategy)
-            except Exception as exc:
+                for status, count in _fuzz(app, strategy).items():
+                    statuses[status] = statuses.get(status, 0) + count
+            except Exception as exc:  # collect every operation's failure, not just the first
                 failures.append(f"{operation.label} [{label}]: {exc}")
-            print(f"{operation.label} {label}: {time.monotonic() - start:.1f}s")
-    for key, value in seen.items():
-        print(key, value)
     assert not failures, "\n\n".join(failures)
+    # The token was accepted throughout: a 401 would mean the fuzzer never got past the door.
+    assert 401 not in statuses
+    assert any(200 <= status < 300 for status in statuses), statuses
+
+
+# --- Hostile values, deterministic --------------------------------------------------------
+# Random generation reaches a NUL byte or an out-of-range timestamp only by luck; these
+# values are tried on every parameter and body field each run, on every backend.
+
+HOSTILE_TEXT = [
+    " ",
+    "\x00",
+    "a\x00b",
+    "x" * 5000,
+    "%",
+    "../../etc/passwd",
+    "' OR '1'='1",
+    "\u202egnp.exe",
+    "Zürich 😀",
+    "-1",
+    "0",
+    "9" * 400,
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "2025-02-30",
+]
+# Header values cannot carry control characters or non-Latin-1 text on the wire.
+HOSTILE_HEADERS = [
+    "",
+    "x" * 5000,
+    "*",
+    'W/""',
+    "bytes=0-0,5-1",
+    "bytes=-0",
+    "bytes=99999999999999999999-",
+    "bytes=5-2",
+    "items=0-1",
+]
+HOSTILE_JSON = ["\ud800", "\x00", "x" * 100_000, "", 1, 1.5, True, None, [], {}, "9999-99-99"]
+HOSTILE_BODIES = [[], "text", 7, None, {}]
+
+#: A body per operation that gets as deep as possible before a refusal, varied field by field.
+BASE_BODIES: dict[str, dict[str, Any]] = {
+    "POST /cases": {"person": dict(PERSON), "entry_date": "2025-03-01"},
+    # An organisation is no transfer target and a municipality no delegate: the request
+    # passes every other check first, and the case never moves while the test runs.
+    "POST /cases/{case_id}/transfers": {"to_unit": "caritas", "reason": "Umzug"},
+    "POST /cases/{case_id}/delegations": {"to_unit": "baden", "reason": "Begleitung"},
+    "POST /cases/{case_id}/documents": {"file": PDF, "type": "other", "title": "Notiz"},
+    "POST /documents/{document_id}/versions": {"file": PDF},
+}
+
+
+def _body_variants(body: Any, multipart: bool) -> list[Any]:
+    """The body with one field at a time replaced by a hostile value (nested objects too)."""
+    variants: list[Any] = [] if multipart else list(HOSTILE_BODIES)
+    for key, value in body.items():
+        if key == "file":
+            continue
+        if isinstance(value, dict):
+            variants += [{**body, key: inner} for inner in _body_variants(value, multipart)]
+            continue
+        values = [v for v in HOSTILE_TEXT if "\ud800" not in v] if multipart else HOSTILE_JSON
+        variants += [{**body, key: hostile} for hostile in values]
+    return variants
+
+
+NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def _is_integer(parameter: Any) -> bool:
+    """True for a parameter the document declares as an integer."""
+    return parameter.definition.get("schema", {}).get("type") == "integer"
+
+
+def _hostile_cases(operation: Any, seed: Seed, headers: dict[str, str]) -> list[Any]:
+    """Cases that each put one hostile value into one parameter or body field."""
+    known = {
+        "case_id": seed.case_ids[1],  # Aarau's case: the canton reads it, Aarau works on it
+        "document_id": seed.document_ids[1],
+        "unit_code": "caritas",
+    }
+    base_paths = {
+        # Ids of resources the seed does not create get a well-formed value naming nothing.
+        p.name: known.get(p.name, 1 if _is_integer(p) else NO_SUCH_ID)
+        for p in operation.path_parameters
+    }
+    media_type = operation.get_request_payload_content_types()
+    media_type = media_type[0] if media_type else None
+    base_body = BASE_BODIES.get(operation.label)
+    kwargs: dict[str, Any] = {"media_type": media_type} if base_body is not None else {}
+    if base_body is not None:
+        kwargs["body"] = base_body
+    cases = []
+    for parameter in operation.path_parameters:
+        # An empty segment or a slash makes a different address, not a parameter value.
+        for value in HOSTILE_TEXT:
+            if _is_integer(parameter) and not value.isdigit():
+                continue  # the route's int converter answers 404 before any view runs
+            cases.append(operation.Case(
+                path_parameters={**base_paths, parameter.name: value}, headers=headers, **kwargs
+            ))
+    for parameter in operation.query:
+        for value in ["", *HOSTILE_TEXT]:
+            cases.append(operation.Case(
+                path_parameters=base_paths, query={parameter.name: value}, headers=headers, **kwargs
+            ))
+    for parameter in operation.headers:
+        for value in HOSTILE_HEADERS:
+            cases.append(operation.Case(
+                path_parameters=base_paths, headers={**headers, parameter.name: value}, **kwargs
+            ))
+    if base_body is not None:
+        multipart = media_type == "multipart/form-data"
+        for body in _body_variants(base_body, multipart):
+            cases.append(operation.Case(
+                path_parameters=base_paths, headers=headers, body=body, media_type=media_type
+            ))
+    return cases
+
+
+@pytest.mark.parametrize("role", ["canton", "aarau"])
+def test_hostile_values_are_refused_cleanly(
+    app: Flask, world: World, seed: Seed, role: str
+) -> None:
+    """NUL bytes, lone surrogates, huge and absurd values: refused as documented, never a 5xx."""
+    schema = schemathesis.openapi.from_wsgi(f"{API}/openapi.json", app)
+    headers = world.auth(role)
+    failures: list[str] = []
+    tried = 0
+    for operation in _operations(schema):
+        for case in _hostile_cases(operation, seed, headers):
+            tried += 1
+            response = case.call(app=app)
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except Exception as exc:
+                failures.append(f"{operation.label}: {exc}")
+    assert tried > 500  # every operation contributed, not just a few
+    assert not failures, "\n\n".join(failures[:20]) + f"\n\n({len(failures)} failures)"

@@ -361,7 +361,8 @@ def test_parse_response_hits_total_facets() -> None:
             "case_id": {"buckets": [{"key": "c1", "doc_count": 42}]},
         },
     }
-    result = parse_response(response, request("Haus", facets=True))
+    result = parse_response(wrap(response), request("Haus", facets=True))
+    assert result == parse_response(response, request("Haus", facets=True))
     assert result.total == 42
     (hit,) = result.hits
     assert (hit.doc_key, hit.document_id, hit.version, hit.case_id) == ("d1:1", "d1", 1, "c1")
@@ -403,6 +404,11 @@ def meta(status: int) -> elastic_transport.ApiResponseMeta:
     )
 
 
+def wrap(body: Any) -> elastic_transport.ObjectApiResponse[Any]:
+    """A body as the real client returns it: ObjectApiResponse, which has no dict.get."""
+    return elastic_transport.ObjectApiResponse(body=body, meta=meta(200))
+
+
 def api_error(cls: type[elasticsearch.ApiError], status: int, body: Any) -> Exception:
     """An elasticsearch ApiError subclass as the client raises it."""
     return cls(str(body), meta=meta(status), body=body)
@@ -432,13 +438,13 @@ class FakeIndices:
         self.c.docs[index] = {}
         self.c.aliases[index] = set(aliases or {})
 
-    def get_alias(self, name: str) -> dict[str, Any]:
+    def get_alias(self, name: str) -> elastic_transport.ObjectApiResponse[Any]:
         found: dict[str, Any] = {
             index: {} for index, aliases in self.c.aliases.items() if name in aliases
         }
         if not found:
             raise api_error(elasticsearch.NotFoundError, 404, {"error": "alias missing"})
-        return found
+        return wrap(found)
 
     def update_aliases(self, actions: list[dict[str, Any]]) -> None:
         self.c.calls.append(("update_aliases", actions))
@@ -460,12 +466,14 @@ class FakeIndices:
     def put_settings(self, index: str, settings: dict[str, Any]) -> None:
         self.c.calls.append(("put_settings", index, settings))
 
-    def get_mapping(self, index: str) -> dict[str, Any]:
-        return {
-            name: {"mappings": self.c.mapping_meta}
-            for name, aliases in self.c.aliases.items()
-            if index in aliases
-        }
+    def get_mapping(self, index: str) -> elastic_transport.ObjectApiResponse[Any]:
+        return wrap(
+            {
+                name: {"mappings": self.c.mapping_meta}
+                for name, aliases in self.c.aliases.items()
+                if index in aliases
+            }
+        )
 
 
 class FakeCluster:
@@ -474,8 +482,8 @@ class FakeCluster:
     def __init__(self, client: FakeClient) -> None:
         self.c = client
 
-    def health(self, index: str) -> dict[str, Any]:
-        return {"status": self.c.health}
+    def health(self, index: str) -> elastic_transport.ObjectApiResponse[Any]:
+        return wrap({"status": self.c.health})
 
 
 class FakeClient:
@@ -501,7 +509,7 @@ class FakeClient:
             return [name]
         return [index for index, aliases in self.aliases.items() if name in aliases]
 
-    def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
+    def bulk(self, operations: list[dict[str, Any]]) -> elastic_transport.ObjectApiResponse[Any]:
         self.calls.append(("bulk", len(operations)))
         if self.fail_next is not None:
             exc, self.fail_next = self.fail_next, None
@@ -521,13 +529,14 @@ class FakeClient:
             if self.bulk_items_status is not None:
                 status = self.bulk_items_status
             items.append({kind: {"_index": index, "_id": spec["_id"], "status": status}})
-        return {"errors": any(it[k]["status"] >= 300 for it in items for k in it), "items": items}
+        errors = any(it[k]["status"] >= 300 for it in items for k in it)
+        return wrap({"errors": errors, "items": items})
 
-    def get(self, index: str, id: str) -> dict[str, Any]:
+    def get(self, index: str, id: str) -> elastic_transport.ObjectApiResponse[Any]:
         lock = self.locks.get(id)
         if lock is None:
             raise api_error(elasticsearch.NotFoundError, 404, {"found": False})
-        return {"_source": lock["doc"], "_seq_no": lock["seq"], "_primary_term": 1}
+        return wrap({"_source": lock["doc"], "_seq_no": lock["seq"], "_primary_term": 1})
 
     def create(self, index: str, id: str, document: dict[str, Any], refresh: bool) -> None:
         self.calls.append(("lock_create", document.get("target")))
@@ -549,7 +558,7 @@ class FakeClient:
             raise api_error(elasticsearch.ConflictError, 409, {})
         del self.locks[id]
 
-    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+    def search(self, index: str, body: dict[str, Any]) -> elastic_transport.ObjectApiResponse[Any]:
         self.calls.append(("search", index, body))
         if self.fail_next is not None:
             exc, self.fail_next = self.fail_next, None
@@ -558,12 +567,12 @@ class FakeClient:
             keys = sorted(k for name in self._resolve(index) for k in self.docs[name])
             after = body.get("search_after", [""])[0]
             page = [k for k in keys if k > after][: body["size"]]
-            return {"hits": {"hits": [{"_id": k, "sort": [k]} for k in page]}}
-        return {"hits": {"total": {"value": 0}, "hits": []}}
+            return wrap({"hits": {"hits": [{"_id": k, "sort": [k]} for k in page]}})
+        return wrap({"hits": {"total": {"value": 0}, "hits": []}})
 
-    def count(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+    def count(self, index: str, body: dict[str, Any]) -> elastic_transport.ObjectApiResponse[Any]:
         self.calls.append(("count", index, body))
-        return {"count": sum(len(self.docs[name]) for name in self._resolve(index))}
+        return wrap({"count": sum(len(self.docs[name]) for name in self._resolve(index))})
 
     def delete_by_query(self, index: str, body: dict, conflicts: str, refresh: bool) -> None:
         self.calls.append(("delete_by_query", index, body, conflicts))

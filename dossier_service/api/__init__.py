@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from dossier_service.api import (
+    archive,
     audit_log,
     cases,
     cost_approvals,
@@ -33,6 +34,7 @@ def create_blueprint() -> Blueprint:
         notifications,
         reports,
         search,
+        archive,
     ):
         module.register(bp)
     return bp

@@ -1,5 +1,6 @@
 """SQLAlchemy models: the system of record."""
 
+from dossier_service.models.archive import CaseTombstone, Export, ExportCase, LegalHold
 from dossier_service.models.audit import AuditEntry
 from dossier_service.models.cases import Case, Delegation, ReferenceCounter, Responsibility
 from dossier_service.models.documents import DOCUMENT_TYPES, Document, DocumentVersion
@@ -24,11 +25,15 @@ __all__ = [
     "AuditEntry",
     "Case",
     "CaseClosure",
+    "CaseTombstone",
     "CostApproval",
     "CostApprovalDocument",
     "Delegation",
     "Document",
     "DocumentVersion",
+    "Export",
+    "ExportCase",
+    "LegalHold",
     "Measure",
     "Milestone",
     "Notification",

@@ -51,6 +51,13 @@ def _plausible(value: dt.date, name: str, latest: dt.date) -> dt.date:
     return value
 
 
+def _plausible_date(data: dict[str, Any], name: str, latest: dt.date) -> dt.date:
+    """A required date within the plausible window."""
+    value = date_field(data, name)
+    assert value is not None  # required: date_field raised otherwise
+    return _plausible(value, name, latest)
+
+
 def _only(data: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
@@ -181,7 +188,7 @@ def create_measure(session: Session, identity: Identity, case_id: str, payload: 
     latest = dt.date.today() + PLANNING_HORIZON
     programme = choice_field(data, "programme", PROGRAMMES)
     provider = text_field(data, "provider", required=False, max_length=200, default="")
-    start = _plausible(date_field(data, "start") or EARLIEST_DATE, "start", latest)
+    start = _plausible_date(data, "start", latest)
     raw_end = date_field(data, "end", required=False)
     end = _plausible(raw_end, "end", latest) if raw_end else None
     _check_period(start, end)
@@ -250,7 +257,7 @@ def update_measure(session: Session, identity: Identity, measure_id: str, payloa
         measure.provider = text_field(data, "provider", required=False, default="") or ""
         changed.append("provider")
     if "start" in data:
-        measure.start_date = _plausible(date_field(data, "start") or EARLIEST_DATE, "start", latest)
+        measure.start_date = _plausible_date(data, "start", latest)
         changed.append("start")
     if "end" in data:
         raw_end = date_field(data, "end", required=False)
@@ -322,7 +329,7 @@ def create_milestone(session: Session, identity: Identity, case_id: str, payload
     assert kind is not None
     value = choice_field(data, "value", MILESTONE_VALUES[kind])
     assert value is not None
-    date = _plausible(date_field(data, "date") or EARLIEST_DATE, "date", dt.date.today())
+    date = _plausible_date(data, "date", dt.date.today())
     note = text_field(data, "note", required=False, max_length=2000, default="")
     milestone = Milestone(
         case_id=case.id,

@@ -18,7 +18,7 @@ from typing import Any
 
 from dossier_service.files.sniff import ACCEPTED_MEDIA_TYPES, DOCX, JPEG, PDF, PNG, TEXT, TIFF
 from workers.extract.image import check_image_header
-from workers.extract.sandbox import SandboxOutcome, run_in_sandbox
+from workers.extract.sandbox import MIN_MEMORY_MB, SandboxOutcome, run_in_sandbox
 from workers.extract.text import MAX_TEXT_CHARS, extract_plain
 
 __all__ = ["Extraction", "extract_text"]
@@ -175,12 +175,13 @@ def _reason(outcome: SandboxOutcome, timeout_s: float, max_memory_mb: int) -> st
     """A person-readable reason for a sandbox run that did not produce a result."""
     if outcome.status == "timeout":
         return f"text extraction took longer than {_seconds(timeout_s)}"
+    memory_mb = max(max_memory_mb, MIN_MEMORY_MB)  # the sandbox's floor
     if outcome.status == "memory":
-        return f"text extraction needs more than {max_memory_mb} MB of memory"
+        return f"text extraction needs more than {memory_mb} MB of memory"
     if outcome.status == "cpu":
-        return f"text extraction used more than {_seconds(timeout_s)} of CPU time"
+        return f"text extraction used {outcome.error or 'too much CPU time'}"
     if outcome.status == "killed":
-        return f"text extraction was killed (the file may need more than {max_memory_mb} MB)"
+        return f"text extraction was killed (the file may need more than {memory_mb} MB)"
     if outcome.status == "output":
         return "text extraction produced more output than allowed"
     if outcome.status == "error":

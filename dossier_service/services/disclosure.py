@@ -1,0 +1,638 @@
+"""The person's right of access (nDSG Art. 25): everything held about them, as one ZIP.
+
+The canton produces it (Action.DISCLOSURE) for a case, open or closed. The ZIP holds:
+
+- ``person.json``: the person's data and every fact of the case in the database
+  (responsibility periods, delegations, target groups, measures, milestones, closures,
+  cost approvals, notifications), and the list of documents;
+- ``Dokumente/NNN <type> - <title>/Version N - <filename>``: every version of every document;
+- ``zugriffsprotokoll.json``: the case's access log up to and including this disclosure;
+- ``index.html``: the same in German, readable in any browser without network access, with
+  links to the files. Every value from the database is HTML-escaped.
+
+The access log names the unit, the action, the time and the outcome of each access. The
+usernames and IP addresses of staff are left out: they are the employees' personal data,
+not the requester's (nDSG Art. 26 para. 1 b allows withholding for third parties'
+interests); the data-protection officer can name individuals on request from the full log.
+Legal holds are internal measures on the record and are not listed.
+
+The ZIP is streamed: it is written into a small buffer that the HTTP response drains after
+every chunk, with file contents streamed from storage, so memory does not grow with the
+size of the case. ``disclosure.create`` is audited before the first byte leaves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dossier_service import identifiers
+from dossier_service.container import Container
+from dossier_service.identity import Identity
+from dossier_service.models import (
+    DOCUMENT_TYPES,
+    AuditEntry,
+    Case,
+    CaseClosure,
+    CostApproval,
+    Delegation,
+    Document,
+    Measure,
+    Milestone,
+    Notification,
+    Responsibility,
+    TargetGroupAssignment,
+    Unit,
+)
+from dossier_service.models.process import (
+    CLOSE_REASONS,
+    MEASURE_STATUSES,
+    PROGRAMMES,
+    TARGET_GROUPS,
+)
+from dossier_service.policy import Action, load_case
+from dossier_service.services import audit
+from dossier_service.services.indicators import LOCAL_ZONE
+from storage import ObjectNotFound
+
+log = logging.getLogger(__name__)
+
+#: Hand the buffered ZIP bytes to the response once this much has collected.
+FLUSH_BYTES = 1024 * 1024
+#: Audit entries read per query while writing the access log.
+LOG_BATCH = 1000
+
+#: What each audited action means, in words a person understands.
+ACTION_LABELS: dict[str, str] = {
+    "case.create": "Fall eröffnet",
+    "case.read": "Fall angesehen",
+    "case.list": "Fallliste angesehen",
+    "case.update": "Falldaten geändert",
+    "case.close": "Fall abgeschlossen",
+    "case.reopen": "Fall wieder eröffnet",
+    "case.delete": "Fall gelöscht",
+    "transfer.create": "Fall an eine andere Stelle übergeben",
+    "delegation.create": "Begleitung an eine Organisation delegiert",
+    "delegation.end": "Delegation beendet",
+    "document.create": "Dokument erfasst",
+    "version.create": "Neue Version eines Dokuments erfasst",
+    "document.read": "Angaben zu einem Dokument angesehen",
+    "document.list": "Dokumentliste angesehen",
+    "content.read": "Dokument geöffnet oder heruntergeladen",
+    "measure.create": "Massnahme erfasst",
+    "measure.update": "Massnahme geändert",
+    "measure.list": "Massnahmen angesehen",
+    "milestone.create": "Meilenstein erfasst",
+    "milestone.list": "Meilensteine angesehen",
+    "cost_approval.request": "Kostengutsprache beantragt",
+    "cost_approval.decide": "Über Kostengutsprache entschieden",
+    "cost_approval.read": "Kostengutsprache angesehen",
+    "cost_approval.list": "Kostengutsprachen angesehen",
+    "export.create": "Ablieferung an das Archiv vorbereitet",
+    "export.download": "Ablieferung an das Archiv übermittelt",
+    "export.acknowledge": "Übernahme durch das Archiv bestätigt",
+    "legal_hold.set": "Löschsperre gesetzt",
+    "legal_hold.release": "Löschsperre aufgehoben",
+    "disclosure.create": "Auskunft an die betroffene Person erstellt",
+    "fixity.check": "Unversehrtheit einer Datei technisch geprüft",
+}
+_OUTCOMES = {"ok": "ausgeführt", "denied": "verweigert"}
+_SEX = {"female": "weiblich", "male": "männlich", "unknown": "unbekannt"}
+_RESIDENCE = {
+    "N": "N (Asylsuchende)",
+    "F": "F (vorläufig aufgenommen)",
+    "B": "B (anerkannter Flüchtling)",
+}
+
+
+@dataclass(frozen=True)
+class DisclosedFile:
+    """One version in the ZIP."""
+
+    path: str
+    storage_key: str
+    size: int
+    created_at: dt.datetime
+
+
+@dataclass
+class Disclosure:
+    """Everything needed to stream the ZIP, gathered while the request's transaction is open."""
+
+    case_id: str
+    reference: str
+    generated_at: dt.datetime
+    data: dict[str, Any]
+    files: list[DisclosedFile] = field(default_factory=list)
+    units: dict[str, str] = field(default_factory=dict)
+    documents: dict[str, str] = field(default_factory=dict)
+    #: The access log is included up to this entry: the disclosure itself.
+    log_until_id: int = 0
+
+    @property
+    def filename(self) -> str:
+        """Download name of the ZIP."""
+        return f"Auskunft-{self.reference}.zip"
+
+
+def _iso(value: dt.datetime | dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _local(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(LOCAL_ZONE).strftime("%d.%m.%Y %H:%M")
+
+
+def _segment(text: str, limit: int = 80) -> str:
+    """A readable, safe file or folder name (no slashes, controls or leading dots)."""
+    cleaned = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|]+', "_", text).strip().lstrip(".")
+    return (cleaned[:limit].rstrip() or "Dokument").rstrip(".")
+
+
+def prepare(container: Container, session: Session, identity: Identity, case_id: str) -> Disclosure:
+    """Check the caller, audit the disclosure and gather the case's data (caller commits)."""
+    case = load_case(session, identity, case_id, Action.DISCLOSURE)
+    units = {u.id: u for u in session.execute(select(Unit)).scalars()}
+    data = _case_data(session, case, units)
+    files: list[DisclosedFile] = []
+    documents_json = []
+    titles: dict[str, str] = {}
+    docs = session.execute(
+        select(Document)
+        .where(Document.case_id == case.id)
+        .order_by(Document.created_at, Document.id)
+    ).scalars()
+    for index, document in enumerate(docs, start=1):
+        type_label = DOCUMENT_TYPES.get(document.type, document.type)
+        folder = f"Dokumente/{index:03d} {_segment(type_label, 40)} - {_segment(document.title)}"
+        titles[document.id] = f"{type_label}: {document.title}"
+        versions = []
+        for version in document.versions:
+            path = f"{folder}/Version {version.number} - {_segment(version.filename)}"
+            files.append(DisclosedFile(path, version.storage_key, version.size, version.created_at))
+            versions.append(
+                {
+                    "number": version.number,
+                    "filename": version.filename,
+                    "media_type": version.media_type,
+                    "size": version.size,
+                    "sha256": version.sha256,
+                    "created_at": _iso(version.created_at),
+                    "created_by_unit": version.created_by.unit.code,
+                    "file": path,
+                }
+            )
+        documents_json.append(
+            {
+                "id": document.id,
+                "type": document.type,
+                "type_label": type_label,
+                "title": document.title,
+                "created_at": _iso(document.created_at),
+                "versions": versions,
+            }
+        )
+    data["documents"] = documents_json
+    entry = audit.record(
+        session,
+        identity,
+        "disclosure.create",
+        case_id=case.id,
+        detail={"documents": len(documents_json), "files": len(files)},
+    )
+    generated_at = entry.at
+    data["generated_at"] = _iso(generated_at)
+    return Disclosure(
+        case_id=case.id,
+        reference=case.reference,
+        generated_at=generated_at,
+        data=data,
+        files=files,
+        units={u.code: u.name for u in units.values()},
+        documents=titles,
+        log_until_id=entry.id,
+    )
+
+
+def _case_data(session: Session, case: Case, units: dict[int, Unit]) -> dict[str, Any]:
+    """The person and every database fact of the case, as plain JSON values."""
+
+    def unit(unit_id: int | None) -> dict[str, str] | None:
+        if unit_id is None or unit_id not in units:
+            return None
+        return {"code": units[unit_id].code, "name": units[unit_id].name}
+
+    def rows(model: Any, *order: Any) -> list[Any]:
+        return list(
+            session.execute(
+                select(model).where(model.case_id == case.id).order_by(*order)
+            ).scalars()
+        )
+
+    return {
+        "case": {
+            "reference": case.reference,
+            "status": case.status,
+            "entry_date": _iso(case.entry_date),
+            "created_at": _iso(case.created_at),
+        },
+        "person": {
+            "family_name": case.family_name,
+            "given_names": case.given_names,
+            "birth_date": case.birth_date,
+            "sex": case.sex,
+            "nationality": case.nationality,
+            "zemis_number": case.zemis_number,
+            "ahv_number": identifiers.format_ahv(case.ahv_number) if case.ahv_number else None,
+            "residence_status": case.residence_status,
+        },
+        "responsibilities": [
+            {
+                "unit": unit(r.unit_id),
+                "from": _iso(r.started_at),
+                "to": _iso(r.ended_at),
+                "reason": r.reason,
+            }
+            for r in rows(Responsibility, Responsibility.started_at, Responsibility.id)
+        ],
+        "delegations": [
+            {
+                "unit": unit(d.unit_id),
+                "granted_by": unit(d.granted_by_unit_id),
+                "from": _iso(d.started_at),
+                "to": _iso(d.ended_at),
+                "reason": d.reason,
+                "end_reason": d.end_reason,
+            }
+            for d in rows(Delegation, Delegation.started_at, Delegation.id)
+        ],
+        "target_groups": [
+            {
+                "target_group": g.target_group,
+                "label": TARGET_GROUPS.get(g.target_group),
+                "from": _iso(g.started_at),
+                "to": _iso(g.ended_at),
+                "reason": g.reason,
+            }
+            for g in rows(
+                TargetGroupAssignment, TargetGroupAssignment.started_at, TargetGroupAssignment.id
+            )
+        ],
+        "measures": [
+            {
+                "programme": m.programme,
+                "label": PROGRAMMES.get(m.programme),
+                "provider": m.provider,
+                "start_date": _iso(m.start_date),
+                "end_date": _iso(m.end_date),
+                "status": m.status,
+                "note": m.note,
+            }
+            for m in rows(Measure, Measure.start_date, Measure.id)
+        ],
+        "milestones": [
+            {"kind": m.kind, "value": m.value, "date": _iso(m.date), "note": m.note}
+            for m in rows(Milestone, Milestone.date, Milestone.id)
+        ],
+        "closures": [
+            {
+                "closed_at": _iso(c.closed_at),
+                "reason": c.reason,
+                "reason_label": CLOSE_REASONS.get(c.reason),
+                "note": c.note,
+                "reopened_at": _iso(c.reopened_at),
+                "reopen_reason": c.reopen_reason,
+            }
+            for c in rows(CaseClosure, CaseClosure.closed_at, CaseClosure.id)
+        ],
+        "cost_approvals": [
+            {
+                "programme": a.programme,
+                "amount_chf": str(a.amount_chf),
+                "period_from": _iso(a.period_from),
+                "period_to": _iso(a.period_to),
+                "justification": a.justification,
+                "status": a.status,
+                "requested_at": _iso(a.requested_at),
+                "requested_by_unit": unit(a.requested_by_unit_id),
+                "decided_at": _iso(a.decided_at),
+                "approved_amount_chf": None
+                if a.approved_amount_chf is None
+                else str(a.approved_amount_chf),
+                "decision_reason": a.decision_reason,
+            }
+            for a in rows(CostApproval, CostApproval.requested_at, CostApproval.id)
+        ],
+        "notifications": [
+            {"kind": n.kind, "unit": unit(n.unit_id), "created_at": _iso(n.created_at)}
+            for n in rows(Notification, Notification.created_at, Notification.id)
+        ],
+    }
+
+
+# --- Streaming the ZIP -------------------------------------------------------------------------
+
+
+class _Sink:
+    """A write-only, unseekable file: zipfile writes into it, the generator drains it."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self.pending = 0
+
+    def write(self, data: bytes) -> int:
+        """Collect bytes zipfile wrote."""
+        self._chunks.append(bytes(data))
+        self.pending += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to flush: the generator drains the buffer."""
+
+    def drain(self) -> bytes:
+        """Everything written since the last drain."""
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self.pending = 0
+        return data
+
+
+def _info(name: str, when: dt.datetime, size: int = 0) -> zipfile.ZipInfo:
+    local = when.astimezone(LOCAL_ZONE)
+    info = zipfile.ZipInfo(name, date_time=(max(local.year, 1980), *local.timetuple()[1:6]))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    # On an unseekable stream zipfile must know up front whether ZIP64 headers are needed.
+    info.file_size = size
+    return info
+
+
+def _log_entries(container: Container, disclosure: Disclosure) -> Iterator[AuditEntry]:
+    """The case's access log up to the disclosure, in batches (each its own short read)."""
+    last_id = 0
+    while True:
+        with container.db.transaction() as session:
+            batch = list(
+                session.execute(
+                    select(AuditEntry)
+                    .where(
+                        AuditEntry.case_id == disclosure.case_id,
+                        AuditEntry.id > last_id,
+                        AuditEntry.id <= disclosure.log_until_id,
+                    )
+                    .order_by(AuditEntry.id)
+                    .limit(LOG_BATCH)
+                ).scalars()
+            )
+        if not batch:
+            return
+        yield from batch
+        last_id = batch[-1].id
+
+
+def _log_json(entry: AuditEntry, disclosure: Disclosure) -> dict[str, Any]:
+    return {
+        "at": _iso(entry.at),
+        "action": entry.action,
+        "description": ACTION_LABELS.get(entry.action, entry.action),
+        "unit": entry.unit,
+        "unit_name": disclosure.units.get(entry.unit or "", None),
+        "document": disclosure.documents.get(entry.document_id or "", entry.document_id),
+        "version": entry.version,
+        "outcome": entry.outcome,
+    }
+
+
+def stream(container: Container, disclosure: Disclosure) -> Iterator[bytes]:
+    """The ZIP as chunks; file contents come straight from storage."""
+    sink = _Sink()
+    missing: set[str] = set()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+        body = json.dumps(disclosure.data, ensure_ascii=False, indent=2).encode("utf-8")
+        archive.writestr(_info("person.json", disclosure.generated_at, len(body)), body)
+        yield sink.drain()
+        for item in disclosure.files:
+            try:
+                chunks = container.store.open(item.storage_key)
+            except ObjectNotFound:
+                log.error(
+                    "disclosure of %s: object %s is missing", disclosure.reference, item.storage_key
+                )
+                missing.add(item.path)
+                note = "Diese Version fehlt im Datenspeicher; die Stelle wurde informiert.\n"
+                archive.writestr(
+                    _info(item.path + ".FEHLT.txt", disclosure.generated_at),
+                    note.encode("utf-8"),
+                )
+                continue
+            try:
+                with archive.open(_info(item.path, item.created_at, item.size), "w") as target:
+                    for chunk in chunks:
+                        target.write(chunk)
+                        if sink.pending >= FLUSH_BYTES:
+                            yield sink.drain()
+            finally:
+                # An aborted download must release the file or connection right away.
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            yield sink.drain()
+        with archive.open(_info("zugriffsprotokoll.json", disclosure.generated_at), "w") as target:
+            target.write(b"[")
+            first = True
+            for entry in _log_entries(container, disclosure):
+                line = json.dumps(_log_json(entry, disclosure), ensure_ascii=False)
+                target.write((b"\n  " if first else b",\n  ") + line.encode("utf-8"))
+                first = False
+                if sink.pending >= FLUSH_BYTES:
+                    yield sink.drain()
+            target.write(b"\n]\n")
+        yield sink.drain()
+        with archive.open(_info("index.html", disclosure.generated_at), "w") as target:
+            for part in _html(container, disclosure, missing):
+                target.write(part.encode("utf-8"))
+                if sink.pending >= FLUSH_BYTES:
+                    yield sink.drain()
+    yield sink.drain()
+
+
+# --- index.html ----------------------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _href(path: str) -> str:
+    """A relative link to a file in the ZIP (each segment percent-encoded)."""
+    from urllib.parse import quote
+
+    return "/".join(quote(segment) for segment in path.split("/"))
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "<p>Keine Einträge.</p>\n"
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
+
+
+def _unit_text(unit: dict[str, str] | None) -> str:
+    return _e(unit["name"]) if unit else ""
+
+
+def _date(value: str | None) -> str:
+    if not value:
+        return ""
+    parsed = dt.datetime.fromisoformat(value)
+    if len(value) == 10:
+        return parsed.strftime("%d.%m.%Y")
+    return _e(_local(parsed))
+
+
+def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> Iterator[str]:
+    """index.html in parts (the access log is read in batches)."""
+    data = disclosure.data
+    person = data["person"]
+    yield (
+        '<!DOCTYPE html>\n<html lang="de-CH">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>Auskunft über Ihre Daten – {_e(disclosure.reference)}</title>\n"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
+        "table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;"
+        "padding:.2em .4em;text-align:left;vertical-align:top}</style>\n</head>\n<body>\n"
+        f"<h1>Auskunft über Ihre Daten</h1>\n<p>Fall {_e(disclosure.reference)}, erstellt am "
+        f"{_e(_local(disclosure.generated_at))}. Diese Zusammenstellung enthält alle Daten, die "
+        "im IAS-Dossierdienst zu Ihrem Fall gespeichert sind: Ihre Personendaten, die Angaben "
+        "zum Fall, alle Dokumente in allen Versionen und das Protokoll der Zugriffe.</p>\n"
+    )
+    yield "<h2>Personendaten</h2>\n" + _table(
+        ["Angabe", "Wert"],
+        [
+            ["Familienname", _e(person["family_name"])],
+            ["Vornamen", _e(person["given_names"])],
+            ["Geburtsdatum", _e(person["birth_date"])],
+            ["Geschlecht", _e(_SEX.get(person["sex"], person["sex"]))],
+            ["Staatsangehörigkeit", _e(person["nationality"])],
+            ["ZEMIS-Nummer", _e(person["zemis_number"])],
+            ["AHV-Nummer", _e(person["ahv_number"] or "keine")],
+            [
+                "Aufenthaltsstatus",
+                _e(_RESIDENCE.get(person["residence_status"], person["residence_status"])),
+            ],
+            ["Einreisedatum", _date(data["case"]["entry_date"])],
+            ["Fallstatus", "abgeschlossen" if data["case"]["status"] == "closed" else "offen"],
+        ],
+    )
+    yield "<h2>Zuständige Stellen</h2>\n" + _table(
+        ["Stelle", "von", "bis", "Grund"],
+        [
+            [_unit_text(r["unit"]), _date(r["from"]), _date(r["to"]), _e(r["reason"])]
+            for r in data["responsibilities"]
+        ],
+    )
+    yield "<h2>Delegierte Begleitung</h2>\n" + _table(
+        ["Organisation", "im Auftrag von", "von", "bis"],
+        [
+            [_unit_text(d["unit"]), _unit_text(d["granted_by"]), _date(d["from"]), _date(d["to"])]
+            for d in data["delegations"]
+        ],
+    )
+    yield "<h2>Zielgruppe</h2>\n" + _table(
+        ["Zielgruppe", "von", "bis"],
+        [
+            [_e(g["label"] or g["target_group"]), _date(g["from"]), _date(g["to"])]
+            for g in data["target_groups"]
+        ],
+    )
+    yield "<h2>Massnahmen</h2>\n" + _table(
+        ["Massnahme", "Anbieter", "Beginn", "Ende", "Status", "Bemerkung"],
+        [
+            [
+                _e(m["label"] or m["programme"]),
+                _e(m["provider"]),
+                _date(m["start_date"]),
+                _date(m["end_date"]),
+                _e(MEASURE_STATUSES.get(m["status"], m["status"])),
+                _e(m["note"]),
+            ]
+            for m in data["measures"]
+        ],
+    )
+    yield "<h2>Meilensteine</h2>\n" + _table(
+        ["Art", "Wert", "Datum", "Bemerkung"],
+        [
+            [_e(m["kind"]), _e(m["value"]), _date(m["date"]), _e(m["note"])]
+            for m in data["milestones"]
+        ],
+    )
+    yield "<h2>Kostengutsprachen</h2>\n" + _table(
+        ["Massnahme", "Betrag CHF", "Zeitraum", "Status", "bewilligt CHF", "Begründung"],
+        [
+            [
+                _e(PROGRAMMES.get(a["programme"], a["programme"])),
+                _e(a["amount_chf"]),
+                f"{_date(a['period_from'])} – {_date(a['period_to'])}",
+                _e(a["status"]),
+                _e(a["approved_amount_chf"]),
+                _e(a["decision_reason"]),
+            ]
+            for a in data["cost_approvals"]
+        ],
+    )
+    yield "<h2>Fallabschluss</h2>\n" + _table(
+        ["abgeschlossen am", "Grund", "wieder eröffnet am"],
+        [
+            [_date(c["closed_at"]), _e(c["reason_label"] or c["reason"]), _date(c["reopened_at"])]
+            for c in data["closures"]
+        ],
+    )
+    doc_rows = []
+    for document in data["documents"]:
+        for version in document["versions"]:
+            path = version["file"]
+            if path in missing:
+                link = "fehlt im Datenspeicher"
+            else:
+                link = f'<a href="{_e(_href(path))}">{_e(version["filename"])}</a>'
+            doc_rows.append(
+                [
+                    _e(document["type_label"]),
+                    _e(document["title"]),
+                    _e(version["number"]),
+                    _date(version["created_at"]),
+                    link,
+                ]
+            )
+    yield "<h2>Dokumente</h2>\n" + _table(
+        ["Art", "Titel", "Version", "erfasst am", "Datei"], doc_rows
+    )
+    yield (
+        "<h2>Zugriffsprotokoll</h2>\n<p>Jeder Zugriff auf Ihren Fall wird protokolliert: welche "
+        "Stelle wann was getan hat. Namen einzelner Mitarbeitender sind nicht aufgeführt.</p>\n"
+        "<table>\n<thead><tr><th>Zeitpunkt</th><th>Stelle</th><th>Vorgang</th>"
+        "<th>Dokument</th><th>Ergebnis</th></tr></thead>\n<tbody>\n"
+    )
+    for entry in _log_entries(container, disclosure):
+        item = _log_json(entry, disclosure)
+        unit_name = item["unit_name"] or item["unit"] or "System"
+        document = item["document"] or ""
+        if document and item["version"]:
+            document = f"{document} (Version {item['version']})"
+        yield (
+            f"<tr><td>{_e(_local(entry.at))}</td><td>{_e(unit_name)}</td>"
+            f"<td>{_e(item['description'])}</td><td>{_e(document)}</td>"
+            f"<td>{_e(_OUTCOMES.get(entry.outcome, entry.outcome))}</td></tr>\n"
+        )
+    yield "</tbody>\n</table>\n</body>\n</html>\n"
