@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from dossier_service import web
 from dossier_service.api import create_blueprint
 from dossier_service.api import errors as api_errors
 from dossier_service.api.context import close_session
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         )
     app.register_blueprint(create_blueprint())
     api_errors.register(app)
+    # The caseworkers' pages at /: sessions, CSRF, translations, headers, HTML errors.
+    app.register_blueprint(web.create_blueprint())
+    web.init_app(app, container)
     app.teardown_appcontext(close_session)
 
     @app.after_request

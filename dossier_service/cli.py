@@ -46,14 +46,15 @@ class _Commands(click.Group):
         """Run the command, translating backend outages into a ClickException (exit 1)."""
         from sqlalchemy.exc import OperationalError
 
-        from storage import StorageError
+        from storage import StorageError, StorageUnavailable
 
         try:
             return super().invoke(ctx)
         except OperationalError as exc:
             raise click.ClickException(f"database error: {exc.orig}") from None
         except StorageError as exc:
-            raise click.ClickException(f"storage unavailable: {exc}") from None
+            kind = "unavailable" if isinstance(exc, StorageUnavailable) else "error"
+            raise click.ClickException(f"storage {kind}: {exc}") from None
 
 
 @click.group(cls=_Commands)
@@ -214,6 +215,27 @@ def users_create(username: str, unit_code: str, role: str, display_name: str | N
     click.echo(f"user {username} created")
 
 
+@users.command("set-password")
+@click.option("--username", required=True)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (one line) instead of prompting.",
+)
+def users_set_password(username: str, password_stdin: bool) -> None:
+    """Set the user's password for the web login (stored as an Argon2id hash)."""
+    from dossier_service.services import accounts
+
+    if password_stdin:
+        # Only the line ending is removed: spaces inside or around a password are its own.
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _run() as session:
+        accounts.set_password(session, username, password)
+    click.echo(f"password of {username} set")
+
+
 @main.group()
 def tokens() -> None:
     """Manage API tokens."""
@@ -284,6 +306,152 @@ def audit_verify() -> None:
         click.echo(f"audit chain BROKEN: {len(problems)} problem(s)")
         sys.exit(1)
     click.echo("audit chain intact")
+
+
+def _parse_since(text: str) -> dt.datetime:
+    """A day (local midnight in Zurich) or an ISO timestamp (UTC if it names no zone)."""
+    from dossier_service.services.indicators import LOCAL_ZONE
+
+    try:
+        if len(text) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(0), LOCAL_ZONE)
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither YYYY-MM-DD nor an ISO timestamp", param_hint="--since"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _operator() -> str:
+    """Who runs a command, for tombstones and the audit log."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+@audit.command("export")
+@click.option("--since", required=True, help="First day (YYYY-MM-DD) or ISO timestamp.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Target directory, apart from the data (default: DOSSIER_AUDIT_EXPORT_DIR).",
+)
+def audit_export(since: str, out: str | None) -> None:
+    """Write the audit log since a day as signed JSON lines (needs DOSSIER_AUDIT_SIGNING_KEY)."""
+    from dossier_service.services import audit_export as service
+
+    start = _parse_since(since)
+    container = _container()
+    try:
+        result = service.export_audit_log(container, start, out, actor=_operator())
+    except service.AuditExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        container.close()
+    click.echo(
+        f"{result.count} audit entr{'y' if result.count == 1 else 'ies'} written to "
+        f"{result.path} (sha256 {result.sha256})"
+    )
+
+
+@audit.command("verify-export")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def audit_verify_export(file: str) -> None:
+    """Check every signature of an audit export file; exit 1 if any fails."""
+    from pathlib import Path
+
+    from dossier_service.services import audit_export as service
+
+    try:
+        problems = service.verify_export(Path(file), _settings().audit_signing_key)
+    except service.AuditExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"audit export BROKEN: {len(problems)} problem(s)")
+        sys.exit(1)
+    click.echo("audit export intact")
+
+
+@main.group()
+def sip() -> None:
+    """eCH-0160 archival packages (SIP)."""
+
+
+@sip.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def sip_validate(file: str) -> None:
+    """Validate a SIP: metadata.xml against the eCH-0160 XSDs, and every file's checksum."""
+    from pathlib import Path
+
+    from dossier_service.services.sip import validate_sip
+
+    problems = validate_sip(Path(file))
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"SIP INVALID: {len(problems)} problem(s)")
+        sys.exit(1)
+    click.echo("SIP valid: metadata.xml matches the schema and every checksum matches")
+
+
+@main.group()
+def retention() -> None:
+    """Deleting archived cases after their retention period."""
+
+
+@retention.command("run")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Evaluate as of this day (YYYY-MM-DD); default today.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+def retention_run(as_of: dt.datetime | None, dry_run: bool) -> None:
+    """Delete closed, archived (acknowledged) cases past DOSSIER_RETENTION_DAYS, never on hold."""
+    from dossier_service.services import retention as service
+    from dossier_service.services.indicators import LOCAL_ZONE
+
+    container = _container()
+    day = as_of.date() if as_of else dt.datetime.now(LOCAL_ZONE).date()
+    try:
+        result = service.run(container, day, dry_run=dry_run, actor=_operator())
+    finally:
+        container.close()
+    plan = result.plan
+    click.echo(
+        f"retention as of {day.isoformat()}: {plan.retention_days} days after closing, "
+        f"i.e. cases closed before {plan.cutoff.isoformat()}"
+    )
+    listed = plan.deletable if dry_run else result.deleted
+    verb = "would delete" if dry_run else "deleted"
+    for c in listed:
+        click.echo(
+            f"{verb}\t{c.case_id}\t{c.reference}\t{c.documents} document(s)\t"
+            f"{c.versions} version(s)\t{c.bytes} bytes\tSIP {c.export_id} "
+            f"({c.archive_reference})"
+        )
+    for skipped in plan.held + plan.not_archived:
+        click.echo(f"kept\t{skipped.case_id}\t{skipped.reference}\t{skipped.reason}")
+    for case_id in result.purge_failures:
+        click.echo(f"unfinished\t{case_id}\tbytes or index entries still to delete")
+    documents = sum(c.documents for c in listed)
+    size = sum(c.bytes for c in listed)
+    click.echo(
+        f"{'dry run: ' if dry_run else ''}{len(listed)} case(s) {verb} ({documents} document(s), "
+        f"{size} bytes); {len(plan.held)} under legal hold; "
+        f"{len(plan.not_archived)} waiting for the archive"
+    )
+    if result.purge_failures:
+        sys.exit(1)
 
 
 @main.group()

@@ -45,6 +45,11 @@ KNOWN_VARIABLES = frozenset(
         "DOSSIER_RETENTION_DAYS",
         "DOSSIER_AUDIT_SIGNING_KEY",
         "DOSSIER_AUDIT_EXPORT_DIR",
+        "DOSSIER_SESSION_IDLE_MINUTES",
+        "DOSSIER_SECURE_COOKIES",
+        "DOSSIER_OIDC_ISSUER",
+        "DOSSIER_OIDC_CLIENT_ID",
+        "DOSSIER_OIDC_CLIENT_SECRET",
     }
 )
 #: Variables used only by the test suite and benchmarks; tolerated so CI can set them.
@@ -55,6 +60,10 @@ DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 DEFAULT_STALL_DAYS = 90
 #: Days a closed, archived case is kept after closing before retention deletes it.
 DEFAULT_RETENTION_DAYS = 2 * 365
+#: Minutes without a request after which a web session ends.
+DEFAULT_SESSION_IDLE_MINUTES = 30
+#: File under the data dir holding the generated session key when DOSSIER_SECRET_KEY is unset.
+SECRET_KEY_FILE = "session-secret.key"  # noqa: S105  (a file name, not a secret)
 
 
 class ConfigError(Exception):
@@ -76,7 +85,7 @@ class Settings:
     s3_region: str | None = None
     broker_url: str = ""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    secret_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     tasks_eager: bool = False
     trusted_proxies: int = 0
@@ -102,6 +111,14 @@ class Settings:
     audit_signing_key: str | None = field(default=None, repr=False)
     #: Where ``dossier audit export`` writes, apart from the data (None: --out is required).
     audit_export_dir: Path | None = None
+    #: Web sessions end after this many minutes without a request.
+    session_idle_minutes: int = DEFAULT_SESSION_IDLE_MINUTES
+    #: Session cookies carry Secure always (else only on requests that arrived over TLS).
+    secure_cookies: bool = False
+    #: OpenID Connect login beside passwords; all three set, or none.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -119,6 +136,11 @@ class Settings:
     def search_dir(self) -> Path:
         """Directory of the embedded tantivy index."""
         return self.data_dir / "index"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """True when the OpenID Connect login is configured."""
+        return bool(self.oidc_issuer)
 
     @property
     def smtp_enabled(self) -> bool:
@@ -281,6 +303,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         Path(audit_export_dir_raw).expanduser().resolve() if audit_export_dir_raw else None
     )
 
+    idle_minutes = _parse_int(
+        "DOSSIER_SESSION_IDLE_MINUTES",
+        env.get("DOSSIER_SESSION_IDLE_MINUTES") or str(DEFAULT_SESSION_IDLE_MINUTES),
+        minimum=1,
+    )
+    if idle_minutes > 24 * 60:
+        raise ConfigError(f"DOSSIER_SESSION_IDLE_MINUTES must be at most 1440, not {idle_minutes}")
+    oidc = _oidc_settings(env)
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -310,8 +341,69 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retention_days=retention_days,
         audit_signing_key=audit_signing_key,
         audit_export_dir=audit_export_dir,
+        session_idle_minutes=idle_minutes,
+        secure_cookies=_parse_bool(
+            "DOSSIER_SECURE_COOKIES", env.get("DOSSIER_SECURE_COOKIES") or "false"
+        ),
+        **oidc,
         **smtp,
     )
+
+
+def _oidc_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The OpenID Connect client: issuer, client id and secret go together."""
+    names = ("DOSSIER_OIDC_ISSUER", "DOSSIER_OIDC_CLIENT_ID", "DOSSIER_OIDC_CLIENT_SECRET")
+    values = {name: (env.get(name) or "").strip() or None for name in names}
+    if not any(values.values()):
+        return {}
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        raise ConfigError("OpenID Connect login needs " + ", ".join(missing))
+    issuer = (values["DOSSIER_OIDC_ISSUER"] or "").rstrip("/")
+    local = issuer.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    # Tokens and the client secret travel to the issuer: TLS unless it runs on this machine.
+    if not (issuer.startswith("https://") or local) or any(c in issuer for c in " ?#"):
+        raise ConfigError(
+            "DOSSIER_OIDC_ISSUER must be the https:// address of the identity provider, "
+            f"not {issuer!r}"
+        )
+    return {
+        "oidc_issuer": issuer,
+        "oidc_client_id": values["DOSSIER_OIDC_CLIENT_ID"],
+        "oidc_client_secret": values["DOSSIER_OIDC_CLIENT_SECRET"],
+    }
+
+
+def session_secret(settings: Settings) -> str:
+    """The key that signs web sessions: DOSSIER_SECRET_KEY, else a generated, persisted one.
+
+    The generated key lives in the data dir (mode 0600), so sessions survive a restart and
+    every worker process of one installation signs with the same key. It is created with a
+    hard link from a private temporary file: of two processes starting at once, one wins
+    and both then read the winner's key.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    import secrets
+    import tempfile
+
+    path = settings.data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=settings.data_dir)  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ConfigError(f"{path} holds no usable session key; remove it to generate a new one")
+    return key
 
 
 def _smtp_settings(env: Mapping[str, str], public_url: str | None) -> dict[str, Any]:

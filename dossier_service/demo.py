@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 from pathlib import Path
 
 from sqlalchemy import select
@@ -88,8 +89,8 @@ def _upload(
         return doc.id
 
 
-def load_demo(container: Container) -> dict[str, str] | None:
-    """Create the demo data unless present; return the new tokens by username."""
+def load_demo(container: Container) -> dict[str, tuple[str, str]] | None:
+    """Create the demo data unless present; return each new user's (API token, password)."""
     with container.db.transaction() as session:
         if session.execute(select(Unit.id).where(Unit.code == "ag-ksd")).first():
             return None
@@ -97,9 +98,12 @@ def load_demo(container: Container) -> dict[str, str] | None:
             accounts.create_unit(session, code, name, kind)
         for username, unit, role, display in USERS:
             accounts.create_user(session, username, unit, role, display)
-        tokens = {
-            username: accounts.create_token(session, username, "demo") for username, *_ in USERS
-        }
+        tokens = {}
+        for username, *_ in USERS:
+            # Random per installation: a demo left running must not open with a known password.
+            password = secrets.token_urlsafe(12)
+            accounts.set_password(session, username, password)
+            tokens[username] = (accounts.create_token(session, username, "demo"), password)
     with container.db.transaction() as session:
         users = {u.username: u for u in session.execute(select(User)).scalars()}
     canton = users["ksd.meier"]
@@ -271,10 +275,14 @@ def _case_process(container: Container, users: dict[str, User], case_id: str, do
         )
 
 
-def write_tokens(path: Path, tokens: dict[str, str]) -> None:
-    """Write the demo tokens to a file only the operator can read."""
+def write_tokens(path: Path, tokens: dict[str, tuple[str, str]]) -> None:
+    """Write the demo users' tokens and web passwords to a file only the operator can read.
+
+    One line per user: username, API token, password (tab-separated), so
+    ``awk '$1=="ksd.meier" {print $2}'`` still yields the token.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        for username, token in tokens.items():
-            handle.write(f"{username}\t{token}\n")
+        for username, (token, password) in tokens.items():
+            handle.write(f"{username}\t{token}\t{password}\n")

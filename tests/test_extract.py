@@ -27,7 +27,7 @@ from dossier_service.files.sniff import DOCX, JPEG, PDF, PNG, TEXT, TIFF
 from dossier_service.samples import make_pdf
 from workers.extract import Extraction, extract_text
 from workers.extract import pdf as pdf_module
-from workers.extract.image import MAX_IMAGE_PIXELS, OcrError, run_tesseract
+from workers.extract.image import OcrError, check_image_header, run_tesseract
 from workers.extract.pdf import DAMAGED_REASON, PASSWORD_REASON, extract_pdf
 from workers.extract.sandbox import SandboxOutcome, SoftTimeout, run_in_sandbox
 from workers.extract.text import TextCollector, decode_plain, extract_plain, normalize_text
@@ -455,9 +455,20 @@ def test_decompression_bomb_png_is_refused_quickly_from_its_header(
     assert spawned == []
 
 
-def test_image_just_under_the_pixel_limit_is_not_refused_by_the_header_check() -> None:
-    """The limit is the documented 100 megapixels."""
-    assert MAX_IMAGE_PIXELS == 100_000_000
+def test_pixel_limit_is_100_megapixels(tmp_path: Path) -> None:
+    """10,000 × 10,000 pixels pass the header check; one row more is refused."""
+    at_limit = tmp_path / "limit.png"
+    at_limit.write_bytes(_png_with_declared_size(10_000, 10_000))
+    over = tmp_path / "over.png"
+    over.write_bytes(_png_with_declared_size(10_000, 10_001))
+    assert check_image_header(at_limit, PNG) == (
+        {"width": 10_000, "height": 10_000, "bit_depth": 8, "color_type": 0, "complete": True},
+        None,
+    )
+    _facts, problem = check_image_header(over, PNG)
+    assert problem == (
+        "the image is too large to read (10000 × 10001 pixels; the limit is 100 million)"
+    )
 
 
 # --- DOCX ---------------------------------------------------------------------------------
@@ -793,7 +804,8 @@ def test_sandbox_soft_deadline_lets_the_target_return_partial_results() -> None:
     assert outcome.status == "ok"
     assert outcome.value["rounds"] > 0 and outcome.value["soft_deadline_given"]
     assert outcome.returncode == 0
-    assert 2.0 < outcome.elapsed_s < 3.5
+    # Answered at the soft deadline (2.5 s), well before the hard one (4 s).
+    assert 2.4 < outcome.elapsed_s < 3.9
 
 
 def _sandbox_allocate(job: dict[str, Any]) -> int:
@@ -844,7 +856,6 @@ def test_sandbox_reports_how_a_child_failed(
         cpu_seconds=2,
     )
     assert outcome.status == status
-    assert outcome.elapsed_s < 10
     assert _group_members(spawned[0].pid) == []
 
 

@@ -751,6 +751,7 @@ def test_out_of_range_paging_is_a_caller_error(kwargs: dict[str, Any]) -> None:
 
 def test_check_passes_on_a_usable_index(backend: SearchBackend) -> None:
     """check() is quiet when the index works (and creates it on first use)."""
+    assert isinstance(backend, SearchBackend)  # implements the whole protocol
     backend.check()
     assert backend.count(ALL) == 0
 

@@ -12,6 +12,10 @@ from dossier_service.config import Settings, load_settings
 RELAY_INTERVAL_S = 30.0
 #: Continuity monitoring runs once a day (beat's clock is UTC: 03:30 is 04:30/05:30 in Zurich).
 MONITOR_SCHEDULE = crontab(hour=3, minute=30)
+#: Retention deletes archived cases once a day, before monitoring (02:30 UTC).
+RETENTION_SCHEDULE = crontab(hour=2, minute=30)
+#: How often exports left behind by a dead worker are sent again.
+RESUME_EXPORTS_INTERVAL_S = 15 * 60.0
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -38,6 +42,11 @@ def make_celery(settings: Settings) -> Celery:
             "relay-outbox": {"task": "dossier.relay_outbox", "schedule": RELAY_INTERVAL_S},
             # Daily, in the early morning when nobody works on cases.
             "monitor-run": {"task": "dossier.monitor_run", "schedule": MONITOR_SCHEDULE},
+            "retention-run": {"task": "dossier.retention_run", "schedule": RETENTION_SCHEDULE},
+            "resume-exports": {
+                "task": "dossier.resume_exports",
+                "schedule": RESUME_EXPORTS_INTERVAL_S,
+            },
         },
     )
     app.conf.dossier_settings = settings

@@ -10,7 +10,14 @@ from celery import shared_task
 
 from dossier_service.config import load_settings
 from dossier_service.container import Container
-from dossier_service.services import monitoring, notifications, outbox, processing
+from dossier_service.services import (
+    exports,
+    monitoring,
+    notifications,
+    outbox,
+    processing,
+    retention,
+)
 from workers.extract import Extraction, extract_text
 
 log = logging.getLogger(__name__)
@@ -80,3 +87,37 @@ def monitor_run(as_of: str | None = None) -> dict[str, object]:
 def send_notification_email(notification_id: int) -> str:
     """Send the e-mail copy of a notification (only kind and link; idempotent)."""
     return notifications.deliver_email(container(), notification_id)
+
+
+@shared_task(
+    name=exports.BUILD_TASK,
+    autoretry_for=(exports.TransientError,),
+    retry_backoff=True,
+    retry_backoff_max=900,
+    max_retries=8,
+)
+def build_export(export_id: str) -> str:
+    """Build an export's SIP (idempotent: a done export stays done, a dead run is redone)."""
+    return exports.run_export(container(), export_id)
+
+
+@shared_task(name="dossier.resume_exports")
+def resume_exports() -> int:
+    """Send the build task again for exports a dead worker left behind."""
+    return exports.resume_stalled(container())
+
+
+@shared_task(name="dossier.retention_run")
+def retention_run(as_of: str | None = None) -> dict[str, object]:
+    """Daily retention: delete archived cases past their period (never under legal hold)."""
+    from dossier_service.services.indicators import LOCAL_ZONE
+
+    day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(LOCAL_ZONE).date()
+    result = retention.run(container(), day)
+    return {
+        "as_of": day.isoformat(),
+        "deleted": [c.reference for c in result.deleted],
+        "held": len(result.plan.held),
+        "not_archived": len(result.plan.not_archived),
+        "purge_failures": len(result.purge_failures),
+    }

@@ -1,18 +1,21 @@
-"""Units, users and API tokens (administered from the command line)."""
+"""Units, users, API tokens and passwords (administered from the command line), web login."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dossier_service.db import utcnow
 from dossier_service.errors import Conflict, Unauthenticated, Unprocessable
 from dossier_service.identity import Anonymous, Identity
-from dossier_service.models import ROLES, UNIT_KINDS, ApiToken, Unit, User
+from dossier_service.models import ROLES, UNIT_KINDS, ApiToken, AuditEntry, Unit, User
 from dossier_service.services import audit
 
 _CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
@@ -152,3 +155,150 @@ def authenticate_token(session: Session, token: str | None, ip: str | None) -> I
             "The token is unknown, revoked or its user is disabled.", code="invalid_token"
         )
     return identity_for_user(row.user, ip)
+
+
+# --- passwords and web login -------------------------------------------------------------
+
+#: Failed logins per username and address within THROTTLE_WINDOW that lock further tries.
+THROTTLE_FAILURES = 5
+THROTTLE_WINDOW = dt.timedelta(minutes=15)
+#: How long logins stay refused after the limit was reached.
+THROTTLE_LOCK = dt.timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so the answer takes as long either way.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def set_password(session: Session, username: str, password: str) -> None:
+    """Store an Argon2id hash of a new password for the user (audited, never logged)."""
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise Unprocessable(f"There is no user {username!r}.", field="username")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Unprocessable(
+            f"A password has at least {MIN_PASSWORD_LENGTH} characters.", field="password"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH or any(ord(c) < 32 for c in password):
+        raise Unprocessable(
+            "A password has no control characters and at most 1024 characters.",
+            field="password",
+        )
+    user.password_hash = _hasher.hash(password)
+    audit.record(session, None, "user.password_set", detail={"username": username})
+
+
+def _login_name(raw: str) -> str:
+    """The username as typed, made safe for the audit log (bounded, printable, lowercase)."""
+    return "".join(c for c in raw.strip().lower() if c.isprintable())[:64]
+
+
+def _throttled_until(session: Session, username: str, ip: str | None) -> dt.datetime | None:
+    """When the lock on (username, ip) ends, or None if logins are allowed now.
+
+    Computed from the audit log (no extra table): failures since the last successful login
+    of this username from this address; any THROTTLE_FAILURES of them within
+    THROTTLE_WINDOW lock the pair for THROTTLE_LOCK after the last of them.
+    """
+    now = utcnow()
+    since = now - THROTTLE_WINDOW - THROTTLE_LOCK
+    rows = session.execute(
+        select(AuditEntry.at, AuditEntry.action)
+        .where(
+            AuditEntry.actor == username,
+            AuditEntry.ip == ip if ip is not None else AuditEntry.ip.is_(None),
+            AuditEntry.action.in_(("auth.failed", "auth.login")),
+            AuditEntry.at >= since,
+        )
+        .order_by(AuditEntry.id)
+    ).all()
+    failures: list[dt.datetime] = []
+    for at, action in rows:
+        if action == "auth.login":
+            failures.clear()  # a successful login forgives what came before it
+        else:
+            failures.append(at)
+    until: dt.datetime | None = None
+    for i in range(THROTTLE_FAILURES - 1, len(failures)):
+        if failures[i] - failures[i - THROTTLE_FAILURES + 1] <= THROTTLE_WINDOW:
+            until = failures[i] + THROTTLE_LOCK
+    return until if until is not None and until > now else None
+
+
+def login_with_password(
+    session: Session, username: str, password: str, ip: str | None
+) -> Identity:
+    """Check a username and password; audit auth.login, auth.failed or auth.throttled.
+
+    Raises Unauthenticated with code ``invalid_credentials`` (the same answer for an
+    unknown user, a wrong password and a disabled user, so nothing is learned about
+    accounts) or ``login_throttled`` with ``retry_after`` seconds in its details. Commits
+    the audit entry of a refusal itself, as the caller's transaction is not committed then.
+    """
+    name = _login_name(username)
+    until = _throttled_until(session, name, ip)
+    if until is not None:
+        audit.record(session, Anonymous(ip=ip, username=name), "auth.throttled", outcome="denied")
+        session.commit()
+        retry = max(1, int((until - utcnow()).total_seconds()))
+        raise Unauthenticated(
+            "Too many failed logins; try again later.", code="login_throttled", retry_after=retry
+        )
+    user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
+    stored = user.password_hash if user is not None and user.active else None
+    ok = False
+    try:
+        ok = _hasher.verify(stored or _DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or stored is None:
+        reason = "unknown_user" if user is None else ("disabled" if not user.active else "password")
+        if user is not None and user.active and stored is None:
+            reason = "no_password"
+        audit.record(
+            session,
+            Anonymous(ip=ip, username=name),
+            "auth.failed",
+            outcome="denied",
+            detail={"method": "password", "reason": reason},
+        )
+        session.commit()
+        raise Unauthenticated("Username or password is wrong.", code="invalid_credentials")
+    if _hasher.check_needs_rehash(stored):
+        user.password_hash = _hasher.hash(password)
+    identity = identity_for_user(user, ip)
+    audit.record(session, identity, "auth.login", detail={"method": "password"})
+    return identity
+
+
+def login_with_oidc(session: Session, username: str | None, ip: str | None) -> Identity:
+    """Map the identity provider's verified username to an active user; audit the login.
+
+    Users are not created from the provider's claims: the role and unit that decide access
+    are assigned here, by an administrator, never by a claim.
+    """
+    name = _login_name(username or "")
+    user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
+    if user is None or not user.active:
+        audit.record(
+            session,
+            Anonymous(ip=ip, username=name or None),
+            "auth.failed",
+            outcome="denied",
+            detail={"method": "oidc", "reason": "unknown_user" if user is None else "disabled"},
+        )
+        session.commit()
+        raise Unauthenticated("No active user matches this login.", code="oidc_unknown_user")
+    identity = identity_for_user(user, ip)
+    audit.record(session, identity, "auth.login", detail={"method": "oidc"})
+    return identity
+
+
+def load_identity(session: Session, user_id: int, ip: str | None) -> Identity | None:
+    """The Identity of a logged-in user, or None if the user is gone or disabled."""
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        return None
+    return identity_for_user(user, ip)

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,14 @@ from dossier_service.validation import choice_field, date_field, require_object,
 
 #: Continuous case management ends at the latest seven years after entry (IAS).
 HORIZON_YEARS = 7
+#: Orders of the case list (``list_cases(sort=...)``).
+SORT_KEYS: dict[str, tuple[Any, ...]] = {
+    "activity": (Case.updated_at,),
+    "reference": (Case.reference,),
+    "name": (Case.family_name, Case.given_names),
+    "entry": (Case.entry_date,),
+    "status": (Case.status,),
+}
 
 
 def _next_reference(session: Session, year: int) -> str:
@@ -146,10 +154,32 @@ def list_cases(
     per_page: int = 50,
     status: str | None = None,
     unit_code: str | None = None,
+    sort: str = "-activity",
+    text: str | None = None,
 ) -> tuple[list[Case], int]:
-    """The page of cases the caller may read, newest activity first, and the total."""
+    """The page of cases the caller may read and the total.
+
+    ``sort`` is one of SORT_KEYS, "-" first for descending (default: newest activity
+    first); ``text`` keeps cases whose reference or person's names contain it.
+    """
     require(identity, Action.CASE_READ)
+    descending = sort.startswith("-")
+    sort_columns = SORT_KEYS.get(sort.lstrip("-"))
+    if sort_columns is None:
+        raise Unprocessable(
+            "'sort' must be one of: " + ", ".join(SORT_KEYS) + " (optionally with '-').",
+            field="sort",
+        )
     query = select(Case).where(readable_cases(identity))
+    if text:
+        pattern = "%" + text.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+        query = query.where(
+            or_(
+                func.lower(Case.reference).like(pattern),
+                func.lower(Case.family_name).like(pattern),
+                func.lower(Case.given_names).like(pattern),
+            )
+        )
     if status:
         query = query.where(Case.status == status)
     if unit_code:
@@ -163,7 +193,9 @@ def list_cases(
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     cases = list(
         session.execute(
-            query.order_by(Case.updated_at.desc(), Case.id)
+            query.order_by(
+                *(c.desc() if descending else c.asc() for c in sort_columns), Case.id
+            )
             .limit(per_page)
             .offset((page - 1) * per_page)
         ).scalars()

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,7 @@ from dossier_service.models import (
     CaseClosure,
     Delegation,
     Document,
+    DocumentVersion,
     Export,
     ExportCase,
     Responsibility,
@@ -56,8 +57,11 @@ from storage import StorageError, StorageUnavailable
 log = logging.getLogger(__name__)
 
 BUILD_TASK = "dossier.build_export"
-#: Most cases one package may hold: metadata.xml is built in memory and grows per file.
+#: Most cases one package may hold.
 MAX_CASES = 500
+#: Most version files one package may hold: metadata.xml is built and validated in memory,
+#: about 40 KB per file (bench/export.py: +77 MiB RSS for 2,000 files, whatever their size).
+MAX_FILES = 10_000
 #: A running export without a heartbeat for this long belongs to a dead worker.
 STALE_AFTER = dt.timedelta(minutes=30)
 #: A queued export whose task has not started after this long is sent again.
@@ -210,6 +214,17 @@ def create_export(session: Session, identity: Identity, payload: Any) -> Export:
         assert day is not None
         selected = _select_closed_before(session, day)
         criteria = {"closed_before": day.isoformat()}
+    files = session.execute(
+        select(func.count(DocumentVersion.id))
+        .join(Document, Document.id == DocumentVersion.document_id)
+        .where(Document.case_id.in_([case.id for case, _ in selected]))
+    ).scalar_one()
+    if files > MAX_FILES:
+        raise Unprocessable(
+            f"These cases hold {files} document versions; one package holds at most "
+            f"{MAX_FILES}. Export them in several packages.",
+            code="too_many_files",
+        )
     export = Export(
         id=str(uuid.uuid4()),
         status="queued",
@@ -262,7 +277,12 @@ def acknowledge(session: Session, identity: Identity, export_id: str, payload: A
     export = get_export(session, identity, export_id)
     data = require_object(payload)
     reference = text_field(data, "archive_reference", max_length=100)
-    session.refresh(export, with_for_update=True)
+    session.execute(
+        select(Export)
+        .where(Export.id == export.id)
+        .with_for_update(of=Export)
+        .execution_options(populate_existing=True)
+    )
     if export.status != "done":
         raise Conflict(
             f"The export is {export.status}; only a finished package can be acknowledged.",
@@ -326,8 +346,9 @@ def _claim(container: Container, export_id: str, run_id: str) -> str | None:
     """Take the export for this run; None if taken, else why not (done, failed, busy, missing)."""
     now = utcnow()
     with container.db.transaction() as session:
+        # OF exports: PostgreSQL cannot lock the outer-joined creator the model loads along.
         export = session.execute(
-            select(Export).where(Export.id == export_id).with_for_update()
+            select(Export).where(Export.id == export_id).with_for_update(of=Export)
         ).scalar_one_or_none()
         if export is None:
             return "missing"

@@ -250,6 +250,7 @@ def release_legal_hold(
     hold.released_by_id = identity.user_id
     hold.release_reason = reason
     session.flush()
+    session.refresh(hold)  # load released_by for the answer
     audit.record(session, identity, "legal_hold.release", case_id=case.id, detail={"hold": hold.id})
     return hold
 

@@ -344,13 +344,13 @@ class PdfaConverter:
             _, stderr = process.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(process)
-            return f"Ghostscript took longer than {self.timeout_s:.0f} s"
+            return f"Ghostscript took longer than {self.timeout_s:g} s"
         finally:
             _kill_group(process)
         if process.returncode != 0:
             tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
             return f"Ghostscript failed (exit status {process.returncode}) {tail[0][:200]}".strip()
-        return _check_pdfa(target)
+        return _check_pdfa(target, source)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -365,18 +365,27 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         log.error("Ghostscript %s did not exit after SIGKILL", process.pid)
 
 
-def _check_pdfa(path: Path) -> str | None:
-    """None if the file opens and declares PDF/A-2 with an output intent, else why not."""
+def _check_pdfa(path: Path, source: Path) -> str | None:
+    """None if the rendition declares PDF/A-2 with an output intent and has every page of
+    the original, else why not (Ghostscript "repairs" garbage into a blank page)."""
     import pikepdf
 
     if not path.is_file() or path.stat().st_size == 0:
         return "Ghostscript wrote no output"
     try:
+        with pikepdf.open(source) as original:
+            pages = len(original.pages)
+    except Exception as exc:  # the original is damaged: a rendition could not be faithful
+        return f"the original cannot be read as PDF ({type(exc).__name__})"
+    try:
         with pikepdf.open(path) as pdf:
             part = pdf.open_metadata().get("pdfaid:part")
             intents = pdf.Root.get("/OutputIntents")
+            rendered = len(pdf.pages)
     except Exception as exc:  # any parse failure means: no usable rendition
         return f"the rendition cannot be read ({type(exc).__name__})"
+    if rendered != pages:
+        return f"the rendition has {rendered} page(s), the original {pages}"
     if part != "2":
         return "the rendition does not declare PDF/A-2"
     if not intents:

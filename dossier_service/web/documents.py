@@ -1,0 +1,213 @@
+"""Document pages: upload (drag and drop, progress bar), new versions, download and preview.
+
+Uploads take the same path as the API's: the right to write is checked before a byte of
+the body is read, the body is streamed to a spool file (``uploads.parse_multipart`` via the
+API's receiver) and ``services.documents`` inspects, stores, records and audits it.
+Downloads and previews go through ``documents.authorize_version`` and ``open_content``,
+so every one is checked by the policy and written to the audit log as ``content.read``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, flash, jsonify, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from dossier_service.api.context import audit_context
+from dossier_service.api.documents import _content_disposition, _receive_upload
+from dossier_service.errors import DossierError, Forbidden, NotFound
+from dossier_service.models import DOCUMENT_TYPES
+from dossier_service.policy import Action, allowed, load_case
+from dossier_service.services import documents
+from dossier_service.web.cases import case_page, processing_label
+from dossier_service.web.context import container, identity, render, session, wants_json
+from dossier_service.web.errors import message_for
+from dossier_service.web.security import PREVIEW_CSP, check_streamed_token
+
+#: Media types the browser shows inline in the preview frame.
+PREVIEW_TYPES = {
+    "application/pdf": "pdf",
+    "image/png": "image",
+    "image/jpeg": "image",
+    "text/plain": "text",
+}
+
+
+def _upload_failed(
+    exc: DossierError, *, case_id: str, document_id: str | None, fields: dict[str, str]
+) -> ResponseReturnValue:
+    """Answer a refused upload where it happened, keeping what the person entered."""
+    if isinstance(exc, Forbidden | NotFound) or exc.code == "csrf_invalid":
+        raise exc
+    message = message_for(exc)
+    field = str(exc.details.get("field") or "")
+    if wants_json():
+        response = jsonify({"error": {"message": message, "field": field or None}})
+        response.status_code = exc.status
+        return response
+    form = {k: fields.get(k, "") for k in ("type", "title")}
+    if document_id is not None:
+        return document_page(document_id, upload_error=message, status=exc.status)
+    return case_page(case_id, upload_error=message, status=exc.status, form=form)
+
+
+def _uploaded(document: Any, message: str) -> ResponseReturnValue:
+    """Answer a stored upload: JSON for the upload script, a redirect for a plain form."""
+    target = url_for("web.document_page", document_id=document.id)
+    if wants_json():
+        version = document.versions[-1]
+        return jsonify(
+            {
+                "document_id": document.id,
+                "version": version.number,
+                "processing": version.processing,
+                "message": message,
+                "redirect": target,
+            }
+        ), 201
+    flash(message, "success")
+    return redirect(target, code=303)
+
+
+def upload_document(case_id: str) -> ResponseReturnValue:
+    """POST /cases/<id>/documents: a new document (from the drop zone or the plain form)."""
+    audit_context("document.create", case_id=case_id)
+    who = identity()
+    db = session()
+    load_case(db, who, case_id, Action.CASE_WRITE)  # before reading a byte of the body
+    db.rollback()
+    try:
+        parsed = _receive_upload()
+    except DossierError as exc:
+        return _upload_failed(exc, case_id=case_id, document_id=None, fields={})
+    try:
+        check_streamed_token(parsed.fields)
+        assert parsed.file is not None
+        document = documents.create_document(
+            container(), db, who, case_id, parsed.file, parsed.fields
+        )
+    except DossierError as exc:
+        db.rollback()
+        return _upload_failed(exc, case_id=case_id, document_id=None, fields=parsed.fields)
+    finally:
+        parsed.discard()
+    return _uploaded(
+        document, _("Das Dokument «%(title)s» wurde gespeichert.", title=document.title)
+    )
+
+
+def add_version(document_id: str) -> ResponseReturnValue:
+    """POST /documents/<id>/versions: the next version of a document."""
+    audit_context("version.create", document_id=document_id)
+    who = identity()
+    db = session()
+    _doc, case = documents.load_document(db, who, document_id, Action.CASE_WRITE)
+    case_id = case.id
+    db.rollback()
+    try:
+        parsed = _receive_upload()
+    except DossierError as exc:
+        return _upload_failed(exc, case_id=case_id, document_id=document_id, fields={})
+    try:
+        check_streamed_token(parsed.fields)
+        assert parsed.file is not None
+        document = documents.add_version(
+            container(), db, who, document_id, parsed.file, parsed.fields.get("if_match") or None
+        )
+    except DossierError as exc:
+        db.rollback()
+        return _upload_failed(exc, case_id=case_id, document_id=document_id, fields=parsed.fields)
+    finally:
+        parsed.discard()
+    number = document.versions[-1].number
+    return _uploaded(document, _("Version %(number)d wurde gespeichert.", number=number))
+
+
+def document_page(
+    document_id: str, *, upload_error: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    """GET /documents/<id>: metadata, version history, preview and the new-version upload."""
+    who = identity()
+    db = session()
+    document = documents.read_document(db, who, document_id)
+    case = load_case(db, who, document.case_id, Action.CASE_READ)
+    try:
+        number = int(request.args["version"]) if "version" in request.args else None
+    except ValueError:
+        number = None
+    try:
+        shown = documents.find_version(document, number)
+    except DossierError:
+        shown = documents.find_version(document, None)
+    may_write = allowed(db, who, Action.CASE_WRITE, case.id) and case.status == "open"
+    db.commit()
+    pending = [v.id for v in document.versions if v.processing in {"pending", "processing"}]
+    return render(
+        "documents/detail.html",
+        status=status,
+        document=document,
+        case=case,
+        shown=shown,
+        preview=PREVIEW_TYPES.get(shown.media_type),
+        type_label=DOCUMENT_TYPES.get(document.type, document.type),
+        may_write=may_write,
+        pending_versions=pending,
+        processing_label=processing_label,
+        upload_error=upload_error,
+    )
+
+
+def _content(document_id: str, number: int, *, inline: bool) -> Response:
+    """Stream one version's bytes after the policy check; audited as content.read."""
+    audit_context("content.read", document_id=document_id, version=number)
+    who = identity()
+    db = session()
+    _document, case, version = documents.authorize_version(db, who, document_id, number)
+    kind = PREVIEW_TYPES.get(version.media_type)
+    if inline and kind is None:
+        raise NotFound("no preview for this type", code="version_not_found")
+    stream = documents.open_content(container(), db, who, case, version)
+    db.commit()
+    assert stream is not None
+    headers = {
+        "Content-Length": str(version.size),
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+        "ETag": f'"{version.sha256}"',
+    }
+    if inline:
+        # Shown inside our own page only; the file itself may run and load nothing.
+        headers["Content-Security-Policy"] = PREVIEW_CSP
+        headers["X-Frame-Options"] = "SAMEORIGIN"
+        headers["Content-Disposition"] = _content_disposition(version.filename).replace(
+            "attachment", "inline", 1
+        )
+    else:
+        headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        headers["Content-Disposition"] = _content_disposition(version.filename)
+    return Response(stream, headers=headers, mimetype=version.media_type, direct_passthrough=True)
+
+
+def download(document_id: str, number: int) -> ResponseReturnValue:
+    """GET /documents/<id>/versions/<n>/download: the version as a file."""
+    return _content(document_id, number, inline=False)
+
+
+def preview(document_id: str, number: int) -> ResponseReturnValue:
+    """GET /documents/<id>/versions/<n>/preview: PDFs, images and text shown in the page."""
+    return _content(document_id, number, inline=True)
+
+
+def register(bp: Blueprint) -> None:
+    """Add the document routes."""
+    bp.add_url_rule(
+        "/cases/<case_id>/documents", "upload_document", upload_document, methods=["POST"]
+    )
+    bp.add_url_rule("/documents/<document_id>", "document_page", document_page)
+    bp.add_url_rule(
+        "/documents/<document_id>/versions", "add_version", add_version, methods=["POST"]
+    )
+    bp.add_url_rule("/documents/<document_id>/versions/<int:number>/download", "download", download)
+    bp.add_url_rule("/documents/<document_id>/versions/<int:number>/preview", "preview", preview)

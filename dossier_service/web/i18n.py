@@ -1,0 +1,127 @@
+"""Languages and Swiss formats of the pages: German (de-CH) by default, French, English.
+
+Texts live in the templates and views in German (the source language) and are translated
+through Flask-Babel's catalogues in ``dossier_service/translations``. Dates are written
+the Swiss way, dd.mm.yyyy, in the canton's time zone, whatever the language.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.numbers import format_decimal
+from flask import Flask, session
+from flask_babel import Babel, get_locale
+from markupsafe import Markup, escape
+
+from dossier_service.identifiers import format_ahv
+
+LANGUAGES: dict[str, str] = {"de": "Deutsch", "fr": "Français", "en": "English"}
+DEFAULT_LANGUAGE = "de"
+LOCAL_ZONE = ZoneInfo("Europe/Zurich")
+
+
+def select_locale() -> str:
+    """The language chosen in this session, German otherwise."""
+    chosen = session.get("lang")
+    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _swiss_locale() -> str:
+    """The Babel locale for numbers: the chosen language as written in Switzerland."""
+    return f"{get_locale() or DEFAULT_LANGUAGE}_CH"
+
+
+def local(moment: dt.datetime) -> dt.datetime:
+    """A stored (UTC) timestamp in the canton's time zone."""
+    return moment.astimezone(LOCAL_ZONE)
+
+
+def swiss_date(value: dt.date | dt.datetime | None) -> str:
+    """dd.mm.yyyy (a timestamp is first converted to local time)."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = local(value)
+    return value.strftime("%d.%m.%Y")
+
+
+def swiss_datetime(value: dt.datetime | None) -> str:
+    """dd.mm.yyyy HH:MM in local time."""
+    if value is None:
+        return ""
+    return local(value).strftime("%d.%m.%Y %H:%M")
+
+
+def partial_date(text: str | None) -> str:
+    """An eCH-0044 partial date (YYYY, YYYY-MM, YYYY-MM-DD) written the Swiss way."""
+    if not text:
+        return ""
+    parts = text.split("-")
+    return ".".join(reversed(parts))
+
+
+def chf(amount: Decimal | str | None) -> str:
+    """An amount in Swiss francs with the Swiss grouping, e.g. 4’800.00."""
+    if amount is None:
+        return ""
+    return format_decimal(Decimal(amount), format="#,##0.00", locale=_swiss_locale())
+
+
+def number(value: float | int) -> str:
+    """A number with the Swiss grouping."""
+    return format_decimal(value, locale=_swiss_locale())
+
+
+def percent(value: float | None) -> str:
+    """A share as a percentage with one decimal, e.g. 66.7 %."""
+    if value is None:
+        return "–"
+    return format_decimal(value * 100, format="0.0", locale=_swiss_locale()) + " %"
+
+
+def filesize(size: int) -> str:
+    """Bytes for people: 812 B, 45.3 kB, 1.2 MB."""
+    if size < 1000:
+        return f"{size} B"
+    for unit in ("kB", "MB", "GB"):
+        size_f = size / 1000
+        if size_f < 1000 or unit == "GB":
+            return format_decimal(size_f, format="0.0", locale=_swiss_locale()) + f" {unit}"
+        size = int(size_f)
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def ahv(digits: str | None) -> str:
+    """An AHV number in its usual form 756.XXXX.XXXX.XX."""
+    return format_ahv(digits) if digits else ""
+
+
+def nl2br(text: str | None) -> Markup:
+    """Escaped text with its line breaks kept."""
+    return Markup("<br>").join(escape(line) for line in (text or "").splitlines())
+
+
+def init_app(app: Flask) -> None:
+    """Install Flask-Babel and the format filters."""
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Europe/Zurich")
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
+    Babel(app, locale_selector=select_locale)
+    filters: dict[str, Any] = {
+        "swiss_date": swiss_date,
+        "swiss_datetime": swiss_datetime,
+        "partial_date": partial_date,
+        "chf": chf,
+        "number": number,
+        "percent": percent,
+        "filesize": filesize,
+        "ahv": ahv,
+        "nl2br": nl2br,
+    }
+    app.jinja_env.filters.update(filters)
+    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["current_language"] = select_locale
