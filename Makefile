@@ -15,7 +15,9 @@ DOSSIER_DATA_DIR ?= $(CURDIR)/var
 PORT ?= 8000
 
 # Debian packages the tests need (OCR and PDF tools join this list with their features).
-DEBIAN_PACKAGES := ghostscript
+# chromium and fonts-dejavu-core: the browser tests of the web interface (tests/browser)
+# drive Debian's chromium through Playwright; no browser is ever downloaded.
+DEBIAN_PACKAGES := ghostscript chromium fonts-dejavu-core
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k transfer -x'`.
 PYTEST_ARGS ?=
@@ -64,8 +66,9 @@ run: install ## Start the service with demo data at http://127.0.0.1:$PORT (data
 	$(BIN)/dossier demo; \
 	tokens="$$DOSSIER_DATA_DIR/demo-tokens.txt"; \
 	if [ -f "$$tokens" ]; then \
-	  echo "demo users' API tokens: $$tokens"; \
+	  echo "demo users' API tokens and web passwords: $$tokens"; \
 	  echo "try:  curl -H \"Authorization: Bearer \$$(awk '\$$1==\"ksd.meier\" {print \$$2}' \"$$tokens\")\" http://127.0.0.1:$(PORT)/api/v1/cases"; \
+	  echo "web interface: http://127.0.0.1:$(PORT)/ (demo user ksd.meier, password $$(awk '$$1=="ksd.meier" {print $$3}' "$$tokens"))"; \
 	else \
 	  echo "no $$tokens: create a token with '$(BIN)/dossier tokens create --username ksd.meier'"; \
 	fi; \

@@ -42,9 +42,6 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         )
     app.register_blueprint(create_blueprint())
     api_errors.register(app)
-    # The caseworkers' pages at /: sessions, CSRF, translations, headers, HTML errors.
-    app.register_blueprint(web.create_blueprint())
-    web.init_app(app, container)
     app.teardown_appcontext(close_session)
 
     @app.after_request
@@ -54,6 +51,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
+    # The caseworkers' pages at /: sessions, CSRF, translations, headers, HTML errors.
+    # Registered after the hook above so that the pages' own headers (run first) win.
+    app.register_blueprint(web.create_blueprint())
+    web.init_app(app, container)
     return app
 
 

@@ -446,7 +446,8 @@ def retention_run(as_of: dt.datetime | None, dry_run: bool) -> None:
     documents = sum(c.documents for c in listed)
     size = sum(c.bytes for c in listed)
     click.echo(
-        f"{'dry run: ' if dry_run else ''}{len(listed)} case(s) {verb} ({documents} document(s), "
+        f"{'dry run: ' if dry_run else ''}{len(listed)} case(s) "
+        f"{'would be deleted' if dry_run else 'deleted'} ({documents} document(s), "
         f"{size} bytes); {len(plan.held)} under legal hold; "
         f"{len(plan.not_archived)} waiting for the archive"
     )

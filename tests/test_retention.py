@@ -175,7 +175,7 @@ def test_archived_case_is_deleted_after_its_period_and_leaves_a_tombstone(
     )
     assert early.exit_code == 0, early.output
     assert case.id not in early.output
-    assert "dry run: 0 case(s) would delete" in early.output
+    assert "dry run: 0 case(s) would be deleted" in early.output
 
     # On the day: the dry run lists exactly the case, its documents and bytes, and deletes nothing.
     day = due_day(settings).isoformat()
@@ -187,8 +187,9 @@ def test_archived_case_is_deleted_after_its_period_and_leaves_a_tombstone(
         f"{len(versions)} version(s)\t{size} bytes\tSIP {export_id} (StAAG 2026/17)"
     )
     assert line in dry.output.splitlines()
-    assert f"dry run: 1 case(s) would delete ({len(document_ids)} document(s), {size} bytes)" in (
-        dry.output
+    assert (
+        f"dry run: 1 case(s) would be deleted ({len(document_ids)} document(s), {size} bytes)"
+        in (dry.output)
     )
     assert bystander["id"] not in dry.output
     assert case_keys <= set(store.iter_keys())
@@ -271,7 +272,7 @@ def test_a_legal_hold_stops_deletion_until_it_is_released(client, world, contain
     assert f"kept\t{case.id}\t{case.reference}\tlegal hold since {today().isoformat()}" in (
         dry.output
     )
-    assert "dry run: 0 case(s) would delete" in dry.output
+    assert "dry run: 0 case(s) would be deleted" in dry.output
     result = retention.run(container, day)
     assert result.deleted == [] and [s.case_id for s in result.plan.held] == [case.id]
     assert client.get(f"{API}/cases/{case.id}", headers=world.auth("canton")).status_code == 200

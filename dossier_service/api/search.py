@@ -12,6 +12,8 @@ from dossier_service.services import search as search_service
 from dossier_service.validation import int_param
 
 MAX_QUERY_CHARS = 1000
+#: Case ids are UUIDs (36 characters).
+CASE_ID_CHARS = 36
 
 
 def _date(name: str) -> dt.date | None:
@@ -34,11 +36,15 @@ def search() -> Response:
         raise BadRequest(
             f"The query is longer than {MAX_QUERY_CHARS} characters.", code="query_too_long"
         )
+    case_id = request.args.get("case_id") or None
+    if case_id is not None and len(case_id) > CASE_ID_CHARS:
+        # No case has such an id, and the audit entry's case column could not hold it.
+        raise BadRequest("'case_id' is not a case id.", code="invalid_parameter")
     types = [t for raw in request.args.getlist("type") for t in raw.split(",") if t]
     params = search_service.SearchParams(
         q=q,
         types=frozenset(types) if types else None,
-        case_id=request.args.get("case_id") or None,
+        case_id=case_id,
         unit=request.args.get("unit") or None,
         created_from=_date("created_from"),
         created_to=_date("created_to"),

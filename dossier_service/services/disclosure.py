@@ -361,6 +361,9 @@ class _Sink:
     def flush(self) -> None:
         """Nothing to flush: the generator drains the buffer."""
 
+    def close(self) -> None:
+        """Nothing to close: the generator drains the buffer."""
+
     def drain(self) -> bytes:
         """Everything written since the last drain."""
         data = b"".join(self._chunks)
@@ -418,7 +421,7 @@ def stream(container: Container, disclosure: Disclosure) -> Iterator[bytes]:
     """The ZIP as chunks; file contents come straight from storage."""
     sink = _Sink()
     missing: set[str] = set()
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
         body = json.dumps(disclosure.data, ensure_ascii=False, indent=2).encode("utf-8")
         archive.writestr(_info("person.json", disclosure.generated_at, len(body)), body)
         yield sink.drain()

@@ -212,6 +212,8 @@ def create_export(session: Session, identity: Identity, payload: Any) -> Export:
     else:
         day = date_field(data, "closed_before")
         assert day is not None
+        if day.year < 1900:  # nothing was closed then; and year 1 cannot be shifted to UTC
+            raise Unprocessable("'closed_before' must be after 1900.", field="closed_before")
         selected = _select_closed_before(session, day)
         criteria = {"closed_before": day.isoformat()}
     files = session.execute(

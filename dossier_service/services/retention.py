@@ -142,7 +142,8 @@ def _archive_record(
         .order_by(Export.acknowledged_at.desc())
         .limit(1)
     ).first()
-    return (row[0], row[1]) if row else None
+    # An acknowledged export always has its reference (a CHECK constraint says so).
+    return (row[0], row[1] or "") if row else None
 
 
 def _open_hold(session: Session, case_id: str) -> LegalHold | None:

@@ -739,7 +739,7 @@ def build_metadata(
 ) -> bytes:
     """metadata.xml of the package (UTF-8), in the element order the arelda v4 schema wants."""
     nsmap = {None: NAMESPACE, "xsi": XSI}
-    root = etree.Element(f"{{{NAMESPACE}}}paket", nsmap=nsmap)  # type: ignore[dict-item]
+    root = etree.Element(f"{{{NAMESPACE}}}paket", nsmap=nsmap)
     root.set(f"{{{XSI}}}schemaLocation", f"{NAMESPACE} xsd/arelda.xsd")
     root.set(f"{{{XSI}}}type", "paketSIP")
     root.set("schemaVersion", SCHEMA_VERSION)

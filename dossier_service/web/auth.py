@@ -263,7 +263,8 @@ def login_oidc() -> ResponseReturnValue:
         return redirect(url_for("web.login"))
     session["oidc_next"] = _safe_next(request.args.get("next")) or ""
     try:
-        return oauth.canton.authorize_redirect(_redirect_uri())  # type: ignore[no-any-return]
+        answer: ResponseReturnValue = oauth.canton.authorize_redirect(_redirect_uri())
+        return answer
     except Exception:
         log.exception("OpenID Connect provider unreachable")
         return login_page(

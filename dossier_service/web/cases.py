@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from dossier_service.api.context import audit_context
 from dossier_service.errors import DossierError, Forbidden
 from dossier_service.models import (
     DOCUMENT_TYPES,
@@ -137,6 +138,7 @@ def case_page(
     form: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     """GET /cases/<id>: the whole dossier at a glance."""
+    audit_context("case.read", case_id=case_id)
     who = identity()
     db = session()
     case = cases.get_case(db, who, case_id)
@@ -183,6 +185,7 @@ def case_processing(case_id: str) -> ResponseReturnValue:
     """
     from dossier_service.policy import load_case
 
+    audit_context("case.read", case_id=case_id)
     who = identity()
     db = session()
     case = load_case(db, who, case_id, Action.CASE_READ)
@@ -218,6 +221,7 @@ def processing_label(state: str) -> str:
 
 def _dialog_case(case_id: str, action: Action) -> tuple[Any, dict[str, Any]]:
     """The case (read, audited) for a dialog; Forbidden when the caller may not act on it."""
+    audit_context(str(action), case_id=case_id)
     who = identity()
     db = session()
     case = cases.get_case(db, who, case_id)
@@ -358,6 +362,7 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
 
 def end_delegation(case_id: str, unit_code: str) -> ResponseReturnValue:
     """POST /cases/<id>/delegations/<unit>/end: end a delegation (the form confirms it)."""
+    audit_context("delegation.end", case_id=case_id)
     who = identity()
     db = session()
     try:

@@ -40,6 +40,7 @@ def cost_approval_page(
     status: int = 200,
 ) -> ResponseReturnValue:
     """GET /cases/<id>/cost-approvals: requests, decisions, totals and the forms."""
+    audit_context("cost_approval.list", case_id=case_id)
     who = identity()
     db = session()
     case = cases.get_case(db, who, case_id)
@@ -69,7 +70,7 @@ def cost_approval_page(
 def request_approval(case_id: str) -> ResponseReturnValue:
     """POST /cases/<id>/cost-approvals: file a request (the canton is notified)."""
     audit_context("cost_approval.request", case_id=case_id)
-    form = {k: request.form.get(k, "").strip() for k in REQUEST_FIELDS}
+    form: dict[str, Any] = {k: request.form.get(k, "").strip() for k in REQUEST_FIELDS}
     form["document_ids"] = request.form.getlist("document_ids")
     payload: dict[str, Any] = {**form, "amount_chf": _amount(form["amount_chf"])}
     for key in ("period_from", "period_to", "programme"):

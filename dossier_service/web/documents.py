@@ -11,16 +11,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, flash, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
 
 from dossier_service.api.context import audit_context
-from dossier_service.api.documents import _content_disposition, _receive_upload
-from dossier_service.errors import DossierError, Forbidden, NotFound
+from dossier_service.api.documents import MULTIPART_OVERHEAD, _content_disposition, _drain_body
+from dossier_service.errors import (
+    BadRequest,
+    DossierError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.policy import Action, allowed, load_case
 from dossier_service.services import documents
+from dossier_service.uploads import ParsedUpload, parse_multipart
 from dossier_service.web.cases import case_page, processing_label
 from dossier_service.web.context import container, identity, render, session, wants_json
 from dossier_service.web.errors import message_for
@@ -33,6 +43,84 @@ PREVIEW_TYPES = {
     "image/jpeg": "image",
     "text/plain": "text",
 }
+
+
+#: How much of a refused upload's body is kept to recover the form fields typed before it.
+FIELDS_HEAD_BYTES = 64 * 1024
+
+
+class _FailedUpload(Exception):
+    """A refused upload with the form fields that were read before the refusal."""
+
+    def __init__(self, error: DossierError, fields: dict[str, str]) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.fields = fields
+
+
+def _fields_before_file(head: bytes, boundary: bytes) -> dict[str, str]:
+    """The text fields that came before the file part in the first bytes of the body."""
+    from werkzeug.sansio.multipart import Data, Field, File, MultipartDecoder, NeedData
+
+    decoder = MultipartDecoder(boundary, max_parts=20)
+    decoder.receive_data(head)
+    fields: dict[str, str] = {}
+    name: str | None = None
+    value = bytearray()
+    try:
+        while True:
+            event = decoder.next_event()
+            if isinstance(event, NeedData | File):
+                break
+            if isinstance(event, Field):
+                name, value = event.name, bytearray()
+            elif isinstance(event, Data) and name is not None:
+                value.extend(event.data)
+                if not event.more_data:
+                    fields[name] = value.decode("utf-8", "replace")
+                    name = None
+    except (ValueError, RequestEntityTooLarge):
+        return fields  # a malformed body: keep what was recovered before it
+    return fields
+
+
+def _receive_upload() -> ParsedUpload:
+    """Stream the multipart body into a spool file, like the API does.
+
+    The same checks as the API's receiver; in addition the first bytes of the body are
+    kept, so that when the file is refused (type, size, damage) the page can show the form
+    again with the type and title the person chose.
+    """
+    limit = container().settings.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
+        raise _FailedUpload(PayloadTooLarge("too large", code="file_too_large"), {})
+    mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
+    if mimetype != "multipart/form-data" or not options.get("boundary"):
+        raise _FailedUpload(
+            UnsupportedMediaType("multipart required", code="multipart_required"), {}
+        )
+    boundary = options["boundary"].encode("latin-1")
+    head = bytearray()
+
+    def read(size: int) -> bytes:
+        chunk: bytes = request.stream.read(size)
+        if len(head) < FIELDS_HEAD_BYTES:
+            head.extend(chunk[: FIELDS_HEAD_BYTES - len(head)])
+        return chunk
+
+    try:
+        parsed = parse_multipart(
+            read, boundary, spool_dir=container().settings.spool_dir, max_file_bytes=limit
+        )
+    except DossierError as exc:
+        if isinstance(exc, UnsupportedMediaType | BadRequest):
+            _drain_body()
+        raise _FailedUpload(exc, _fields_before_file(bytes(head), boundary)) from None
+    if parsed.file is None:
+        fields = parsed.fields
+        parsed.discard()
+        raise _FailedUpload(BadRequest("no file", code="file_missing"), fields)
+    return parsed
 
 
 def _upload_failed(
@@ -56,6 +144,8 @@ def _upload_failed(
 def _uploaded(document: Any, message: str) -> ResponseReturnValue:
     """Answer a stored upload: JSON for the upload script, a redirect for a plain form."""
     target = url_for("web.document_page", document_id=document.id)
+    # Shown on the page the browser opens next, whether the script or the form sent it.
+    flash(message, "success")
     if wants_json():
         version = document.versions[-1]
         return jsonify(
@@ -67,7 +157,6 @@ def _uploaded(document: Any, message: str) -> ResponseReturnValue:
                 "redirect": target,
             }
         ), 201
-    flash(message, "success")
     return redirect(target, code=303)
 
 
@@ -80,8 +169,8 @@ def upload_document(case_id: str) -> ResponseReturnValue:
     db.rollback()
     try:
         parsed = _receive_upload()
-    except DossierError as exc:
-        return _upload_failed(exc, case_id=case_id, document_id=None, fields={})
+    except _FailedUpload as failed:
+        return _upload_failed(failed.error, case_id=case_id, document_id=None, fields=failed.fields)
     try:
         check_streamed_token(parsed.fields)
         assert parsed.file is not None
@@ -108,8 +197,10 @@ def add_version(document_id: str) -> ResponseReturnValue:
     db.rollback()
     try:
         parsed = _receive_upload()
-    except DossierError as exc:
-        return _upload_failed(exc, case_id=case_id, document_id=document_id, fields={})
+    except _FailedUpload as failed:
+        return _upload_failed(
+            failed.error, case_id=case_id, document_id=document_id, fields=failed.fields
+        )
     try:
         check_streamed_token(parsed.fields)
         assert parsed.file is not None
@@ -129,6 +220,7 @@ def document_page(
     document_id: str, *, upload_error: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
     """GET /documents/<id>: metadata, version history, preview and the new-version upload."""
+    audit_context("document.read", document_id=document_id)
     who = identity()
     db = session()
     document = documents.read_document(db, who, document_id)
@@ -167,7 +259,8 @@ def _content(document_id: str, number: int, *, inline: bool) -> Response:
     _document, case, version = documents.authorize_version(db, who, document_id, number)
     kind = PREVIEW_TYPES.get(version.media_type)
     if inline and kind is None:
-        raise NotFound("no preview for this type", code="version_not_found")
+        db.rollback()
+        abort(404)  # nothing to show inline (not a refusal: download works)
     stream = documents.open_content(container(), db, who, case, version)
     db.commit()
     assert stream is not None

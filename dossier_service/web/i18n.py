@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, get_decimal_symbol
 from flask import Flask, session
 from flask_babel import Babel, get_locale
 from markupsafe import Markup, escape
@@ -84,15 +85,21 @@ def percent(value: float | None) -> str:
 
 
 def filesize(size: int) -> str:
-    """Bytes for people: 812 B, 45.3 kB, 1.2 MB."""
+    """Bytes for people: 812 B, 45.3 kB, 1.2 MB (with the language's decimal sign)."""
     if size < 1000:
         return f"{size} B"
-    for unit in ("kB", "MB", "GB"):
-        size_f = size / 1000
-        if size_f < 1000 or unit == "GB":
-            return format_decimal(size_f, format="0.0", locale=_swiss_locale()) + f" {unit}"
-        size = int(size_f)
-    return f"{size} B"  # pragma: no cover - the loop always returns
+    units = ("kB", "MB", "GB")
+    value, index = size / 1000, 0
+    while value >= 999.95 and index < len(units) - 1:
+        value, index = value / 1000, index + 1
+    unit = units[index]
+    return f"{value:.1f}".replace(".", _decimal_symbol(_swiss_locale())) + f" {unit}"
+
+
+@lru_cache(maxsize=8)
+def _decimal_symbol(locale: str) -> str:
+    """The decimal sign of a locale (cached: Babel's lookup is slow in long lists)."""
+    return str(get_decimal_symbol(locale))
 
 
 def ahv(digits: str | None) -> str:

@@ -40,7 +40,7 @@ assert set(TARGET_GROUPS) <= set(TARGET_GROUP_LABELS)
 
 BAR_WIDTH = 420
 ROW_HEIGHT = 34
-LABEL_WIDTH = 300
+LABEL_WIDTH = 370
 
 
 def _as_of() -> tuple[dt.date, str | None]:
@@ -61,11 +61,11 @@ def _as_of() -> tuple[dt.date, str | None]:
 def share_chart(items: list[dict[str, Any]]) -> Markup:
     """Horizontal bars: each indicator's share with a mark at its goal."""
     height = ROW_HEIGHT * len(items) + 10
+    title = escape(_("Anteile und Ziele der IAS-Kennzahlen"))
     parts = [
         f'<svg class="chart" viewBox="0 0 {LABEL_WIDTH + BAR_WIDTH + 90} {height}" '
         f'role="img" aria-labelledby="chart-shares-title">'
-        f'<title id="chart-shares-title">{escape(_("Anteile und Ziele der IAS-Kennzahlen"))}'
-        "</title>"
+        f'<title id="chart-shares-title">{title}</title>'
     ]
     for i, item in enumerate(items):
         y = i * ROW_HEIGHT + 5
@@ -73,7 +73,7 @@ def share_chart(items: list[dict[str, Any]]) -> Markup:
         goal_x = LABEL_WIDTH + BAR_WIDTH * item["target_share"]
         label = INDICATOR_LABELS.get(item["id"], item["label"])
         parts.append(
-            f'<text x="0" y="{y + 20}" class="chart-label">{escape(_short(str(label), 44))}</text>'
+            f'<text x="0" y="{y + 20}" class="chart-label">{escape(_short(str(label), 40))}</text>'
             f'<rect x="{LABEL_WIDTH}" y="{y + 4}" width="{BAR_WIDTH}" height="22" '
             'class="chart-track"/>'
             f'<rect x="{LABEL_WIDTH}" y="{y + 4}" width="{BAR_WIDTH * share:.1f}" height="22" '
@@ -98,7 +98,7 @@ def count_chart(rows: list[tuple[str, int]], title: str, chart_id: str) -> Marku
     for i, (label, count) in enumerate(rows):
         y = i * ROW_HEIGHT + 5
         parts.append(
-            f'<text x="0" y="{y + 20}" class="chart-label">{escape(_short(label, 44))}</text>'
+            f'<text x="0" y="{y + 20}" class="chart-label">{escape(_short(label, 40))}</text>'
             f'<rect x="{LABEL_WIDTH}" y="{y + 4}" width="{BAR_WIDTH * count / top:.1f}" '
             'height="22" class="chart-bar chart-bar-count"/>'
             f'<text x="{LABEL_WIDTH + BAR_WIDTH * count / top + 8:.1f}" y="{y + 20}" '

@@ -9,6 +9,7 @@ caller may read. Snippets are HTML-safe from the search backend (escaped text, m
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
@@ -42,7 +43,7 @@ def search_page() -> ResponseReturnValue:
     year = _year(request.args.get("year"))
     page = page_arg(maximum=10_000 // PER_PAGE)
     filters = {"type": doc_type or "", "unit": unit or "", "year": str(year or "")}
-    context = {
+    context: dict[str, Any] = {
         "q": q,
         "filters": filters,
         "result": None,
@@ -51,10 +52,10 @@ def search_page() -> ResponseReturnValue:
         "pager": None,
     }
     if not q:
-        return render("search.html", **context)
+        return render("search.html", 200, **context)
     if len(q) > MAX_QUERY_CHARS:
         context["error"] = _("Die Suchanfrage ist zu lang (höchstens 1000 Zeichen).")
-        return render("search.html", status=400, **context)
+        return render("search.html", 400, **context)
     audit_context("search")
     params = search_service.SearchParams(
         q=q,
@@ -73,11 +74,11 @@ def search_page() -> ResponseReturnValue:
         if exc.status not in {400, 422, 503}:
             raise
         context["error"] = message_for(exc)
-        return render("search.html", status=exc.status, **context)
+        return render("search.html", exc.status, **context)
     db.commit()
     context["result"] = result
     context["pager"] = Pager(page, PER_PAGE, result["total"])
-    return render("search.html", **context)
+    return render("search.html", 200, **context)
 
 
 def register(bp: Blueprint) -> None:

@@ -19,6 +19,7 @@ import secrets
 
 from flask import Flask, Response, g, request, session
 
+from dossier_service.api.context import close_session
 from dossier_service.errors import BadRequest
 from dossier_service.identity import Anonymous
 from dossier_service.services import audit
@@ -42,7 +43,7 @@ CSP = "; ".join(
     ]
 )
 #: Policy of a framed document preview: it may run nothing and load nothing.
-PREVIEW_CSP = "default-src 'none'; frame-ancestors 'self'"
+PREVIEW_CSP = "default-src 'none'; frame-ancestors 'self'; sandbox"
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Views that read a streamed multipart body and check the token themselves.
@@ -83,6 +84,9 @@ def _same_origin() -> bool:
 def refuse(reason: str) -> None:
     """Log the refused form (outcome denied) and raise the 400 the pages explain."""
     who = g.get("identity") or Anonymous(ip=request.remote_addr)
+    # The request's own transaction (it loaded the user) must end first: on SQLite it holds
+    # the write lock the audit entry's transaction would wait for.
+    close_session()
     try:
         with container().db.transaction() as db:
             audit.record(
@@ -127,7 +131,9 @@ def _headers(response: Response) -> Response:
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on our own
+    # form posts, and the origin check would refuse them.
+    headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.endpoint != "static":

@@ -1,0 +1,1 @@
+"""Browser tests of the web interface (Playwright driving Debian's chromium)."""

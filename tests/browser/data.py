@@ -1,0 +1,94 @@
+"""Setting up cases for the browser tests directly through the services (not under test)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+from typing import Any
+
+import pikepdf
+from sqlalchemy import select
+
+from dossier_service.container import Container
+from dossier_service.models import User
+from dossier_service.samples import make_pdf
+from dossier_service.services import cases, documents, transfers
+from dossier_service.services.accounts import identity_for_user
+from dossier_service.uploads import spool_bytes
+
+
+def _who(container: Container, session: Any, username: str) -> Any:
+    user = session.execute(select(User).where(User.username == username)).scalar_one()
+    return identity_for_user(user)
+
+
+def register_case(container: Container, family_name: str, given_names: str) -> str:
+    """A case registered by the canton; returns its id."""
+    with container.db.transaction() as session:
+        case = cases.create_case(
+            session,
+            _who(container, session, "canton"),
+            {
+                "person": {
+                    "family_name": family_name,
+                    "given_names": given_names,
+                    "birth_date": "1998-03",
+                    "sex": "female",
+                    "nationality": "ER",
+                    "zemis_number": "12345678.9",
+                    "ahv_number": "756.9217.0769.85",
+                    "residence_status": "F",
+                },
+                "entry_date": (dt.date.today() - dt.timedelta(days=500)).isoformat(),
+            },
+        )
+        return case.id
+
+
+def add_document(
+    container: Container,
+    username: str,
+    case_id: str,
+    data: bytes,
+    *,
+    doc_type: str,
+    filename: str,
+    title: str,
+) -> str:
+    """A document uploaded through the document service; returns its id."""
+    spooled = spool_bytes(container.settings.spool_dir, data, "application/pdf", filename)
+    try:
+        with container.db.transaction() as session:
+            doc = documents.create_document(
+                container,
+                session,
+                _who(container, session, username),
+                case_id,
+                spooled,
+                {"type": doc_type, "title": title},
+            )
+            return doc.id
+    finally:
+        spooled.discard()
+
+
+def transfer(container: Container, username: str, case_id: str, to_unit: str) -> None:
+    """Hand the case to another unit through the transfer service."""
+    with container.db.transaction() as session:
+        transfers.transfer_case(
+            session,
+            _who(container, session, username),
+            case_id,
+            {"to_unit": to_unit, "reason": "Wohnsitz"},
+        )
+
+
+def padded_pdf(title: str, paragraphs: list[str], padding_bytes: int) -> bytes:
+    """A text PDF made larger by an embedded blob of random bytes (to watch the progress)."""
+    pdf = pikepdf.open(io.BytesIO(make_pdf(title, paragraphs)))
+    # Random bytes do not compress: the upload really has this size on the wire.
+    pdf.Root.DossierPadding = pdf.make_stream(os.urandom(padding_bytes))
+    out = io.BytesIO()
+    pdf.save(out, compress_streams=False)
+    return out.getvalue()
