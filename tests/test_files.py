@@ -291,7 +291,23 @@ def test_pdf_decompression_bomb_hits_memory_limit(tmp_path: Path) -> None:
 
 
 def _children() -> list[psutil.Process]:
-    return [c for c in psutil.Process().children(recursive=True) if c.status() != "zombie"]
+    """Live descendants of the test process (other suites' long-lived helpers excluded)."""
+    return [
+        c
+        for c in psutil.Process().children(recursive=True)
+        if c.status() != "zombie" and c.pid not in _PREEXISTING
+    ]
+
+
+#: Descendants that existed before a test ran (e.g. a browser driver kept for the session).
+_PREEXISTING: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _note_preexisting_children() -> None:
+    """Remember processes started by earlier tests, so only new leftovers count."""
+    _PREEXISTING.clear()
+    _PREEXISTING.update(p.pid for p in psutil.Process().children(recursive=True))
 
 
 def test_tiny_timeout_kills_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
