@@ -194,3 +194,14 @@ def test_reindex_and_verify_keep_everything_true(
     assert runner.invoke(cli.main, ["index", "verify"]).exit_code == 0
     assert ids(search(client, world, "canton", q="Lenzburg")) == {docs["scan"]["id"]}
     assert search(client, world, "aarau", q="Lenzburg")["total"] == 0
+
+
+def test_dates_out_of_range_are_client_errors(client, world):
+    for value in ("0421-01-01", "9999-12-31", "2026-13-01"):
+        response = client.get(
+            "/api/v1/search",
+            query_string={"q": "x", "created_from": value},
+            headers=world.auth("canton"),
+        )
+        assert response.status_code == 400, value
+        assert response.get_json()["error"]["code"] == "invalid_parameter"

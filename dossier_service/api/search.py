@@ -21,9 +21,14 @@ def _date(name: str) -> dt.date | None:
     if not raw:
         return None
     try:
-        return dt.date.fromisoformat(raw)
+        value = dt.date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"'{name}' must be a date YYYY-MM-DD.", code="invalid_parameter") from None
+    # The index stores timestamps that cannot express every year Python can; no document of
+    # this service predates 1900 or follows 2100 anyway.
+    if not 1900 <= value.year <= 2100:
+        raise BadRequest(f"'{name}' must lie between 1900 and 2100.", code="invalid_parameter")
+    return value
 
 
 def search() -> Response:
