@@ -14,10 +14,15 @@ INSTALL_STAMP := $(VENV)/.install-stamp
 DOSSIER_DATA_DIR ?= $(CURDIR)/var
 PORT ?= 8000
 
-# Debian packages the tests need (OCR and PDF tools join this list with their features).
-# chromium and fonts-dejavu-core: the browser tests of the web interface (tests/browser)
-# drive Debian's chromium through Playwright; no browser is ever downloaded.
-DEBIAN_PACKAGES := ghostscript chromium fonts-dejavu-core
+# Debian packages the service and its tests need:
+# - tesseract-ocr(-deu/-eng), poppler-utils (pdftoppm): OCR of scans for the search index;
+# - ghostscript: PDF/A renditions in archival exports (SIP);
+# - chromium, fonts-dejavu-core: browser tests of the web interface drive Debian's chromium
+#   through Playwright (no browser is ever downloaded); DejaVu also renders test scans;
+# - tzdata: Europe/Zurich for dates in search filters and facets.
+RUNTIME_PACKAGES := tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng poppler-utils \
+	ghostscript tzdata
+DEBIAN_PACKAGES := $(RUNTIME_PACKAGES) chromium fonts-dejavu-core
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k transfer -x'`.
 PYTEST_ARGS ?=
@@ -61,6 +66,8 @@ system-deps: ## Install missing Debian packages the tests need (apt-get, as root
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing
 
 run: install ## Start the service with demo data at http://127.0.0.1:$PORT (data in DOSSIER_DATA_DIR)
+	@$(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="$(RUNTIME_PACKAGES)" || \
+	  echo "warning: OCR/PDF tools missing: scans will not be searchable, PDF/A renditions skipped" >&2
 	@export DOSSIER_DATA_DIR="$(DOSSIER_DATA_DIR)"; set -e; \
 	$(BIN)/dossier init; \
 	$(BIN)/dossier demo; \
