@@ -575,10 +575,9 @@ def reprocess(version_id: str | None, failed: bool, everything: bool) -> None:
                 .values(processing="pending", processing_error=None)
             )
             outbox.enqueue(session, PROCESS_TASK, version_id=vid)
-        session.commit()
-        pending = outbox.take_pending(session)
-    sent = outbox.send(container.db, container.task_sender, pending)
-    click.echo(f"{len(ids)} version(s) queued for processing ({sent} sent to the worker now)")
+    # Committing sent the tasks to the broker (or left them to the relay if it is down).
+    unsent = outbox.unsent_count(container.db)
+    click.echo(f"{len(ids)} version(s) queued for processing; {unsent} task(s) wait for the broker")
 
 
 class _run:

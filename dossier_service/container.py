@@ -7,6 +7,9 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
 from dossier_service.config import Settings
 from dossier_service.db import Database
 from search import SearchBackend, open_index
@@ -27,8 +30,30 @@ class Container:
 
     @cached_property
     def db(self) -> Database:
-        """The system-of-record database."""
-        return Database(self.settings.database_url)
+        """The system-of-record database; tasks recorded in a transaction go out after commit."""
+        db = Database(self.settings.database_url)
+        event.listen(db.sessionmaker, "after_commit", self._send_outbox_after_commit)
+        event.listen(db.sessionmaker, "after_rollback", self._forget_outbox_after_rollback)
+        return db
+
+    @staticmethod
+    def _forget_outbox_after_rollback(session: Session) -> None:
+        """Rolled-back outbox rows do not exist; never send their ids later."""
+        from dossier_service.services import outbox
+
+        outbox.take_pending(session)
+
+    def _send_outbox_after_commit(self, session: Session) -> None:
+        """Hand the outbox rows of a just-committed transaction to the broker.
+
+        One hook for every session, so no code path can forget it; a rolled-back
+        transaction never gets here, and a broker outage leaves the rows to the relay.
+        """
+        from dossier_service.services import outbox
+
+        ids = outbox.take_pending(session)
+        if ids:
+            outbox.send(self.db, self.task_sender, ids)
 
     @cached_property
     def store(self) -> ObjectStore:

@@ -240,8 +240,11 @@ def test_audit_verify_exit_codes(settings, client, world: World, container: Cont
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 def test_outbox_relay_keeps_or_sends(settings, container: Container):
     assert run_cli(settings, "init").exit_code == 0
-    with container.db.transaction() as session:
+    # A bare Database has no after-commit sender: the row stays unsent, as after an outage.
+    db = Database(settings.database_url)
+    with db.transaction() as session:
         outbox.enqueue(session, "dossier.process_version", version_id="0" * 36)
+    db.dispose()
     down = run_cli(settings, "outbox", "relay", DOSSIER_BROKER_URL="redis://127.0.0.1:1/0")
     assert down.exit_code == 0, down.output
     assert "0 task(s) sent; 1 still unsent" in down.output

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
+from dossier_service.db import Database
 from dossier_service.models import AuditEntry, Export, User
 from dossier_service.services import accounts, audit, exports, sip
 from storage import StorageUnavailable
@@ -29,6 +32,17 @@ def queue_export(session: Session, world: World, case_ids: list[str]) -> str:
         session, accounts.identity_for_user(user), {"case_ids": case_ids}
     )
     return export.id
+
+
+@contextlib.contextmanager
+def quiet_transaction(container: Container) -> Iterator[Session]:
+    """A transaction whose commit sends no task (a bare Database has no after-commit hook)."""
+    db = Database(container.settings.database_url)
+    try:
+        with db.transaction() as session:
+            yield session
+    finally:
+        db.dispose()
 
 
 def export_row(container: Container, export_id: str) -> Export:
@@ -118,7 +132,7 @@ def test_exports_are_visible_to_archivists_only(client, world):
 
 def test_lifecycle_queued_then_done_with_progress_size_and_sha256(client, world, container):
     case = closed_case(client, world)
-    with container.db.transaction() as session:
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
     queued = client.get(f"{API}/exports/{export_id}", headers=world.auth("archivist")).get_json()
     assert queued["status"] == "queued"
@@ -225,7 +239,7 @@ def test_closed_before_selects_closed_cases_not_archived_yet(client, world, cont
 
 def test_a_case_reopened_after_the_request_fails_the_export_with_a_reason(client, world, container):
     case = small_closed_case(client, world)
-    with container.db.transaction() as session:
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
     reopened = client.post(
         f"{API}/cases/{case.id}/reopen", json={"reason": "Rückkehr"}, headers=world.auth("canton")
@@ -242,7 +256,7 @@ def test_a_case_reopened_after_the_request_fails_the_export_with_a_reason(client
 
 def test_altered_content_fails_the_export_and_stores_nothing(client, world, container):
     case = small_closed_case(client, world)
-    with container.db.transaction() as session:
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
     victim = next(container.store.iter_keys("versions/"))
     path = container.settings.storage_root / "objects" / victim
@@ -257,7 +271,7 @@ def test_altered_content_fails_the_export_and_stores_nothing(client, world, cont
 
 def test_an_invalid_package_fails_the_export(client, world, container, monkeypatch):
     case = small_closed_case(client, world)
-    with container.db.transaction() as session:
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
     monkeypatch.setattr(sip, "validate_sip", lambda path: ["header/metadata.xml line 3: bad"])
     assert exports.run_export(container, export_id) == "failed"
@@ -285,7 +299,7 @@ def _pretend_running(container: Container, export_id: str, heartbeat_age: dt.tim
 
 def test_a_crashed_run_is_rebuilt_from_scratch(client, world, container, tmp_path):
     case = small_closed_case(client, world)
-    with container.db.transaction() as session:
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
     _pretend_running(container, export_id, exports.STALE_AFTER + dt.timedelta(minutes=1))
     # The dead run got as far as storing a (broken) ZIP.
@@ -305,7 +319,7 @@ def test_a_crashed_run_is_rebuilt_from_scratch(client, world, container, tmp_pat
 
 def test_a_live_run_is_left_alone(client, world, container):
     case = small_closed_case(client, world)
-    with container.db.transaction() as session:
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
     _pretend_running(container, export_id, dt.timedelta(seconds=10))
     assert exports.run_export(container, export_id) == "busy"
@@ -315,7 +329,7 @@ def test_a_live_run_is_left_alone(client, world, container):
 
 def test_a_superseded_run_stops_without_writing_its_result(client, world, container, monkeypatch):
     case = small_closed_case(client, world)
-    with container.db.transaction() as session:
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
     original = sip.build_sip
 
@@ -336,7 +350,7 @@ def test_unavailable_storage_queues_the_export_again_for_a_retry(
     client, world, container, monkeypatch
 ):
     case = small_closed_case(client, world)
-    with container.db.transaction() as session:
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
 
     def down(*args: Any, **kwargs: Any) -> Any:
@@ -355,7 +369,7 @@ def test_resume_sends_the_task_again_for_stale_and_forgotten_exports(client, wor
     recording = Container(settings, task_sender=lambda task, payload: sent.append((task, payload)))
     try:
         case = small_closed_case(client, world)
-        with recording.db.transaction() as session:
+        with quiet_transaction(recording) as session:
             stale = queue_export(session, world, [case.id])
             fresh = queue_export(session, world, [case.id])
             forgotten = queue_export(session, world, [case.id])

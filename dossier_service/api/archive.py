@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from dossier_service.api.context import audit_context, container, identity, json_body, session
 from dossier_service.api.documents import _content_disposition
 from dossier_service.errors import ServiceUnavailable
-from dossier_service.services import disclosure, exports, outbox, retention
+from dossier_service.services import disclosure, exports, retention
 from storage import ObjectNotFound, StorageError
 
 
@@ -17,9 +17,8 @@ def create_export() -> tuple[Response, int]:
     db = session()
     export = exports.create_export(db, identity(), json_body())
     export_id = export.id
+    # The commit sends the build task (eagerly: runs it) only for a committed export.
     db.commit()
-    # After commit: the build task runs (or, eagerly, has run) only for a committed export.
-    outbox.send(container().db, container().task_sender, outbox.take_pending(db))
     return jsonify({"id": export_id, "status": "queued"}), 202
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session
 
-from dossier_service.api.context import audit_context, container, identity, session
+from dossier_service.api.context import audit_context, identity, session
 from dossier_service.errors import BadRequest
-from dossier_service.services import notifications, outbox
+from dossier_service.services import notifications
 from dossier_service.validation import int_param
 
 
 def commit_and_deliver(db: Session) -> None:
-    """Commit, then hand the e-mail tasks recorded in this transaction to the broker."""
+    """Commit; the container's after-commit hook hands the e-mail tasks to the broker."""
     db.commit()
-    outbox.send(container().db, container().task_sender, outbox.take_pending(db))
 
 
 def list_notifications() -> Response:

@@ -150,7 +150,6 @@ def _commit_version(
         session.rollback()
         _discard_object(container, obj)
         raise
-    outbox.send(container.db, container.task_sender, outbox.take_pending(session))
 
 
 def _new_version(

@@ -683,7 +683,5 @@ def resume_stalled(container: Container) -> int:
         )
         for export_id in ids:
             outbox.enqueue(session, BUILD_TASK, export_id=export_id)
-        session.commit()
-        pending = outbox.take_pending(session)
-    outbox.send(container.db, container.task_sender, pending)
+    # The commit hands the build tasks to the broker (see Container).
     return len(ids)

@@ -34,7 +34,7 @@ from dossier_service.container import Container
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Document, Measure, Responsibility, Unit
 from dossier_service.policy import Action, require
-from dossier_service.services import audit, notifications, outbox
+from dossier_service.services import audit, notifications
 from dossier_service.services.indicators import add_months, day_start, local_date
 
 #: Days an interrupted or aborted measure may wait for its follow-up before the reminder.
@@ -169,9 +169,7 @@ def monitor_run(container: Container, as_of: dt.date) -> MonitorResult:
             notifications_created=len(created),
         )
         audit.record(session, None, "monitor.run", detail=result.as_dict())
-        # Ids are known before the commit; the tasks are sent only after it succeeded.
-        pending = outbox.take_pending(session)
-    outbox.send(container.db, container.task_sender, pending)
+    # The e-mail tasks go to the broker only once that transaction committed (see Container).
     return result
 
 
