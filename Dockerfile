@@ -9,6 +9,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/dossier/bin:$PATH \
     DOSSIER_DATA_DIR=/var/lib/dossier
 
+# OCR and PDF tools for text extraction (workers) and PDF/A renditions (archive export);
+# tzdata for Europe/Zurich.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-deu \
+       tesseract-ocr-eng poppler-utils ghostscript tzdata \
+    && rm -rf /var/lib/apt/lists/*
+
 # A venv keeps the service's packages apart from the image's own Python. Every
 # dependency ships as a binary wheel, so no compiler is needed.
 RUN python -m venv /opt/dossier
