@@ -579,9 +579,9 @@ def test_failed_pdfa_conversion_is_recorded_and_the_export_still_succeeds(
 
     case = closed_case(client, world)
     failing = sip.PdfaConverter(gs=shutil.which("false") or "/bin/false", icc=Path("/dev/null"))
-    with container.db.transaction() as session:
-        from tests.test_exports import queue_export
+    from tests.test_exports import queue_export, quiet_transaction
 
+    with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])
     assert exports.run_export(container, export_id, converter=failing) == "done"
     body = client.get(f"{API}/exports/{export_id}", headers=world.auth("archivist")).get_json()
