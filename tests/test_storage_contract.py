@@ -507,24 +507,6 @@ def test_local_root_is_a_file(file_root: LocalStore, tmp_path: Path, operation: 
     assert source.exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
-def test_local_read_only_root(tmp_path: Path) -> None:
-    """A read-only root refuses writes as unavailable but still serves reads."""
-    store = LocalStore(tmp_path / "ro")
-    store.put_bytes("existing", b"x", {})
-    for directory in (store.root, *(store.root / d for d in ("objects", "meta", "tmp"))):
-        directory.chmod(0o555)
-    try:
-        with pytest.raises(StorageUnavailable):
-            store.check()
-        with pytest.raises(StorageUnavailable):
-            store.put_bytes("new", b"x", {})
-        assert read(store, "existing") == b"x"  # reads keep working
-    finally:
-        for directory in (store.root, *(store.root / d for d in ("objects", "meta", "tmp"))):
-            directory.chmod(0o755)
-
-
 @pytest.mark.parametrize("err", [errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EIO])
 def test_local_write_errors_are_unavailable(
     local: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int
