@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -59,6 +60,15 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 def utcnow() -> dt.datetime:
     """Current time as an aware UTC datetime."""
     return dt.datetime.now(dt.UTC)
+
+
+#: The canton's time zone: calendar days (entry dates, "today") are days in Zurich.
+LOCAL_ZONE = ZoneInfo("Europe/Zurich")
+
+
+def local_today() -> dt.date:
+    """Today's date in Zurich (the server clock runs in UTC)."""
+    return dt.datetime.now(LOCAL_ZONE).date()
 
 
 def make_engine(url: str) -> Engine:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pikepdf
 import pytest
@@ -245,7 +246,8 @@ def test_exported_sip_of_the_issue_scenario_is_valid_and_complete(client, world,
     assert len(dossiers) == 1
     dossier = dossiers[0]
     assert dossier.findtext("a:aktenzeichen", namespaces=NS) == case.reference
-    today = dt.date.today().isoformat()
+    # The SIP dates days in the canton's zone (Zurich), not the machine's (UTC here).
+    today = dt.datetime.now(ZoneInfo("Europe/Zurich")).date().isoformat()
     assert dossier.findtext("a:entstehungszeitraum/a:von/a:datum", namespaces=NS) == case.entry_date
     assert dossier.findtext("a:entstehungszeitraum/a:bis/a:datum", namespaces=NS) == today
     assert dossier.findtext("a:eroeffnungsdatum/a:datum", namespaces=NS) == case.entry_date

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_service import identifiers
-from dossier_service.db import utcnow
+from dossier_service.db import local_today, utcnow
 from dossier_service.errors import Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (
@@ -107,8 +107,7 @@ def create_case(session: Session, identity: Identity, payload: Any) -> Case:
     person = parse_person(data.get("person"))
     entry_date = date_field(data, "entry_date")
     assert entry_date is not None
-    today = dt.date.today()
-    if entry_date > today:
+    if entry_date > local_today():
         raise Unprocessable("'entry_date' lies in the future.", field="entry_date")
     if entry_date.year < 1990:
         raise Unprocessable("'entry_date' is implausibly early.", field="entry_date")
