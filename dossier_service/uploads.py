@@ -44,10 +44,7 @@ class SpooledFile:
 
     def discard(self) -> None:
         """Remove the spool file if it is still there."""
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        self.path.unlink(missing_ok=True)
 
 
 def spool_bytes(spool_dir: Path, data: bytes, media_type: str, filename: str) -> SpooledFile:
@@ -200,10 +197,7 @@ class _FileSink:
                 self._writer = None
             self._file.close()
         finally:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+            self.path.unlink(missing_ok=True)
 
 
 def parse_multipart(

@@ -29,13 +29,12 @@ import re
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
-from dossier_service.db import utcnow
+from dossier_service.db import LOCAL_ZONE, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (
@@ -57,8 +56,6 @@ from dossier_service.validation import choice_field, date_field, require_object,
 MAX_AMOUNT = Decimal("1000000.00")
 MAX_ATTACHMENTS = 20
 DECISIONS = ("approved", "partially_approved", "rejected")
-#: Letters are dated in the canton's time zone, not UTC.
-LOCAL_ZONE = ZoneInfo("Europe/Zurich")
 
 _AMOUNT = re.compile(r"\d{1,7}(\.\d{1,2})?")
 

@@ -48,11 +48,11 @@ import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from dossier_service.db import LOCAL_ZONE
 from dossier_service.identifiers import parse_partial_date
 from dossier_service.identity import Identity
 from dossier_service.models import (
@@ -66,8 +66,6 @@ from dossier_service.models import (
 from dossier_service.models.process import TARGET_GROUPS
 from dossier_service.policy import Action, require
 from dossier_service.services import audit
-
-LOCAL_ZONE = ZoneInfo("Europe/Zurich")
 
 A1_OR_HIGHER = frozenset({"A1", "A2", "B1", "B2", "C1", "C2"})
 POST_COMPULSORY = frozenset(

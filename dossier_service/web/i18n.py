@@ -11,18 +11,17 @@ import datetime as dt
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal, get_decimal_symbol
 from flask import Flask, session
 from flask_babel import Babel, get_locale
 from markupsafe import Markup, escape
 
+from dossier_service.db import LOCAL_ZONE
 from dossier_service.identifiers import format_ahv
 
 LANGUAGES: dict[str, str] = {"de": "Deutsch", "fr": "Français", "en": "English"}
 DEFAULT_LANGUAGE = "de"
-LOCAL_ZONE = ZoneInfo("Europe/Zurich")
 
 
 def select_locale() -> str:
