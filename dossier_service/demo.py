@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from dossier_service.container import Container
+from dossier_service.db import local_today
 from dossier_service.models import Unit, User
 from dossier_service.samples import make_docx, make_pdf
 from dossier_service.services import accounts, cases, cost_approvals, documents, plan, transfers
@@ -115,7 +116,7 @@ def load_demo(container: Container) -> dict[str, tuple[str, str]] | None:
                 identity_for_user(canton),
                 {
                     "person": person,
-                    "entry_date": (dt.date.today() - dt.timedelta(days=400 + 300 * i)).isoformat(),
+                    "entry_date": (local_today() - dt.timedelta(days=400 + 300 * i)).isoformat(),
                 },
             )
             case_ids.append(case.id)
@@ -222,7 +223,7 @@ def load_demo(container: Container) -> dict[str, tuple[str, str]] | None:
 def _case_process(container: Container, users: dict[str, User], case_id: str, doc: str) -> None:
     """Plan, milestone and a partly approved cost approval on the case Aarau holds."""
     aarau = identity_for_user(users["aarau.keller"])
-    today = dt.date.today()
+    today = local_today()
     with container.db.transaction() as session:
         plan.update_case(session, aarau, case_id, {"target_group": "education"})
         plan.create_measure(

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from dossier_service.config import ConfigError, load_settings
 from dossier_service.container import Container
+from dossier_service.db import local_today
 from dossier_service.models import AuditEntry
 from dossier_service.services import audit_export
 from tests.conftest import new_case
@@ -143,7 +144,7 @@ def test_another_key_does_not_verify(client, world, container, out_dir):
 
 def test_since_limits_the_entries(client, world, settings, out_dir):
     new_case(client, world)
-    tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+    tomorrow = (local_today() + dt.timedelta(days=2)).isoformat()
     result = run_cli(
         settings,
         "audit",

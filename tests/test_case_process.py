@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from dossier_service.cli import main as cli
+from dossier_service.db import local_today
 from dossier_service.samples import make_pdf
 from dossier_service.services.letters import letter_text
 from tests.conftest import World, new_case, upload
@@ -167,7 +168,7 @@ def test_issue_scenario(client, world, settings):
     assert "measure.interrupted" in kinds(notifications_of(client, world, "canton"), cid)
 
     # 100 days later the idle case is flagged once; a second run adds no duplicate.
-    later = dt.date.today() + dt.timedelta(days=100)
+    later = local_today() + dt.timedelta(days=100)
     assert "1 stalled case(s)" in monitor(client.application.extensions["dossier"].settings, later)
     for user in ("aarau", "canton"):
         assert kinds(notifications_of(client, world, user), cid).count("case.stalled") == 1
@@ -352,7 +353,7 @@ def test_milestones_are_recorded_and_validated(client, world):
     )
     assert ok.status_code == 201, ok.get_json()
     assert ok.get_json()["created_by"] == "canton"
-    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    tomorrow = (local_today() + dt.timedelta(days=1)).isoformat()
     for bad in (
         {"kind": "language_level", "value": "apprenticeship_efz", "date": "2025-09-01"},
         {"kind": "income", "value": "A1", "date": "2025-09-01"},
@@ -667,7 +668,7 @@ def test_process_responses_match_the_openapi_document(client, world):
         client.post(f"{API}/notifications/{listed['items'][0]['id']}/read", headers=aarau),
     )
     check("/reports/ias", "get", 200, client.get(f"{API}/reports/ias", headers=canton))
-    later = (dt.date.today() + dt.timedelta(days=100)).isoformat()
+    later = (local_today() + dt.timedelta(days=100)).isoformat()
     stalled = check(
         "/reports/stalled",
         "get",

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
-from dossier_service.db import Database
+from dossier_service.db import Database, local_today
 from dossier_service.models import AuditEntry, Export, User
 from dossier_service.services import accounts, audit, exports, sip
 from storage import StorageUnavailable
@@ -213,10 +213,10 @@ def test_closed_before_selects_closed_cases_not_archived_yet(client, world, cont
     first = small_closed_case(client, world)
     second = small_closed_case(client, world, family_name="Tesfay", ahv_number=None)
     new_case(client, world, family_name="Offen", ahv_number=None)  # open: never selected
-    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    tomorrow = (local_today() + dt.timedelta(days=1)).isoformat()
     archivist = world.auth("archivist")
     none_yet = client.post(
-        f"{API}/exports", json={"closed_before": dt.date.today().isoformat()}, headers=archivist
+        f"{API}/exports", json={"closed_before": local_today().isoformat()}, headers=archivist
     )
     assert (none_yet.status_code, none_yet.get_json()["error"]["code"]) == (422, "no_cases")
     created = client.post(f"{API}/exports", json={"closed_before": tomorrow}, headers=archivist)

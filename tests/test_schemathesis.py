@@ -27,6 +27,7 @@ from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.core import NOT_SET
 from schemathesis.generation import GenerationMode
 
+from dossier_service.db import local_today
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.samples import make_docx, make_pdf
 from tests.conftest import PERSON, UNITS, World, new_case, upload
@@ -156,7 +157,7 @@ PERSONS = st.fixed_dictionaries(
 CASE_BODIES = st.fixed_dictionaries(
     {
         "person": PERSONS,
-        "entry_date": st.dates(dt.date(1990, 1, 1), dt.date.today()).map(dt.date.isoformat),
+        "entry_date": st.dates(dt.date(1990, 1, 1), local_today()).map(dt.date.isoformat),
     }
 )
 TARGETS = st.sampled_from([*UNIT_CODES, "nowhere"])

@@ -24,7 +24,6 @@ Deciding, and why it is never half done:
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
@@ -34,7 +33,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
-from dossier_service.db import LOCAL_ZONE, utcnow
+from dossier_service.db import LOCAL_ZONE, local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (
@@ -193,7 +192,7 @@ def request_cost_approval(
     assert period_from is not None and period_to is not None
     if period_to < period_from:
         raise Unprocessable("'period_to' lies before 'period_from'.", field="period_to")
-    if period_from.year < 1990 or period_to.year > dt.date.today().year + 10:
+    if period_from.year < 1990 or period_to.year > local_today().year + 10:
         raise Unprocessable("The period is implausible.", field="period_from")
     justification = text_field(data, "justification", max_length=4000)
     document_ids = _attachments(session, case.id, data.get("document_ids"))

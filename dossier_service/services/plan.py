@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dossier_service.db import utcnow
+from dossier_service.db import local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Measure, Milestone, TargetGroupAssignment
@@ -185,7 +185,7 @@ def create_measure(session: Session, identity: Identity, case_id: str, payload: 
     case = load_case(session, identity, case_id, Action.CASE_WRITE)
     data = require_object(payload)
     _only(data, {"programme", "provider", "start", "end", "status", "note"})
-    latest = dt.date.today() + PLANNING_HORIZON
+    latest = local_today() + PLANNING_HORIZON
     programme = choice_field(data, "programme", PROGRAMMES)
     provider = text_field(data, "provider", required=False, max_length=200, default="")
     start = _plausible_date(data, "start", latest)
@@ -251,7 +251,7 @@ def update_measure(session: Session, identity: Identity, measure_id: str, payloa
     _only(data, {"provider", "start", "end", "status", "note"})
     if not data:
         raise Unprocessable("Send at least one field to change.", field="status")
-    latest = dt.date.today() + PLANNING_HORIZON
+    latest = local_today() + PLANNING_HORIZON
     changed: list[str] = []
     if "provider" in data:
         measure.provider = text_field(data, "provider", required=False, default="") or ""
@@ -329,7 +329,7 @@ def create_milestone(session: Session, identity: Identity, case_id: str, payload
     assert kind is not None
     value = choice_field(data, "value", MILESTONE_VALUES[kind])
     assert value is not None
-    date = _plausible_date(data, "date", dt.date.today())
+    date = _plausible_date(data, "date", local_today())
     note = text_field(data, "note", required=False, max_length=2000, default="")
     milestone = Milestone(
         case_id=case.id,

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from dossier_service.api.context import audit_context
+from dossier_service.db import local_today
 from dossier_service.errors import DossierError, Forbidden
 from dossier_service.models import (
     DOCUMENT_TYPES,
@@ -152,7 +153,7 @@ def case_page(
     }
     db.commit()
     horizon = cases.horizon_date(case.entry_date)
-    today = dt.date.today()
+    today = local_today()
     pending = [v.id for d in docs for v in d.versions if v.processing in {"pending", "processing"}]
     return render(
         "cases/detail.html",

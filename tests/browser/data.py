@@ -11,6 +11,7 @@ import pikepdf
 from sqlalchemy import select
 
 from dossier_service.container import Container
+from dossier_service.db import local_today
 from dossier_service.models import User
 from dossier_service.samples import make_pdf
 from dossier_service.services import cases, documents, transfers
@@ -40,7 +41,7 @@ def register_case(container: Container, family_name: str, given_names: str) -> s
                     "ahv_number": "756.9217.0769.85",
                     "residence_status": "F",
                 },
-                "entry_date": (dt.date.today() - dt.timedelta(days=500)).isoformat(),
+                "entry_date": (local_today() - dt.timedelta(days=500)).isoformat(),
             },
         )
         return case.id
