@@ -37,6 +37,23 @@ def _init(container: Container) -> None:
     if settings.storage == "local":
         settings.storage_root.mkdir(parents=True, exist_ok=True)
     container.store.check()
+    _upgrade_search_index(container)
+
+
+def _upgrade_search_index(container: Container) -> None:
+    """Rebuild the search index if it was written by an older release (a derived index)."""
+    from dossier_service.services import indexing
+    from search import IndexOutdated, SearchUnavailable
+
+    try:
+        container.search.check()
+    except IndexOutdated as exc:
+        click.echo(f"search index outdated ({exc}); rebuilding it", err=True)
+        loaded = indexing.rebuild(container)
+        click.echo(f"search index rebuilt with {loaded} document(s)", err=True)
+    except SearchUnavailable as exc:
+        # Not fatal here: searches answer 503 until the index is reachable again.
+        click.echo(f"warning: search index not usable: {exc}", err=True)
 
 
 class _Commands(click.Group):
@@ -540,7 +557,12 @@ def index_verify() -> None:
         click.echo(f"missing\t{key}")
     for key in drift.extra:
         click.echo(f"extra\t{key}")
-    click.echo(f"index verify: {len(drift.missing)} missing, {len(drift.extra)} extra")
+    for case_id, indexed, now in drift.wrong_unit:
+        click.echo(f"unit\t{case_id}\tindexed {indexed or '-'}, responsible {now}")
+    click.echo(
+        f"index verify: {len(drift.missing)} missing, {len(drift.extra)} extra, "
+        f"{len(drift.wrong_unit)} case(s) with an outdated unit"
+    )
     sys.exit(0 if drift.ok else 1)
 
 

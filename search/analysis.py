@@ -241,23 +241,27 @@ class AnalyzedText:
     ``terms`` holds one stem per word, in order (so phrases keep their positions);
     ``parts`` holds the stems of the domain words found inside compounds. Parts live apart
     because a compound and its parts occupy the same word position, which sequential
-    whitespace tokens cannot express.
+    whitespace tokens cannot express. ``words`` holds the distinct normalised (unstemmed)
+    words, what ``prefix*`` queries are matched against.
     """
 
     terms: str
     parts: str
+    words: str = ""
 
 
 def analyze(text: str) -> AnalyzedText:
     """Analyse title/body text: stems of the words, and of the compounds' domain parts."""
     whole: list[str] = []
     parts: list[str] = []
+    surface: dict[str, None] = {}  # ordered set: a prefix field needs each word once
     for word in words(text):
         terms = index_terms(word)
         whole.append(terms[0])
+        surface[normalize(word)] = None
         if len(terms) > 1:
             parts.extend(terms[1:])
-    return AnalyzedText(" ".join(whole), " ".join(parts))
+    return AnalyzedText(" ".join(whole), " ".join(parts), " ".join(surface))
 
 
 def analyze_names(text: str) -> str:

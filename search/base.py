@@ -70,8 +70,11 @@ MAX_CASE_IDS = 65_536
 #: Most buckets one facet may return.
 MAX_FACET_SIZE = 10_000
 
-#: The facets every search with ``facets=True`` returns, each as {key: count}.
-FACET_NAMES = ("type", "year", "case_id")
+#: The facets every search with ``facets=True`` returns, each as {key: count}. ``unit`` is
+#: the unit recorded in the index (responsible when the entry was last written): the
+#: search service corrects it from the database for cases that moved recently (see
+#: ``SearchRequest.unit_check_cases``), so the facet it shows is the responsible unit NOW.
+FACET_NAMES = ("type", "year", "unit")
 
 #: Length of the highlight snippet (and of the lead-in shown when nothing matched).
 HIGHLIGHT_FRAGMENT_CHARS = 200
@@ -89,6 +92,10 @@ class SearchError(Exception):
 
 class SearchUnavailable(SearchError):
     """The backend cannot be used right now (unreachable, down, timeout, index outdated)."""
+
+
+class IndexOutdated(SearchUnavailable):
+    """The index was written in an older format or analysis: rebuild it (``dossier init``)."""
 
 
 class QuerySyntaxError(SearchError, ValueError):
@@ -174,6 +181,9 @@ class IndexedDocument:
     created_at: dt.datetime
     is_current: bool
     doc_key: str = ""
+    #: Code of the unit responsible for the case when this entry was written (facet only;
+    #: never used to decide who may see the entry).
+    unit: str = ""
 
     def __post_init__(self) -> None:
         """Validate and normalise the fields (InvalidRequest on caller bugs)."""
@@ -189,7 +199,7 @@ class IndexedDocument:
             raise InvalidRequest(f"IndexedDocument.doc_key {self.doc_key!r} != {expected_key!r}")
         _require_str("case_id", self.case_id, empty_ok=False)
         _require_str("type", self.type, empty_ok=False)
-        for name in ("case_reference", "title", "text", "person_names", "zemis", "ahv"):
+        for name in ("case_reference", "title", "text", "person_names", "zemis", "ahv", "unit"):
             _require_str(name, getattr(self, name))
         if not isinstance(self.is_current, bool):
             raise InvalidRequest("IndexedDocument.is_current must be a bool")
@@ -272,6 +282,10 @@ class SearchRequest:
     facets: bool = False
     highlight: bool = True
     facet_size: int = 1000
+    #: With ``facets``: cases whose hits are also counted per case and indexed unit in
+    #: ``SearchResult.case_units`` (cases that moved recently, whose entries may still
+    #: carry the previous unit).
+    unit_check_cases: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         """Reject out-of-range paging (caller bugs); the query is checked by the parser."""
@@ -279,6 +293,10 @@ class SearchRequest:
             raise InvalidRequest("SearchRequest.query must be a str")
         if not isinstance(self.filter, SearchFilter):
             raise InvalidRequest("SearchRequest.filter must be a SearchFilter")
+        checked = _frozen_ids("unit_check_cases", self.unit_check_cases) or frozenset()
+        if len(checked) > MAX_CASE_IDS:
+            raise InvalidRequest(f"SearchRequest.unit_check_cases holds more than {MAX_CASE_IDS}")
+        object.__setattr__(self, "unit_check_cases", checked)
         for name, low, high in (
             ("page", 1, MAX_RESULT_WINDOW),
             ("per_page", 1, MAX_PER_PAGE),
@@ -322,6 +340,8 @@ class SearchResult:
     total: int
     hits: list[Hit]
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: For each requested ``unit_check_cases`` case with hits: {indexed unit: hits}.
+    case_units: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 #: Called during a rebuild with the number of documents loaded so far.
@@ -350,6 +370,14 @@ class SearchBackend(Protocol):
 
     def mark_not_current(self, document_id: str, except_version: int) -> None:
         """Flag every version of ``document_id`` other than ``except_version`` not current."""
+        ...
+
+    def set_case_unit(self, case_id: str, unit: str) -> int:
+        """Record ``unit`` on every entry of a case (after a transfer); return how many."""
+        ...
+
+    def case_units(self) -> dict[str, dict[str, int]]:
+        """{case_id: {indexed unit: entries}} over the whole index (for drift checks)."""
         ...
 
     def search(self, request: SearchRequest) -> SearchResult:

@@ -40,6 +40,7 @@ from search.base import (
     TIMEZONE_NAME,
     Hit,
     IndexedDocument,
+    IndexOutdated,
     InvalidRequest,
     ProgressCallback,
     QuerySyntaxError,
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 #: Version of the mappings below; an index with another ``_meta.format`` must be rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Searched text fields with their boosts (title and names say more than body text).
 TEXT_FIELDS = ("title^2", "text", "person_names^2")
@@ -145,6 +146,19 @@ def index_template(
                         "dossier_german_stemmer",
                     ],
                 },
+                # Prefix field: folded surface words plus domain parts, never stemmed, so
+                # "Wohnungen*" matches "Wohnungen" and "gutspr*" matches "Kostengutsprache".
+                "dossier_words": {
+                    "type": "custom",
+                    "tokenizer": "standard",
+                    "filter": [
+                        "dossier_long_tokens",
+                        "lowercase",
+                        "german_normalization",
+                        "asciifolding",
+                        "dossier_decompounder",
+                    ],
+                },
                 # Names: folded (Müller = Mueller = Muller) but neither stemmed nor split.
                 "dossier_names": {
                     "type": "custom",
@@ -171,14 +185,25 @@ def index_template(
             "case_id": {"type": "keyword"},
             "case_reference": {"type": "keyword", "normalizer": "dossier_reference"},
             "type": {"type": "keyword"},
-            "title": dict(german),
+            "title": {**german, "copy_to": "words"},
             # Offsets in the postings make highlighting long texts cheap.
-            "text": {**german, "index_options": "offsets"},
-            "person_names": {"type": "text", "analyzer": "dossier_names"},
+            "text": {**german, "index_options": "offsets", "copy_to": "words"},
+            "person_names": {"type": "text", "analyzer": "dossier_names", "copy_to": "words"},
+            # What prefix* expands against (doc ids only; index_prefixes makes short
+            # prefixes a term lookup instead of a walk over the term dictionary).
+            "words": {
+                "type": "text",
+                "analyzer": "dossier_words",
+                "index_options": "docs",
+                "norms": False,
+                "index_prefixes": {"min_chars": 2, "max_chars": 10},
+            },
             "zemis": {"type": "keyword", "normalizer": "dossier_identifier"},
             "ahv": {"type": "keyword", "normalizer": "dossier_identifier"},
             "created_at": {"type": "date"},
             "is_current": {"type": "boolean"},
+            # Responsible unit when the entry was written: the unit facet only.
+            "unit": {"type": "keyword"},
         },
     }
     return {
@@ -213,7 +238,10 @@ def _clause(clause: Clause) -> dict[str, Any]:
             ]
         )
     if isinstance(clause, Prefix):
-        return _any([{"prefix": {field: {"value": clause.prefix}}} for field in _PHRASE_BOOSTS])
+        # The words field decides what matches; the per-field prefixes only let the
+        # highlighter (require_field_match) mark the matches in title and text.
+        fields = ["words", *_PHRASE_BOOSTS]
+        return _any([{"prefix": {field: {"value": clause.prefix}}} for field in fields])
     if isinstance(clause, Identifier):
         alternatives: list[dict[str, Any]] = [{"term": {clause.field: {"value": clause.value}}}]
         for text in clause.texts:
@@ -305,8 +333,19 @@ def build_query(request: SearchRequest, parsed: ParsedQuery | None = None) -> di
                     "min_doc_count": 1,
                 }
             },
-            "case_id": {"terms": {"field": "case_id", "size": size}},
+            "unit": {"terms": {"field": "unit", "size": size}},
         }
+        if request.unit_check_cases:
+            checked = sorted(request.unit_check_cases)
+            body["aggs"]["unit_check"] = {
+                "filter": {"terms": {"case_id": checked}},
+                "aggs": {
+                    "case_id": {
+                        "terms": {"field": "case_id", "size": len(checked)},
+                        "aggs": {"unit": {"terms": {"field": "unit", "size": 1000}}},
+                    }
+                },
+            }
     return body
 
 
@@ -326,6 +365,7 @@ def document_body(doc: IndexedDocument) -> dict[str, Any]:
         "ahv": doc.ahv,
         "created_at": doc.created_at.isoformat(),
         "is_current": doc.is_current,
+        "unit": doc.unit,
     }
 
 
@@ -371,19 +411,26 @@ def parse_response(response: Any, request: SearchRequest) -> SearchResult:
             )
         )
     facets: dict[str, dict[str, int]] = {}
+    case_units: dict[str, dict[str, int]] = {}
     if request.facets:
         aggs = response.get("aggregations") or {}
-        for name in ("type", "year", "case_id"):
+        checked = ((aggs.get("unit_check") or {}).get("case_id") or {}).get("buckets") or []
+        case_units = {
+            str(b["key"]): {str(u["key"]): int(u["doc_count"]) for u in b["unit"]["buckets"]}
+            for b in checked
+        }
+        for name in ("type", "year", "unit"):
             buckets = (aggs.get(name) or {}).get("buckets") or []
             facets[name] = {
                 str(b.get("key_as_string", b["key"])): int(b["doc_count"])
                 for b in buckets
-                if b["doc_count"] > 0
+                if b["doc_count"] > 0 and b["key"] != ""
             }
     return SearchResult(
         total=int(total["value"] if isinstance(total, dict) else total),
         hits=hits,
         facets=facets,
+        case_units=case_units,
     )
 
 
@@ -574,7 +621,13 @@ class ElasticIndex:
             ops = [{"delete": {"_index": t, "_id": key}} for key in chunk for t in targets]
             self._bulk(ops, ignore_missing=True)
 
-    def _by_query(self, action: str, query: dict[str, Any], script: str | None = None) -> None:
+    def _by_query(
+        self,
+        action: str,
+        query: dict[str, Any],
+        script: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
         """delete_by_query / update_by_query on every write target."""
         for target in self._targets():
             with _errors(action):
@@ -588,7 +641,14 @@ class ElasticIndex:
                 else:
                     self._client.update_by_query(
                         index=target,
-                        body={"query": query, "script": {"source": script, "lang": "painless"}},
+                        body={
+                            "query": query,
+                            "script": {
+                                "source": script,
+                                "lang": "painless",
+                                "params": params or {},
+                            },
+                        },
                         conflicts="proceed",
                         refresh=True,
                     )
@@ -615,6 +675,54 @@ class ElasticIndex:
             }
         }
         self._by_query("mark_not_current", query, script="ctx._source.is_current = false")
+
+    def set_case_unit(self, case_id: str, unit: str) -> int:
+        """Record ``unit`` on every entry of a case (after a transfer); return how many."""
+        if not isinstance(case_id, str) or not isinstance(unit, str):
+            raise InvalidRequest("case_id and unit must be str")
+        query = {
+            "bool": {
+                "filter": [{"term": {"case_id": case_id}}],
+                "must_not": [{"term": {"unit": unit}}],
+            }
+        }
+        self._by_query(
+            "set_case_unit", query, script="ctx._source.unit = params.unit", params={"unit": unit}
+        )
+        self._ensure_ready()
+        with _errors("count"):
+            response = self._client.count(
+                index=self.alias, body={"query": {"term": {"case_id": case_id}}}
+            )
+        return int(_body(response)["count"])
+
+    def case_units(self) -> dict[str, dict[str, int]]:
+        """{case_id: {indexed unit: entries}} over the whole index (composite paging)."""
+        self._ensure_ready()
+        out: dict[str, dict[str, int]] = {}
+        after: dict[str, Any] | None = None
+        while True:
+            composite: dict[str, Any] = {
+                "size": 1000,
+                "sources": [
+                    {"case_id": {"terms": {"field": "case_id"}}},
+                    {"unit": {"terms": {"field": "unit", "missing_bucket": True}}},
+                ],
+            }
+            if after is not None:
+                composite["after"] = after
+            body = {"size": 0, "aggs": {"pairs": {"composite": composite}}}
+            with _errors("case_units"):
+                response = _body(self._client.search(index=self.alias, body=body))
+            pairs = response["aggregations"]["pairs"]
+            for bucket in pairs["buckets"]:
+                key = bucket["key"]
+                out.setdefault(str(key["case_id"]), {})[str(key["unit"] or "")] = int(
+                    bucket["doc_count"]
+                )
+            after = pairs.get("after_key")
+            if not pairs["buckets"] or after is None:
+                return out
 
     def refresh(self) -> None:
         """Make completed writes visible to searches."""
@@ -785,7 +893,7 @@ class ElasticIndex:
         for name, mapping in mappings.items():
             meta = (mapping.get("mappings") or {}).get("_meta") or {}
             if {key: meta.get(key) for key in expected} != expected:
-                raise SearchUnavailable(
+                raise IndexOutdated(
                     f"elasticsearch index {name} has format {meta}, expected {expected}: rebuild it"
                 )
 

@@ -19,9 +19,13 @@
 # original strings are stored as bytes; highlights are computed from them in Python with
 # the same analysis, and HTML-escaped.
 #
-# FORMAT_VERSION 1. Searchable: title, text, person_names (terms, positions), parts,
-# doc_key, document_id, case_id, case_reference, type, zemis, ahv, version, created_at,
-# year (Zurich calendar year), is_current. No responsibility/unit field on purpose.
+# FORMAT_VERSION 2. Searchable: title, text, person_names (terms, positions), parts,
+# prefix (normalised surface words of title, text and names plus compound parts, doc ids
+# only: prefix* queries expand in ONE field instead of four), doc_key, document_id,
+# case_id, case_reference, type, zemis, ahv, version, created_at, year (Zurich calendar
+# year), is_current, unit. ``unit`` (responsible unit when the entry was written) only
+# feeds the unit facet, which the search service corrects from the database for cases
+# that moved recently; who may see an entry is never decided from the index.
 
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ import tantivy
 
 from search.analysis import (
     ANALYSIS_VERSION,
+    MAX_TOKEN_CHARS,
     analyze,
     analyze_names,
     index_terms,
@@ -56,8 +61,10 @@ from search.analysis import (
 from search.base import (
     HIGHLIGHT_FRAGMENT_CHARS,
     HIGHLIGHT_MAX_ANALYZED_CHARS,
+    MAX_FACET_SIZE,
     Hit,
     IndexedDocument,
+    IndexOutdated,
     InvalidRequest,
     ProgressCallback,
     RebuildInProgress,
@@ -74,7 +81,7 @@ from search.query import Clause, Identifier, ParsedQuery, Phrase, Prefix, Term, 
 __all__ = ["FORMAT_VERSION", "TantivyIndex"]
 
 #: Version of the schema below; a generation written with another one must be rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _CURRENT = "CURRENT"
 _FORMAT_FILE = "FORMAT"
@@ -93,6 +100,11 @@ _NAMES_BOOST = 2.0
 _SOURCE_FIELDS = {"title": "title_src", "text": "text_src", "person_names": "names_src"}
 
 _UPSERT_CHUNK = 500
+
+# Highlighting scans texts in windows of about this many characters (see _first_match).
+_SCAN_WINDOW = 4096
+_WORD = re.compile(r"[^\W_]+")
+_NON_WORD = re.compile(r"[\W_]")
 _PROGRESS_EVERY = 1000
 
 
@@ -101,7 +113,7 @@ def _build_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     for name in ("doc_key", "document_id", "case_reference", "zemis", "ahv"):
         sb.add_text_field(name, stored=True, tokenizer_name="raw")
-    for name in ("case_id", "type"):
+    for name in ("case_id", "type", "unit"):
         # fast: the facets are terms aggregations over these columns.
         sb.add_text_field(name, stored=True, tokenizer_name="raw", fast=True)
     for name in ("title", "text", "person_names"):
@@ -109,6 +121,8 @@ def _build_schema() -> tantivy.Schema:
         sb.add_text_field(name, stored=False, tokenizer_name="whitespace")
     # Domain parts of compounds in title or text: matched as words, never in phrases.
     sb.add_text_field("parts", stored=False, tokenizer_name="whitespace", index_option="freq")
+    # Every distinct word once, doc ids only: what prefix* expands against.
+    sb.add_text_field("prefix", stored=False, tokenizer_name="whitespace", index_option="basic")
     for name in _SOURCE_FIELDS.values():
         # The original strings, for hits, highlights and re-indexing (not searchable).
         sb.add_bytes_field(name, stored=True, indexed=False)
@@ -127,13 +141,16 @@ def _to_tantivy(doc: IndexedDocument) -> tantivy.Document:
     out.add_text("case_id", doc.case_id)
     out.add_text("case_reference", doc.case_reference)
     out.add_text("type", doc.type)
+    out.add_text("unit", doc.unit)
     out.add_text("zemis", doc.zemis)
     out.add_text("ahv", doc.ahv)
     title, text = analyze(doc.title), analyze(doc.text)
     out.add_text("title", title.terms)
     out.add_text("text", text.terms)
     out.add_text("parts", f"{title.parts} {text.parts}")
-    out.add_text("person_names", analyze_names(doc.person_names))
+    names = analyze_names(doc.person_names)
+    out.add_text("person_names", names)
+    out.add_text("prefix", f"{title.words} {text.words} {names} {title.parts} {text.parts}")
     for field, source in _SOURCE_FIELDS.items():
         out.add_bytes(source, getattr(doc, field).encode("utf-8"))
     out.add_integer("version", doc.version)
@@ -166,6 +183,7 @@ def _from_stored(stored: dict[str, list[Any]]) -> IndexedDocument:
         ahv=first("ahv"),
         created_at=first("created_at"),
         is_current=bool(first("is_current", False)),
+        unit=first("unit"),
     )
 
 
@@ -198,6 +216,16 @@ _HIT_FIELDS = (
 def _count(result: tantivy.SearchResult) -> int:
     """The total of a search run with count=True (the stubs omit the attribute)."""
     return int(getattr(result, "count", 0) or 0)
+
+
+def _nested_buckets(agg: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """A terms aggregation with a ``unit`` terms sub-aggregation as {key: {unit: count}}."""
+    return {
+        str(bucket["key"]): {
+            str(sub["key"]): int(sub["doc_count"]) for sub in bucket["unit"]["buckets"]
+        }
+        for bucket in agg["buckets"]
+    }
 
 
 def _is_tantivy_failure(exc: BaseException) -> bool:
@@ -263,12 +291,7 @@ class _Compiler:
             # The prefix is alphanumeric by construction (it comes out of the tokenizer),
             # so it is safe to use as a regex literal; re.escape is a second guard.
             pattern = re.escape(clause.prefix) + ".*"
-            return self._any(
-                [
-                    tantivy.Query.regex_query(self._schema, field, pattern)
-                    for field in ("title", "text", "parts", "person_names")
-                ]
-            )
+            return tantivy.Query.regex_query(self._schema, "prefix", pattern)
         if isinstance(clause, Identifier):
             alternatives = [self._term(clause.field, clause.value)]
             for text in clause.texts:
@@ -348,19 +371,62 @@ class _Highlighter:
                     terms.update(search_term(word) for word, _, _ in tokenize(text))
         self._terms = frozenset(terms)
         self._prefixes = tuple(prefixes)
+        # Words repeat a lot within and across the hits of one page: decide each once
+        # (sets, so a window's words are sorted into known/matching in C). The same for
+        # whitespace-separated tokens: str.split is several times faster than a Unicode
+        # word regex, so texts are split first and only matching tokens are looked into.
+        self._known: set[str] = set()
+        self._matching: set[str] = set()
+        self._known_tokens: set[str] = set()
+        self._matching_tokens: set[str] = set()
 
-    def _matches(self, word: str) -> bool:
-        if any(term in self._terms for term in index_terms(word)):
-            return True
-        return bool(self._prefixes) and normalize(word).startswith(self._prefixes)
+    def _decide(self, word: str) -> bool:
+        return any(term in self._terms for term in index_terms(word)) or (
+            bool(self._prefixes) and normalize(word).startswith(self._prefixes)
+        )
+
+    def _matching_of(self, words: set[str]) -> set[str]:
+        """The words of ``words`` that the query matches."""
+        unknown = words - self._known
+        if unknown and len(self._known) < 100_000:
+            self._known |= unknown
+            self._matching |= {word for word in unknown if self._decide(word)}
+        elif unknown:
+            return (words & self._matching) | {word for word in unknown if self._decide(word)}
+        return words & self._matching
+
+    def _tokens_matching(self, tokens: set[str]) -> set[str]:
+        """The tokens of ``tokens`` that hold at least one matching word."""
+        unknown = tokens - self._known_tokens
+        if not unknown:
+            return tokens & self._matching_tokens
+        hits = {token for token in unknown if self._matching_of(set(_WORD.findall(token)))}
+        if len(self._known_tokens) >= 100_000:
+            return (tokens & self._matching_tokens) | hits
+        self._known_tokens |= unknown
+        self._matching_tokens |= hits
+        return tokens & self._matching_tokens
+
+    def _word_spans(self, chunk: str, offset: int) -> Iterator[tuple[int, int]]:
+        """Spans of the matching words in ``chunk`` (which starts at ``offset``), in order."""
+        tokens = chunk.split()
+        matching = self._tokens_matching(set(tokens))
+        if not matching:
+            return
+        cursor = 0
+        for token in tokens:
+            # Only whitespace lies between tokens: the next occurrence is this token.
+            cursor = chunk.find(token, cursor)
+            if token in matching:
+                words = self._matching_of(set(_WORD.findall(token)))
+                for match in _WORD.finditer(token):
+                    if match.group() in words and match.end() - match.start() <= MAX_TOKEN_CHARS:
+                        yield offset + cursor + match.start(), offset + cursor + match.end()
+            cursor += len(token)
 
     def _spans(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """Character spans of matching words within text[start:end]."""
-        return [
-            (start + s, start + e)
-            for word, s, e in tokenize(text[start:end])
-            if self._matches(word)
-        ]
+        return list(self._word_spans(text[start:end], start))
 
     @staticmethod
     def _render(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> str:
@@ -374,16 +440,29 @@ class _Highlighter:
         out.append(html.escape(text[cursor:end]))
         return "".join(out).strip()
 
+    def _first_match(self, text: str, limit: int) -> int | None:
+        """Offset of the first matching word in text[:limit], scanned window by window.
+
+        Each distinct token and word is decided once per query; only a window that holds a
+        match is walked token by token. Windows end between words, and an early match
+        leaves the rest of a long text unread.
+        """
+        pos = 0
+        while pos < limit:
+            end = min(limit, pos + _SCAN_WINDOW)
+            if end < limit:
+                boundary = _NON_WORD.search(text, end, limit)
+                end = boundary.start() if boundary else limit
+            for first, _ in self._word_spans(text[pos:end], pos):
+                return first
+            pos = end
+        return None
+
     def fragment(self, text: str) -> str | None:
         """A ~200-character snippet around the first match in ``text`` (None: no match)."""
         if not self._terms and not self._prefixes:
             return None
-        limit = min(len(text), HIGHLIGHT_MAX_ANALYZED_CHARS)
-        first = None
-        for match in re.finditer(r"[^\W_]+", text[:limit]):
-            if self._matches(match.group()):
-                first = match.start()
-                break
+        first = self._first_match(text, min(len(text), HIGHLIGHT_MAX_ANALYZED_CHARS))
         if first is None:
             return None
         # Some context before the match, cut at word boundaries.
@@ -442,6 +521,7 @@ class TantivyIndex:
         self._pid = os.getpid()
         self._generation: str | None = None
         self._index: tantivy.Index | None = None
+        self._meta_signature: tuple[str, int, int, int] | None = None
         self._closed = False
 
     def describe(self) -> str:
@@ -536,7 +616,7 @@ class TantivyIndex:
             fmt = None
         expected = {"format": FORMAT_VERSION, "analysis": ANALYSIS_VERSION}
         if fmt != expected:
-            raise SearchUnavailable(
+            raise IndexOutdated(
                 f"search index {path} has format {fmt}, expected {expected}: rebuild it"
             )
         return tantivy.Index.open(str(path))
@@ -616,6 +696,15 @@ class TantivyIndex:
                     writer.delete_documents_by_term("document_id", op["document_id"])
                 elif kind == "delete_case":
                     writer.delete_documents_by_term("case_id", op["case_id"])
+                elif kind == "set_case_unit":
+                    # Needs the committed state too: rewrite each entry from its stored copy.
+                    writer.commit()
+                    index.reload()
+                    for doc in self._entries_of_case(index, op["case_id"]):
+                        if doc.unit != op["unit"]:
+                            writer.delete_documents_by_term("doc_key", doc.doc_key)
+                            moved = dataclasses.replace(doc, unit=op["unit"])
+                            writer.add_document(_to_tantivy(moved))
                 elif kind == "mark_not_current":
                     # Needs the committed state (earlier ops of this batch included).
                     writer.commit()
@@ -648,6 +737,16 @@ class TantivyIndex:
                 ),
             ]
         )
+        searcher = index.searcher()
+        total = _count(searcher.search(query, 1, count=True))
+        if not total:
+            return []
+        hits = searcher.search(query, total).hits
+        return [_from_stored(searcher.doc(address).to_dict()) for _, address in hits]
+
+    def _entries_of_case(self, index: tantivy.Index, case_id: str) -> list[IndexedDocument]:
+        """Every entry of a case, rebuilt from the stored fields."""
+        query = tantivy.Query.term_query(self._schema, "case_id", case_id)
         searcher = index.searcher()
         total = _count(searcher.search(query, 1, count=True))
         if not total:
@@ -742,18 +841,53 @@ class TantivyIndex:
             ]
         )
 
+    def set_case_unit(self, case_id: str, unit: str) -> int:
+        """Record ``unit`` on every entry of a case (after a transfer); return how many."""
+        if not isinstance(case_id, str) or not isinstance(unit, str):
+            raise InvalidRequest("case_id and unit must be str")
+        self._write([{"op": "set_case_unit", "case_id": case_id, "unit": unit}])
+        return int(
+            self._read(
+                lambda index: _count(
+                    index.searcher().search(
+                        tantivy.Query.term_query(self._schema, "case_id", case_id), 1, count=True
+                    )
+                )
+            )
+        )
+
+    def case_units(self) -> dict[str, dict[str, int]]:
+        """{case_id: {indexed unit: entries}} over the whole index (for drift checks)."""
+
+        def run(index: tantivy.Index) -> dict[str, dict[str, int]]:
+            searcher = index.searcher()
+            # One aggregation per unit instead of one with a bucket per case: tantivy
+            # caps an aggregation at 65,000 buckets, and no unit holds that many cases.
+            aggs = {"unit": {"terms": {"field": "unit", "size": MAX_FACET_SIZE}}}
+            units = searcher.aggregate(tantivy.Query.all_query(), aggs)["unit"]["buckets"]
+            out: dict[str, dict[str, int]] = {}
+            for bucket in units:
+                unit = str(bucket["key"])
+                held = tantivy.Query.term_query(self._schema, "unit", unit)
+                cases = {"case_id": {"terms": {"field": "case_id", "size": 60_000}}}
+                for case in searcher.aggregate(held, cases)["case_id"]["buckets"]:
+                    out.setdefault(str(case["key"]), {})[unit] = int(case["doc_count"])
+            return out
+
+        return dict(self._read(run))
+
     def refresh(self) -> None:
         """Make all committed writes visible (every write commits; this reloads readers)."""
-        self._read(lambda index: index.reload())
+        self._read(lambda index: index.reload(), force_reload=True)
 
     # --- reading -----------------------------------------------------------------------
 
-    def _read(self, run: Callable[[tantivy.Index], Any]) -> Any:
+    def _read(self, run: Callable[[tantivy.Index], Any], *, force_reload: bool = False) -> Any:
         """Run a read against the live generation; retry once if a swap raced with it."""
         for attempt in range(2):
             generation, index = self._live()
             try:
-                index.reload()  # see commits of other processes at once, not after ~0.5 s
+                self._reload_if_changed(generation, index, force=force_reload)
                 return run(index)
             except SearchError:
                 raise
@@ -767,6 +901,26 @@ class TantivyIndex:
                 raise SearchUnavailable(f"search failed: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _reload_if_changed(self, generation: str, index: tantivy.Index, *, force: bool) -> None:
+        """Reload the reader when meta.json changed (a commit, in any process).
+
+        tantivy's own reload policy lags ~0.5 s behind other processes' commits; a stat is
+        cheaper than reloading on every read and sees them at once.
+        """
+        try:
+            st = os.stat(self._root / generation / "meta.json")
+            signature: tuple[str, int, int, int] | None = (
+                generation,
+                st.st_ino,
+                st.st_mtime_ns,
+                st.st_size,
+            )
+        except OSError:
+            signature = None
+        if force or signature is None or signature != self._meta_signature:
+            index.reload()
+            self._meta_signature = signature
+
     def search(self, request: SearchRequest) -> SearchResult:
         """Run a query; the filter is part of the engine query (totals/facets respect it)."""
         if not isinstance(request, SearchRequest):
@@ -777,14 +931,20 @@ class TantivyIndex:
 
         def run(index: tantivy.Index) -> SearchResult:
             searcher = index.searcher()
+            # With facets, the aggregation visits every match anyway and yields the total
+            # (every entry has exactly one type); the page of hits then needs no full count,
+            # so tantivy can skip blocks that cannot reach the top (block-max WAND).
+            count = not request.facets
             if parsed.must:
-                result = searcher.search(query, request.per_page, count=True, offset=request.offset)
+                result = searcher.search(
+                    query, request.per_page, count=count, offset=request.offset
+                )
             else:
                 # Nothing to rank by: list newest first.
                 result = searcher.search(
                     query,
                     request.per_page,
-                    count=True,
+                    count=count,
                     offset=request.offset,
                     order_by_field="created_at",
                     order=tantivy.Order.Desc,
@@ -793,8 +953,14 @@ class TantivyIndex:
                 self._hit(searcher.doc(address), score if parsed.must else 0.0, highlighter)
                 for score, address in result.hits
             ]
-            facets = self._facets(searcher, query, request.facet_size) if request.facets else {}
-            return SearchResult(total=_count(result), hits=hits, facets=facets)
+            facets: dict[str, dict[str, int]] = {}
+            case_units: dict[str, dict[str, int]] = {}
+            total = _count(result)
+            if request.facets:
+                total, facets = self._facets(searcher, query, request.facet_size)
+                if request.unit_check_cases:
+                    case_units = self._case_units_of(searcher, query, request.unit_check_cases)
+            return SearchResult(total=total, hits=hits, facets=facets, case_units=case_units)
 
         return self._read(run)
 
@@ -821,18 +987,47 @@ class TantivyIndex:
     @staticmethod
     def _facets(
         searcher: tantivy.Searcher, query: tantivy.Query, size: int
-    ) -> dict[str, dict[str, int]]:
-        """type / year / case_id counts over every document the query (and filter) match."""
+    ) -> tuple[int, dict[str, dict[str, int]]]:
+        """The total and the type / year / unit counts over every match (filter included)."""
         aggs = {
-            "type": {"terms": {"field": "type", "size": size}},
+            # Every type, whatever ``size`` says: their sum is the total.
+            "type": {"terms": {"field": "type", "size": MAX_FACET_SIZE}},
             "year": {"terms": {"field": "year", "size": size}},
-            "case_id": {"terms": {"field": "case_id", "size": size}},
+            "unit": {"terms": {"field": "unit", "size": size}},
         }
         raw = searcher.aggregate(query, aggs)
-        return {
-            name: {str(b["key"]): int(b["doc_count"]) for b in raw[name]["buckets"]}
+        facets = {
+            # Entries written without a unit ("") are left out of the unit facet.
+            name: {
+                str(b["key"]): int(b["doc_count"]) for b in raw[name]["buckets"] if b["key"] != ""
+            }
             for name in aggs
         }
+        total = sum(facets["type"].values())
+        facets["type"] = dict(list(facets["type"].items())[:size])
+        return total, facets
+
+    def _case_units_of(
+        self, searcher: tantivy.Searcher, query: tantivy.Query, cases: frozenset[str]
+    ) -> dict[str, dict[str, int]]:
+        """{case_id: {indexed unit: hits}} for the query's hits in ``cases``."""
+        occur = tantivy.Occur
+        within = tantivy.Query.boolean_query(
+            [
+                (occur.Must, query),
+                (
+                    occur.Must,
+                    tantivy.Query.term_set_query(self._schema, "case_id", sorted(cases)),
+                ),
+            ]
+        )
+        aggs = {
+            "case_id": {
+                "terms": {"field": "case_id", "size": len(cases)},
+                "aggs": {"unit": {"terms": {"field": "unit", "size": 1000}}},
+            }
+        }
+        return _nested_buckets(searcher.aggregate(within, aggs)["case_id"])
 
     def count(self, filter: SearchFilter) -> int:
         """Number of indexed versions the filter allows."""

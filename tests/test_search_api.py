@@ -205,3 +205,98 @@ def test_dates_out_of_range_are_client_errors(client, world):
         )
         assert response.status_code == 400, value
         assert response.get_json()["error"]["code"] == "invalid_parameter"
+
+
+def transfer(client, world, cid, user, to_unit):
+    """Hand the case over (asserting 201)."""
+    response = client.post(
+        f"/api/v1/cases/{cid}/transfers",
+        json={"to_unit": to_unit, "reason": "Umzug"},
+        headers=world.auth(user),
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+def test_unit_facet_is_right_before_the_relabelling_task_ran(
+    client, world, dossier, container, monkeypatch
+):
+    """Until the queued relabelling runs, the facet still names the unit responsible now."""
+    from dossier_service.models import OutboxMessage
+    from dossier_service.services import indexing
+    from dossier_service.services import search as search_service
+
+    case, _docs = dossier
+    cid = case["id"]
+    upload(client, world, "canton", cid, END_REPORT, doc_type="end_report")
+    transfer(client, world, cid, "canton", "aarau")
+    with container.db.transaction() as session:
+        tasks = [m.task for m in session.query(OutboxMessage).all()]
+    assert "dossier.sync_case_unit" in tasks
+    assert container.search.case_units() == {cid: {"aarau": 4}}  # the task ran (eager)
+    # Pretend it has not run yet: the entries still carry the canton's code.
+    container.search.set_case_unit(cid, "ag")
+    container.search.refresh()
+    assert search(client, world, "canton", q="Semhar")["facets"]["unit"] == {"aarau": 4}
+    assert search(client, world, "aarau", q="Semhar")["facets"]["unit"] == {"aarau": 4}
+    assert search(client, world, "canton", q="Lenzburg")["facets"]["unit"] == {"aarau": 1}
+    drift = indexing.verify(container)
+    assert drift.wrong_unit == [(cid, "ag", "aarau")] and not drift.ok
+    # The correction is what makes it right: without it the stale label would show.
+    monkeypatch.setattr(search_service, "UNIT_SETTLE", search_service.dt.timedelta(0))
+    assert search(client, world, "canton", q="Semhar")["facets"]["unit"] == {"ag": 4}
+    # The task (run now) relabels the entries; verify is clean again.
+    assert indexing.sync_case_unit(container, cid) == 4
+    assert search(client, world, "canton", q="Semhar")["facets"]["unit"] == {"aarau": 4}
+    assert indexing.verify(container).ok
+
+
+def test_indexing_looks_again_when_a_transfer_raced_with_it(
+    client, world, dossier, container, monkeypatch
+):
+    """An entry built just before a transfer committed does not keep the old unit."""
+    from dossier_service.services import indexing
+
+    case, docs = dossier
+    cid = case["id"]
+    real = indexing.responsible_units
+    calls = []
+
+    def stale_first(session, case_ids):
+        calls.append(case_ids)
+        units = real(session, case_ids)
+        return {c: "zofingen" for c in units} if len(calls) == 1 else units
+
+    monkeypatch.setattr(indexing, "responsible_units", stale_first)
+    from dossier_service.models import DocumentVersion
+
+    with container.db.transaction() as session:
+        version_id = (
+            session.query(DocumentVersion.id)
+            .filter(DocumentVersion.document_id == docs["pdf"]["id"])
+            .scalar()
+        )
+    assert indexing.index_version(container, version_id)
+    assert len(calls) == 2
+    assert container.search.case_units() == {cid: {"ag": 3}}
+
+
+def test_init_rebuilds_an_index_of_an_older_format(client, world, dossier, container, monkeypatch):
+    """Upgrading: `dossier init` finds the old-format index and rebuilds it from the dossiers."""
+    import json
+    import os
+
+    from dossier_service import cli
+
+    _case, docs = dossier
+    root = container.settings.search_dir
+    if not (root / "CURRENT").exists():
+        pytest.skip("not the embedded tantivy index")
+    live = root / os.readlink(root / "CURRENT")
+    (live / "FORMAT").write_text(json.dumps({"format": 1, "analysis": 1}))
+    container.search._index = None  # as after a restart: the next read opens it anew
+    assert client.get("/api/v1/search?q=Lenzburg", headers=world.auth("canton")).status_code == 503
+    monkeypatch.setattr(cli, "_container", lambda: container)
+    result = CliRunner().invoke(cli.main, ["init"])
+    assert result.exit_code == 0, result.output
+    assert "rebuilding" in result.output
+    assert ids(search(client, world, "canton", q="Lenzburg")) == {docs["scan"]["id"]}

@@ -17,6 +17,7 @@ import pytest
 from search import (
     ElasticIndex,
     IndexedDocument,
+    IndexOutdated,
     InvalidRequest,
     QuerySyntaxError,
     RebuildInProgress,
@@ -70,6 +71,7 @@ def doc(
     ahv: str = "",
     created_at: dt.datetime = NOW,
     is_current: bool = True,
+    unit: str = "",
 ) -> IndexedDocument:
     """An IndexedDocument with harmless defaults."""
     return IndexedDocument(
@@ -85,6 +87,7 @@ def doc(
         ahv=ahv,
         created_at=created_at,
         is_current=is_current,
+        unit=unit,
     )
 
 
@@ -192,6 +195,21 @@ def test_phrase_order_matters(backend: SearchBackend) -> None:
     assert found(backend, "„Haus verkauft“") == {"forward"}  # German typographic quotes
 
 
+def test_prefix_matches_whole_surface_words_names_and_compound_parts(
+    backend: SearchBackend,
+) -> None:
+    """A prefix longer than the stem still matches; names and compound parts match too."""
+    index(
+        backend,
+        doc("plural", text="Zwei Wohnungen besichtigt."),
+        doc("compound", text="Die Kostengutsprache liegt vor."),
+        doc("name", person_names="Semhar Tesfay"),
+    )
+    assert found(backend, "wohnungen*") == {"plural"}
+    assert found(backend, "gutspr*") == {"compound"}
+    assert found(backend, "tesf*") == {"name"}
+
+
 def test_prefix_matches_word_starts(backend: SearchBackend) -> None:
     """Integr* finds Integrationsplan and Integration, but not a word containing it later."""
     index(
@@ -282,8 +300,10 @@ def test_identifier_combines_with_words(backend: SearchBackend) -> None:
 
 
 def corpus_three_cases(backend: SearchBackend) -> None:
-    """30 reports in case a, 5 in b, 2 in c; types and years vary."""
-    docs = [doc(f"a{i}", case_id="case-a", text="Bericht zur Lage") for i in range(30)]
+    """30 reports in case a (held by aarau), 5 in b, 2 in c (both baden); types, years vary."""
+    docs = [
+        doc(f"a{i}", case_id="case-a", text="Bericht zur Lage", unit="aarau") for i in range(30)
+    ]
     docs += [
         doc(
             f"b{i}",
@@ -291,10 +311,11 @@ def corpus_three_cases(backend: SearchBackend) -> None:
             type="integration_plan" if i < 2 else "correspondence",
             text="Bericht und Plan",
             created_at=dt.datetime(2025, 5, 1, tzinfo=dt.UTC) if i == 0 else NOW,
+            unit="baden",
         )
         for i in range(5)
     ]
-    docs += [doc(f"c{i}", case_id="case-c", text="Bericht") for i in range(2)]
+    docs += [doc(f"c{i}", case_id="case-c", text="Bericht", unit="baden") for i in range(2)]
     index(backend, *docs)
 
 
@@ -310,22 +331,22 @@ def test_filter_restricts_hits_total_and_facets(backend: SearchBackend) -> None:
     assert result.facets == {
         "type": {"integration_plan": 2, "correspondence": 3},
         "year": {"2025": 1, "2026": 4},
-        "case_id": {"case-b": 5},
+        "unit": {"baden": 5},
     }
 
 
 def test_filter_with_several_cases_and_count(backend: SearchBackend) -> None:
-    """Two allowed cases: totals and case facet cover exactly those; count() agrees."""
+    """Two allowed cases: totals and unit facet cover exactly those; count() agrees."""
     corpus_three_cases(backend)
     allowed = SearchFilter(case_ids=frozenset({"case-b", "case-c", "case-unknown"}))
     result = run(backend, "Bericht", allowed, facets=True)
     assert result.total == 7
-    assert result.facets["case_id"] == {"case-b": 5, "case-c": 2}
+    assert result.facets["unit"] == {"baden": 7}
     assert backend.count(allowed) == 7
     assert backend.count(ALL) == 37
     unrestricted = run(backend, "Bericht", ALL, per_page=1, facets=True)
     assert unrestricted.total == 37
-    assert unrestricted.facets["case_id"] == {"case-a": 30, "case-b": 5, "case-c": 2}
+    assert unrestricted.facets["unit"] == {"aarau": 30, "baden": 7}
 
 
 def test_empty_case_set_matches_nothing(backend: SearchBackend) -> None:
@@ -334,10 +355,58 @@ def test_empty_case_set_matches_nothing(backend: SearchBackend) -> None:
     nothing = SearchFilter(case_ids=frozenset())
     for query in ("Bericht", ""):
         result = run(backend, query, nothing, facets=True)
-        assert result == SearchResult(
-            total=0, hits=[], facets={"type": {}, "year": {}, "case_id": {}}
-        )
+        assert result == SearchResult(total=0, hits=[], facets={"type": {}, "year": {}, "unit": {}})
     assert backend.count(nothing) == 0
+
+
+def test_unit_check_cases_counts_hits_per_case_and_indexed_unit(backend: SearchBackend) -> None:
+    """The requested cases' hits come back per case and label; the filter still applies."""
+    corpus_three_cases(backend)
+    index(backend, doc("b-late", case_id="case-b", text="Bericht", unit="aarau"))
+    checked = frozenset({"case-b", "case-c", "case-unknown"})
+    result = run(backend, "Bericht", ALL, facets=True, unit_check_cases=checked)
+    assert result.facets["unit"] == {"aarau": 31, "baden": 7}
+    assert result.case_units == {"case-b": {"baden": 5, "aarau": 1}, "case-c": {"baden": 2}}
+    # Outside the caller's filter nothing is reported, not even for a checked case.
+    only_c = SearchFilter(case_ids=frozenset({"case-c"}))
+    limited = run(backend, "Bericht", only_c, facets=True, unit_check_cases=checked)
+    assert limited.case_units == {"case-c": {"baden": 2}}
+    # Without facets there is no breakdown either.
+    assert run(backend, "Bericht", ALL, unit_check_cases=checked).case_units == {}
+
+
+def test_entries_without_unit_are_left_out_of_the_unit_facet(backend: SearchBackend) -> None:
+    """An entry written without a unit counts in total and other facets, not under ''."""
+    index(backend, doc("x", text="Bericht"), doc("y", text="Bericht", unit="aarau"))
+    result = run(backend, "Bericht", facets=True)
+    assert result.total == 2
+    assert result.facets["unit"] == {"aarau": 1}
+    assert sum(result.facets["type"].values()) == 2
+
+
+def test_set_case_unit_relabels_every_entry_and_keeps_them_whole(backend: SearchBackend) -> None:
+    """After a transfer the case's entries carry the new unit; text and metadata stay."""
+    corpus_three_cases(backend)
+    index(backend, doc("b-old", version=1, case_id="case-b", text="Bericht", is_current=False))
+    assert backend.set_case_unit("case-b", "wohlen") == 6
+    backend.refresh()
+    result = run(backend, "Bericht", ALL, facets=True)
+    assert result.facets["unit"] == {"aarau": 30, "wohlen": 5, "baden": 2}
+    assert backend.case_units() == {
+        "case-a": {"aarau": 30},
+        "case-b": {"wohlen": 6},
+        "case-c": {"baden": 2},
+    }
+    # The rewritten entries are complete: found by their words, highlighted, same fields.
+    plans = run(backend, '"und Plan"', SearchFilter(case_ids=frozenset({"case-b"})))
+    assert plans.total == 5
+    assert all("<mark>Plan</mark>" in hit.highlight for hit in plans.hits)
+    assert {h.type for h in plans.hits} == {"integration_plan", "correspondence"}
+    old = run(backend, "Bericht", SearchFilter(case_ids=frozenset({"case-b"}), current_only=False))
+    assert old.total == 6
+    # Idempotent, and a case without entries is fine.
+    assert backend.set_case_unit("case-b", "wohlen") == 6
+    assert backend.set_case_unit("case-none", "wohlen") == 0
 
 
 def test_types_filter(backend: SearchBackend) -> None:
@@ -826,7 +895,7 @@ def test_tantivy_outdated_format_asks_for_rebuild(tmp_path: Path) -> None:
     live = tmp_path / "ix" / os.readlink(tmp_path / "ix" / "CURRENT")
     (live / "FORMAT").write_text(json.dumps({"format": 0, "analysis": 0}))
     fresh = TantivyIndex(tmp_path / "ix")
-    with pytest.raises(SearchUnavailable, match="rebuild"):
+    with pytest.raises(IndexOutdated, match="rebuild"):
         fresh.check()
     fresh.rebuild([doc("d")])
     fresh.check()
@@ -853,3 +922,22 @@ def test_open_index_factory(tmp_path: Path) -> None:
         open_index("elasticsearch")
     with pytest.raises(ValueError, match="unknown"):
         open_index("solr")
+
+
+def test_tantivy_highlight_finds_words_inside_punctuated_tokens_and_late_windows(
+    tmp_path: Path,
+) -> None:
+    """Tokens like "(Wohnungen)." or "Haus-Verkauf" are marked word by word, also far in."""
+    index_ = TantivyIndex(tmp_path / "ix")
+    filler = "Lorem ipsum dolor sit amet. " * 400  # ~11,000 characters: several scan windows
+    index(
+        index_,
+        doc("late", text=filler + "Sie fand zwei (Wohnungen). Das Haus-Verkauf-Projekt."),
+    )
+    (hit,) = run(index_, "Wohnung Haus").hits
+    assert "(<mark>Wohnungen</mark>)." in hit.highlight
+    assert "<mark>Haus</mark>-Verkauf-Projekt" in hit.highlight
+    assert "Lorem" in hit.highlight  # context before the first match
+    (prefix_hit,) = run(index_, "verk*").hits
+    assert "Haus-<mark>Verkauf</mark>-Projekt" in prefix_hit.highlight
+    index_.close()

@@ -139,8 +139,14 @@ def test_template_keyword_fields_and_identifier_normalizer(template: dict[str, A
     assert props["created_at"] == {"type": "date"}
     assert props["is_current"] == {"type": "boolean"}
     assert props["version"] == {"type": "integer"}
-    # No unit (responsibility) field: a transfer must never need a reindex.
-    assert not any("unit" in name for name in props)
+    # The unit is a plain keyword for the facet; no other responsibility data is held.
+    assert props["unit"] == {"type": "keyword"}
+    assert not any(word in name for name in props for word in ("delegat", "reader", "acl"))
+    # Prefixes expand against unstemmed, folded words of title, text and names.
+    assert {props[name]["copy_to"] for name in ("title", "text", "person_names")} == {"words"}
+    assert props["words"]["analyzer"] == "dossier_words"
+    words = analysis["analyzer"]["dossier_words"]["filter"]
+    assert "dossier_decompounder" in words and "dossier_german_stemmer" not in words
 
 
 # -- built queries ----------------------------------------------------------------------------
@@ -213,6 +219,7 @@ def test_words_phrases_prefixes_and_excludes() -> None:
     assert prefix == {
         "bool": {
             "should": [
+                {"prefix": {"words": {"value": "integr"}}},
                 {"prefix": {"title": {"value": "integr"}}},
                 {"prefix": {"text": {"value": "integr"}}},
                 {"prefix": {"person_names": {"value": "integr"}}},
@@ -284,7 +291,7 @@ def test_highlight_settings() -> None:
 
 
 def test_aggregations_share_the_filtered_query() -> None:
-    """type/case_id terms and a yearly date_histogram in Zurich time, in the same body."""
+    """type/unit terms and a yearly date_histogram in Zurich time, in the same body."""
     body = build_query(request("Haus", SearchFilter(case_ids=frozenset({"c1"})), facets=True))
     assert body["aggs"] == {
         "type": {"terms": {"field": "type", "size": 1000}},
@@ -297,10 +304,24 @@ def test_aggregations_share_the_filtered_query() -> None:
                 "min_doc_count": 1,
             }
         },
-        "case_id": {"terms": {"field": "case_id", "size": 1000}},
+        "unit": {"terms": {"field": "unit", "size": 1000}},
     }
     assert "post_filter" not in body  # the filter is never applied after aggregating
     assert "aggs" not in build_query(request("Haus"))
+
+
+def test_unit_check_cases_become_a_filtered_sub_aggregation() -> None:
+    """Recently moved cases: hits per case and indexed unit, inside the same query."""
+    body = build_query(request("Haus", facets=True, unit_check_cases=frozenset({"c2", "c1"})))
+    assert body["aggs"]["unit_check"] == {
+        "filter": {"terms": {"case_id": ["c1", "c2"]}},
+        "aggs": {
+            "case_id": {
+                "terms": {"field": "case_id", "size": 2},
+                "aggs": {"unit": {"terms": {"field": "unit", "size": 1000}}},
+            }
+        },
+    }
 
 
 def test_build_query_raises_query_syntax_errors() -> None:
@@ -325,7 +346,7 @@ def test_document_body() -> None:
     assert body["created_at"] == "2026-03-02T10:00:00+00:00"
     assert set(body) == {
         "doc_key", "document_id", "version", "case_id", "case_reference", "type", "title",
-        "text", "person_names", "zemis", "ahv", "created_at", "is_current",
+        "text", "person_names", "zemis", "ahv", "created_at", "is_current", "unit",
     }  # fmt: skip
 
 
@@ -358,7 +379,24 @@ def test_parse_response_hits_total_facets() -> None:
                     {"key": 2, "key_as_string": "2026", "doc_count": 42},
                 ]
             },
-            "case_id": {"buckets": [{"key": "c1", "doc_count": 42}]},
+            "unit": {"buckets": [{"key": "aarau", "doc_count": 41}, {"key": "", "doc_count": 1}]},
+            "unit_check": {
+                "doc_count": 3,
+                "case_id": {
+                    "buckets": [
+                        {
+                            "key": "c1",
+                            "doc_count": 3,
+                            "unit": {
+                                "buckets": [
+                                    {"key": "aarau", "doc_count": 2},
+                                    {"key": "baden", "doc_count": 1},
+                                ]
+                            },
+                        }
+                    ]
+                },
+            },
         },
     }
     result = parse_response(wrap(response), request("Haus", facets=True))
@@ -372,8 +410,9 @@ def test_parse_response_hits_total_facets() -> None:
     assert result.facets == {
         "type": {"correspondence": 42},
         "year": {"2026": 42},
-        "case_id": {"c1": 42},
+        "unit": {"aarau": 41},
     }
+    assert result.case_units == {"c1": {"aarau": 2, "baden": 1}}
 
 
 def test_parse_response_highlight_fallbacks() -> None:
@@ -726,9 +765,20 @@ def test_by_query_operations_refresh_first(fake: FakeClient, es: ElasticIndex) -
     es.delete_case("c1")
     es.delete_document("d1")
     es.mark_not_current("d1", except_version=3)
-    assert names(fake) == [
+    es.set_case_unit("c1", "baden")
+    assert names(fake)[:8] == [
         "refresh", "delete_by_query", "refresh", "delete_by_query", "refresh", "update_by_query",
+        "refresh", "update_by_query",
     ]  # fmt: skip
+    relabel = fake.calls[7][2]
+    assert relabel["query"] == {
+        "bool": {
+            "filter": [{"term": {"case_id": "c1"}}],
+            "must_not": [{"term": {"unit": "baden"}}],
+        }
+    }
+    assert relabel["script"]["source"] == "ctx._source.unit = params.unit"
+    assert relabel["script"]["params"] == {"unit": "baden"}
     assert fake.calls[1][2] == {"query": {"term": {"case_id": "c1"}}}
     assert fake.calls[3][2] == {"query": {"term": {"document_id": "d1"}}}
     update = fake.calls[5][2]

@@ -12,12 +12,15 @@ from dossier_service.config import load_settings
 from dossier_service.container import Container
 from dossier_service.services import (
     exports,
+    indexing,
     monitoring,
     notifications,
     outbox,
     processing,
     retention,
+    transfers,
 )
+from search import SearchUnavailable
 from workers.extract import Extraction, extract_text
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,18 @@ def process_version(version_id: str) -> str:
         )
 
     return processing.process_version(c, version_id, extract)
+
+
+@shared_task(
+    name=transfers.SYNC_UNIT_TASK,
+    autoretry_for=(SearchUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=12,
+)
+def sync_case_unit(case_id: str) -> int:
+    """Relabel a moved case's index entries with its responsible unit (idempotent)."""
+    return indexing.sync_case_unit(container(), case_id)
 
 
 @shared_task(name="dossier.relay_outbox")

@@ -70,6 +70,8 @@ class Responsibility(Base):
             postgresql_where=text("ended_at IS NULL"),
         ),
         Index("ix_responsibilities_unit_open", "unit_id", "ended_at"),
+        # The search's unit facet looks up the cases that changed hands lately.
+        Index("ix_responsibilities_started", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

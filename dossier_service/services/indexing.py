@@ -2,9 +2,14 @@
 
 The index holds the CURRENT version of every processed document. It is derived data: it
 can be rebuilt from database + extracted-text objects at any time (``dossier reindex``) and
-checked for drift (``dossier index verify``). It never holds who may see a document: the
+checked for drift (``dossier index verify``). It never decides who may see a document: the
 search service filters by the cases the caller may read, computed from the database at
-query time, so a transfer needs no reindex.
+query time, so a transfer needs no reindex for access to follow it at once.
+
+Each entry also records the unit responsible when it was written, for the unit facet
+only. A transfer queues ``dossier.sync_case_unit`` (through the outbox) to rewrite that
+field; until it has run, the search service corrects the facet from the database for the
+recently moved cases, so the facet is right at every moment.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
 from dossier_service.db import utcnow
-from dossier_service.models import Case, Document, DocumentVersion
+from dossier_service.models import Case, Document, DocumentVersion, Responsibility, Unit
 from search import IndexedDocument
 from storage import ObjectNotFound
 
@@ -50,8 +55,20 @@ def _current_numbers(session: Session, document_ids: list[str]) -> dict[str, int
     return {doc_id: number for doc_id, number in rows}
 
 
+def responsible_units(session: Session, case_ids: set[str] | list[str]) -> dict[str, str]:
+    """{case_id: code of the unit responsible now} for the given cases."""
+    if not case_ids:
+        return {}
+    rows = session.execute(
+        select(Responsibility.case_id, Unit.code)
+        .join(Unit, Unit.id == Responsibility.unit_id)
+        .where(Responsibility.case_id.in_(case_ids), Responsibility.ended_at.is_(None))
+    ).all()
+    return {case_id: code for case_id, code in rows}
+
+
 def build_entry(
-    version: DocumentVersion, document: Document, case: Case, text: str
+    version: DocumentVersion, document: Document, case: Case, text: str, unit: str
 ) -> IndexedDocument:
     """The index entry of one (current) version."""
     return IndexedDocument(
@@ -67,6 +84,7 @@ def build_entry(
         ahv=case.ahv_number or "",
         created_at=version.created_at,
         is_current=True,
+        unit=unit,
     )
 
 
@@ -85,12 +103,19 @@ def index_version(container: Container, version_id: str) -> bool:
         current = _current_numbers(session, [document.id]).get(document.id)
         if current != version.number:
             return False
-        entry = build_entry(version, document, case, read_text(container, version.text_key))
+        unit = responsible_units(session, [case.id]).get(case.id, "")
+        entry = build_entry(version, document, case, read_text(container, version.text_key), unit)
         stale = [f"{document.id}:{n}" for n in range(1, version.number)]
     index = container.search
     index.upsert([entry])
     if stale:
         index.delete(stale)
+    # A transfer may have committed (and its unit sync run) while this entry was being
+    # built: look again, so the entry never keeps the previous unit for good.
+    with container.db.transaction() as session:
+        now_unit = responsible_units(session, [entry.case_id]).get(entry.case_id, "")
+    if now_unit != unit:
+        index.set_case_unit(entry.case_id, now_unit)
     index.refresh()
     with container.db.transaction() as session:
         version = session.get(DocumentVersion, version_id)
@@ -117,14 +142,18 @@ def iter_entries(container: Container, batch: int = 500) -> Iterator[IndexedDocu
                     select(Case).where(Case.id.in_({d.case_id for d in documents}))
                 ).scalars()
             }
+            units = responsible_units(session, set(cases))
             pending = []
             for document in documents:
                 version = document.versions[-1]
                 if version.processing == "ready":
-                    pending.append((version, document, cases[document.case_id], version.text_key))
+                    case = cases[document.case_id]
+                    pending.append(
+                        (version, document, case, version.text_key, units.get(case.id, ""))
+                    )
             last_id = documents[-1].id
-        for version, document, case, key in pending:
-            yield build_entry(version, document, case, read_text(container, key))
+        for version, document, case, key, unit in pending:
+            yield build_entry(version, document, case, read_text(container, key), unit)
 
 
 def expected_keys(container: Container) -> set[str]:
@@ -153,24 +182,49 @@ def expected_keys(container: Container) -> set[str]:
     return keys
 
 
+def sync_case_unit(container: Container, case_id: str) -> int:
+    """Record the case's responsible unit on its index entries (task after a transfer)."""
+    with container.db.transaction() as session:
+        unit = responsible_units(session, [case_id]).get(case_id)
+    if unit is None:
+        return 0  # the case is gone (deleted by retention): nothing to label
+    written = container.search.set_case_unit(case_id, unit)
+    container.search.refresh()
+    return written
+
+
 @dataclass
 class Drift:
     """Differences between the index and the database."""
 
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    #: Cases whose entries carry another unit than the responsible one: (case, indexed, now).
+    wrong_unit: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when index and database agree."""
-        return not self.missing and not self.extra
+        return not self.missing and not self.extra and not self.wrong_unit
 
 
 def verify(container: Container) -> Drift:
-    """Compare the index's doc_keys with what the database says it should hold."""
+    """Compare the index's doc_keys and units with what the database says it should hold."""
     expected = expected_keys(container)
     indexed = set(container.search.doc_keys())
-    return Drift(missing=sorted(expected - indexed), extra=sorted(indexed - expected))
+    indexed_units = container.search.case_units()
+    with container.db.transaction() as session:
+        now = responsible_units(session, set(indexed_units))
+    wrong = sorted(
+        (case_id, unit, now[case_id])
+        for case_id, units in indexed_units.items()
+        if case_id in now
+        for unit in units
+        if unit != now[case_id]
+    )
+    return Drift(
+        missing=sorted(expected - indexed), extra=sorted(indexed - expected), wrong_unit=wrong
+    )
 
 
 def rebuild(container: Container, progress: Callable[[int], None] | None = None) -> int:

@@ -4,8 +4,14 @@ Security trimming: the set of readable cases comes from the ONE access policy
 (``policy.readable_cases``, the same SQL condition single reads use), evaluated against the
 database at query time and handed to the index as a filter inside the engine query. Totals,
 facets, paging and highlights therefore only ever count what the caller may read, and a
-transfer takes effect on the very next search with no reindex. The ``unit`` facet is computed
-from the database (the responsible unit NOW), never from the index.
+transfer takes effect on the very next search with no reindex.
+
+The ``unit`` facet counts hits per unit responsible NOW. The index records on each entry
+the unit responsible when it was written (a terms aggregation over ~200 units is cheap,
+one over every case id is not); a transfer relabels the entries through a queued task.
+Until that task has run, the entries of a moved case carry the previous unit, so for
+every case that changed hands within ``UNIT_SETTLE`` the index also reports its hits per
+case and indexed unit, and the facet moves them to the unit the database names.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
+from dossier_service.db import utcnow
 from dossier_service.errors import BadRequest, ServiceUnavailable, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import DOCUMENT_TYPES, Case, Responsibility, Unit
@@ -31,7 +38,13 @@ from search import (
     SearchRequest,
     SearchUnavailable,
 )
-from search.base import MAX_FACET_SIZE
+from search.base import MAX_CASE_IDS, MAX_FACET_SIZE
+
+#: How long after a transfer the unit facet double-checks the case's index entries. The
+#: relabelling task normally runs within seconds; a day leaves room for broker outages
+#: (the outbox relay resends) and long worker queues. ``dossier index verify`` reports
+#: entries still carrying an old unit after that.
+UNIT_SETTLE = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -65,19 +78,34 @@ def _cases_held_by(session: Session, unit_code: str) -> frozenset[str]:
     )
 
 
-def _unit_facet(session: Session, case_counts: dict[str, int]) -> dict[str, int]:
-    """Hits per currently responsible unit, from the database."""
-    if not case_counts:
-        return {}
-    rows = session.execute(
+def _recently_moved(session: Session, allowed: frozenset[str] | None) -> dict[str, str]:
+    """{case_id: responsible unit code} of allowed cases that changed hands lately."""
+    query = (
         select(Responsibility.case_id, Unit.code)
         .join(Unit, Unit.id == Responsibility.unit_id)
-        .where(Responsibility.case_id.in_(case_counts), Responsibility.ended_at.is_(None))
-    ).all()
-    counts: Counter[str] = Counter()
-    for case_id, code in rows:
-        counts[code] += case_counts[case_id]
-    return dict(counts.most_common())
+        .where(
+            Responsibility.ended_at.is_(None),
+            Responsibility.started_at >= utcnow() - UNIT_SETTLE,
+        )
+        .order_by(Responsibility.started_at.desc())
+        .limit(MAX_CASE_IDS)
+    )
+    moved = dict(session.execute(query).all())
+    if allowed is not None:
+        moved = {case_id: code for case_id, code in moved.items() if case_id in allowed}
+    return moved
+
+
+def _unit_facet(
+    indexed: dict[str, int], case_units: dict[str, dict[str, int]], moved: dict[str, str]
+) -> dict[str, int]:
+    """Hits per responsible unit: the index's labels, corrected for recently moved cases."""
+    counts: Counter[str] = Counter(indexed)
+    for case_id, by_unit in case_units.items():
+        for unit, hits in by_unit.items():
+            counts[unit] -= hits
+        counts[moved[case_id]] += sum(by_unit.values())
+    return {unit: n for unit, n in counts.most_common() if n > 0 and unit}
 
 
 def search_documents(
@@ -96,6 +124,7 @@ def search_documents(
     if params.unit is not None:
         held = _cases_held_by(session, params.unit)
         allowed = held if allowed is None else allowed & held
+    moved = _recently_moved(session, allowed)
     request_filter = SearchFilter(
         case_ids=allowed,
         types=params.types,
@@ -111,6 +140,7 @@ def search_documents(
             facets=True,
             highlight=True,
             facet_size=MAX_FACET_SIZE,
+            unit_check_cases=frozenset(moved),
         )
         result = container.search.search(request)
     except QuerySyntaxError as exc:
@@ -123,7 +153,7 @@ def search_documents(
         ) from exc
     facets = {
         "type": dict(result.facets.get("type", {})),
-        "unit": _unit_facet(session, dict(result.facets.get("case_id", {}))),
+        "unit": _unit_facet(result.facets.get("unit", {}), result.case_units, moved),
         "year": dict(result.facets.get("year", {})),
     }
     audit.record(

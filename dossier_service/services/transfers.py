@@ -13,9 +13,12 @@ from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Delegation, Document, Responsibility, Unit
 from dossier_service.policy import Action, load_case
-from dossier_service.services import audit, notifications
+from dossier_service.services import audit, notifications, outbox
 from dossier_service.services.cases import touch
 from dossier_service.validation import require_object, text_field
+
+#: Celery task that relabels a moved case's index entries (workers.tasks.sync_case_unit).
+SYNC_UNIT_TASK = "dossier.sync_case_unit"
 
 
 def _target_unit(session: Session, code: str | None) -> Unit:
@@ -105,6 +108,9 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
         },
     )
     notifications.notify(session, [target.id], "case.transferred_to_you", case.id, str(period.id))
+    # Access follows at once (the search filter comes from the database); this only
+    # relabels the index entries for the unit facet.
+    outbox.enqueue(session, SYNC_UNIT_TASK, case_id=case.id)
     return case
 
 
