@@ -25,11 +25,11 @@ from PIL import Image, ImageDraw, ImageFont
 import workers.extract as extract_package
 from dossier_service.files.sniff import DOCX, JPEG, PDF, PNG, TEXT, TIFF
 from dossier_service.samples import make_pdf
+from dossier_service.sandbox import SandboxOutcome, SoftTimeout, run_in_sandbox
 from workers.extract import Extraction, extract_text
 from workers.extract import pdf as pdf_module
 from workers.extract.image import OcrError, check_image_header, run_tesseract
 from workers.extract.pdf import DAMAGED_REASON, PASSWORD_REASON, extract_pdf
-from workers.extract.sandbox import SandboxOutcome, SoftTimeout, run_in_sandbox
 from workers.extract.text import TextCollector, decode_plain, extract_plain, normalize_text
 
 # --- The shared corpus of real PDFs -------------------------------------------------------

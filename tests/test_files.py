@@ -11,6 +11,7 @@ import subprocess
 import time
 import zipfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pikepdf
 import psutil
 import pytest
 
+from dossier_service import sandbox as sandbox_module
 from dossier_service.files import inspect as inspect_module
 from dossier_service.files.inspect import FileReport, inspect_file
 from dossier_service.files.sniff import (
@@ -323,7 +325,7 @@ def test_tiny_timeout_kills_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         started.append(proc)
         return proc
 
-    monkeypatch.setattr(inspect_module.subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(sandbox_module.subprocess, "Popen", recording_popen)
     report = inspect_file(path, PDF, timeout_s=0.001)
     assert report == FileReport(False, "inspection took longer than 0.001 s", {"timed_out": True})
     assert len(started) == 1
@@ -336,14 +338,14 @@ def test_hung_child_is_killed_at_timeout(tmp_path: Path, monkeypatch: pytest.Mon
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text("import time\ntime.sleep(60)\n")
-    real_env = inspect_module._child_env
+    real_env = sandbox_module._child_env
 
-    def hanging_env() -> dict[str, str]:
-        env = real_env()
+    def hanging_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = real_env(extra)
         env["PYTHONPATH"] = f"{hook}{os.pathsep}{env['PYTHONPATH']}"
         return env
 
-    monkeypatch.setattr(inspect_module, "_child_env", hanging_env)
+    monkeypatch.setattr(sandbox_module, "_child_env", hanging_env)
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF-1.4\n")
     began = time.monotonic()

@@ -6,14 +6,9 @@ import argparse
 import codecs
 import json
 import logging
-import math
 import os
-import resource
-import signal
 import struct
-import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +25,7 @@ from dossier_service.files.sniff import (
     TIFF,
     check_docx_container,
 )
+from dossier_service.sandbox import SandboxOutcome, memory_limit_mb, run_in_sandbox
 
 if TYPE_CHECKING:
     import pikepdf
@@ -78,33 +74,12 @@ def inspect_file(
 
 # --- Parent side: run the child -----------------------------------------------------------
 
-_RESULT_PREFIX = "DOSSIER-INSPECT-RESULT "
-_STDERR_LOG_LIMIT = 2000
+_TARGET = "dossier_service.files.inspect:inspect_job"
+# The report's flags are a few dozen small values; far more means something is wrong.
+_MAX_OUTPUT_BYTES = 1024 * 1024
 # Import-time address space of Python + pikepdf + python-docx is ~50 MiB; below this floor the
 # child would fail before looking at the file, which would read as "damaged file".
 _MIN_MEMORY_MB = 128
-
-
-def _project_root() -> Path:
-    """Directory that holds the ``dossier_service`` package this module was imported from."""
-    return Path(__file__).resolve().parents[2]
-
-
-def _child_env() -> dict[str, str]:
-    """A minimal environment: the child parsing hostile bytes sees no secrets or settings."""
-    root = str(_project_root())
-    inherited = os.environ.get("PYTHONPATH")
-    return {
-        "PATH": os.defpath,
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONPATH": f"{root}{os.pathsep}{inherited}" if inherited else root,
-        "PYTHONIOENCODING": "utf-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONNOUSERSITE": "1",
-        # glibc reserves 64 MiB of address space per malloc arena; keep RLIMIT_AS meaningful.
-        "MALLOC_ARENA_MAX": "2",
-    }
 
 
 def _format_seconds(seconds: float) -> str:
@@ -115,157 +90,76 @@ def _format_seconds(seconds: float) -> str:
 def _inspect_in_child(
     path: Path, media_type: str, timeout_s: float, max_memory_mb: int
 ) -> FileReport:
-    """Run the inspection in ``python -m dossier_service.files.inspect`` under rlimits."""
-    memory_mb = max(max_memory_mb, _MIN_MEMORY_MB)
-    # The CPU limit backs up the wall-clock timeout if this parent dies and cannot kill.
-    cpu_seconds = math.ceil(timeout_s) + 1
-    command = [
-        sys.executable,
-        "-s",
-        "-B",
-        "-m",
-        "dossier_service.files.inspect",
-        "--max-memory-mb",
-        str(memory_mb),
-        "--cpu-seconds",
-        str(cpu_seconds),
-        "--",
-        str(path.resolve()),
-        media_type,
-    ]
-    started = time.monotonic()
-    # A subprocess rather than multiprocessing: Celery's prefork workers are daemonic and may
-    # not start multiprocessing children, and nothing of the parent's state is inherited.
-    # Its own session lets a timeout kill the whole process group.
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter and module
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=str(_project_root()),
-        env=_child_env(),
-        start_new_session=True,
+    """Run the inspection in the sandbox (:mod:`dossier_service.sandbox`) under rlimits."""
+    memory_mb = memory_limit_mb(max_memory_mb, _MIN_MEMORY_MB)
+    outcome = run_in_sandbox(
+        _TARGET,
+        {"path": str(path.resolve()), "media_type": media_type},
+        timeout_s=timeout_s,
+        max_memory_mb=memory_mb,
+        min_memory_mb=_MIN_MEMORY_MB,
+        max_output_bytes=_MAX_OUTPUT_BYTES,
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()  # reap the child and close the pipes: no zombie, no fd leak
-        logger.info("file inspection timed out after %.3f s", time.monotonic() - started)
+    logger.debug("file inspection of %s took %.3f s", media_type, outcome.elapsed_s)
+    return _report_from_outcome(outcome, timeout_s, memory_mb)
+
+
+def _report_from_outcome(outcome: SandboxOutcome, timeout_s: float, memory_mb: int) -> FileReport:
+    """Turn how the sandboxed inspection ended into a verdict on the file."""
+    if outcome.status == "ok":
+        report = _report_from_value(outcome.value)
+        if report is not None:
+            return report
+        logger.warning("file inspection child returned an invalid report")
+    elif outcome.status == "timeout":
         return FileReport(
             False,
             f"inspection took longer than {_format_seconds(timeout_s)}",
             {"timed_out": True},
         )
-    except BaseException:
-        # KeyboardInterrupt, a Celery soft time limit...: never leave the child running.
-        _kill_group(proc)
-        proc.communicate()
-        raise
-    elapsed = time.monotonic() - started
-    logger.debug("file inspection of %s took %.3f s", media_type, elapsed)
-    report = _parse_child_output(stdout)
-    if report is not None and proc.returncode == 0:
-        return report
-    return _crash_report(proc.returncode, stderr, memory_mb, cpu_seconds)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the child's process group (it is the group leader); ignore if already gone."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _parse_child_output(stdout: bytes) -> FileReport | None:
-    """Read the child's result line; None if it is missing or malformed."""
-    for line in reversed(stdout.decode("utf-8", errors="replace").splitlines()):
-        if not line.startswith(_RESULT_PREFIX):
-            continue
-        try:
-            data = json.loads(line[len(_RESULT_PREFIX) :])
-        except ValueError:
-            return None
-        if (
-            isinstance(data, dict)
-            and isinstance(data.get("ok"), bool)
-            and (data.get("reason") is None or isinstance(data.get("reason"), str))
-            and isinstance(data.get("flags"), dict)
-        ):
-            return FileReport(data["ok"], data["reason"], data["flags"])
-        return None
-    return None
-
-
-def _crash_report(
-    returncode: int | None, stderr: bytes, memory_mb: int, cpu_seconds: int
-) -> FileReport:
-    """Turn an abnormal child exit into a verdict (and log what the child said)."""
-    logger.warning(
-        "file inspection child failed with exit code %s: %s",
-        returncode,
-        stderr[-_STDERR_LOG_LIMIT:].decode("utf-8", errors="replace"),
-    )
-    flags: dict[str, object] = {"exit_code": returncode}
-    if returncode == -signal.SIGXCPU:
-        return FileReport(False, f"inspection used more than {cpu_seconds} s of CPU time", flags)
-    if returncode == -signal.SIGKILL:
-        # Not our timeout (handled before): the kernel's OOM killer or an operator.
+    elif outcome.status == "memory":
+        return FileReport(
+            False,
+            f"the file needs more than {memory_mb} MB of memory to inspect",
+            {"memory_exceeded": True},
+        )
+    elif outcome.status == "error":
+        # Whatever a parser throws on hostile input is a verdict about the file.
+        return FileReport(
+            False, "the file could not be inspected: it is damaged", {"error": outcome.error}
+        )
+    elif outcome.status == "output":
+        return FileReport(False, "inspection produced more output than allowed", {})
+    flags: dict[str, object] = {"exit_code": outcome.returncode}
+    if outcome.status == "cpu":
+        return FileReport(False, f"inspection used {outcome.error or 'too much CPU time'}", flags)
+    if outcome.status == "killed":
+        # Not our timeout (reported as such): the kernel's OOM killer or an operator.
         return FileReport(
             False, f"inspection was killed (the file may need more than {memory_mb} MB)", flags
         )
     return FileReport(False, "inspection failed: the file made the checker crash", flags)
 
 
+def _report_from_value(value: object) -> FileReport | None:
+    """Validate the child's report (never trust what parsed a hostile file); None if bad."""
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("ok"), bool)
+        and (value.get("reason") is None or isinstance(value.get("reason"), str))
+        and isinstance(value.get("flags"), dict)
+    ):
+        return FileReport(value["ok"], value["reason"], value["flags"])
+    return None
+
+
 # --- Child side ---------------------------------------------------------------------------
 
 
-def _apply_limits(max_memory_mb: int, cpu_seconds: int) -> None:
-    """Cap the child's address space, CPU time, file writes, open files and core dumps."""
-    memory = max_memory_mb * 1024 * 1024
-    # Soft and hard limits alike, so nothing in the child can raise them again.
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-    # A core dump would write the parsed personal data to disk.
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # The child only reads; results travel through a pipe, which this limit does not cover.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
-
-def _child_main(argv: list[str] | None = None) -> int:
-    """Entry point of the child process: inspect one file and print one JSON result line."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-memory-mb", type=int, default=512)
-    parser.add_argument("--cpu-seconds", type=int, default=21)
-    parser.add_argument("path")
-    parser.add_argument("media_type")
-    args = parser.parse_args(argv)
-    _apply_limits(args.max_memory_mb, args.cpu_seconds)
-    # Native libraries may print to stdout; send fd 1 to stderr and keep a private copy of the
-    # real stdout for the single result line.
-    result_fd = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        report = _inspect_untrusted(Path(args.path), args.media_type)
-    except Exception as exc:
-        if isinstance(exc, MemoryError) or "bad_alloc" in str(exc):
-            report = FileReport(
-                False,
-                f"the file needs more than {args.max_memory_mb} MB of memory to inspect",
-                {"memory_exceeded": True},
-            )
-        else:
-            # Whatever a parser throws on hostile input is a verdict about the file.
-            report = FileReport(
-                False,
-                "the file could not be inspected: it is damaged",
-                {"error": type(exc).__name__},
-            )
-    with os.fdopen(result_fd, "w", encoding="utf-8") as out:
-        out.write(_RESULT_PREFIX + json.dumps(report.to_dict(), ensure_ascii=True) + "\n")
-    return 0
+def inspect_job(job: dict[str, Any]) -> dict[str, object]:
+    """Sandbox target: inspect ``job["path"]`` as ``job["media_type"]``; the report as a dict."""
+    # Exceptions travel to the sandbox, which reports memory exhaustion apart from the rest.
+    return _inspect_untrusted(Path(job["path"]), str(job["media_type"])).to_dict()
 
 
 def _inspect_untrusted(path: Path, media_type: str) -> FileReport:
@@ -751,5 +645,28 @@ def _inspect_text(path: Path) -> FileReport:
     return FileReport(True, None, {"chars": chars, "chars_truncated": truncated})
 
 
+# --- Command line -------------------------------------------------------------------------
+
+_RESULT_PREFIX = "DOSSIER-INSPECT-RESULT "
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dossier_service.files.inspect PATH MEDIA_TYPE``: print the sandboxed verdict."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--timeout-s", type=float, default=20)
+    parser.add_argument("--max-memory-mb", type=int, default=512)
+    parser.add_argument("path")
+    parser.add_argument("media_type")
+    args = parser.parse_args(argv)
+    try:
+        report = inspect_file(
+            args.path, args.media_type, timeout_s=args.timeout_s, max_memory_mb=args.max_memory_mb
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    sys.stdout.write(_RESULT_PREFIX + json.dumps(report.to_dict(), ensure_ascii=True) + "\n")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(_child_main())
+    sys.exit(main())

@@ -19,6 +19,7 @@ from dossier_service.web import (
     errors,
     i18n,
     notifications,
+    plan,
     reports,
     search,
     security,
@@ -31,7 +32,8 @@ def create_blueprint() -> Blueprint:
     bp.before_request(auth.load_session_user)
     bp.before_request(security.check_csrf)
     bp.context_processor(auth.template_context)
-    for module in (auth, cases, documents, search, audit, reports, notifications, cost_approvals):
+    modules = (auth, cases, plan, documents, search, audit, reports, notifications, cost_approvals)
+    for module in modules:
         module.register(bp)
     errors.register_blueprint(bp)
     return bp

@@ -22,11 +22,16 @@ from dossier_service.models import (
     Unit,
 )
 from dossier_service.models.documents import PROCESSING_STATES
-from dossier_service.models.process import CLOSE_REASONS, TARGET_GROUPS
 from dossier_service.policy import Action, allowed
 from dossier_service.services import cases, documents, transfers
 from dossier_service.web.context import Pager, identity, page_arg, render, session
 from dossier_service.web.errors import message_for
+from dossier_service.web.plan import (
+    CLOSE_REASON_LABELS,
+    TARGET_GROUP_LABELS,
+    PlanForm,
+    plan_context,
+)
 
 PER_PAGE = 25
 #: Sort orders offered on the list, with their labels (ascending key; "-" = descending).
@@ -137,8 +142,9 @@ def case_page(
     upload_error: str | None = None,
     status: int = 200,
     form: dict[str, str] | None = None,
+    plan_form: PlanForm | None = None,
 ) -> ResponseReturnValue:
-    """GET /cases/<id>: the whole dossier at a glance."""
+    """GET /cases/<id>: the whole dossier at a glance, with the plan and its forms."""
     audit_context("case.read", case_id=case_id)
     who = identity()
     db = session()
@@ -150,7 +156,10 @@ def case_page(
         "write": allowed(db, who, Action.CASE_WRITE, case.id) and case.status == "open",
         "transfer": allowed(db, who, Action.CASE_TRANSFER, case.id) and case.status == "open",
         "delegate": allowed(db, who, Action.CASE_DELEGATE, case.id) and case.status == "open",
+        "close": allowed(db, who, Action.CASE_CLOSE, case.id) and case.status == "open",
+        "reopen": allowed(db, who, Action.CASE_REOPEN, case.id) and case.status == "closed",
     }
+    plan_facts = plan_context(db, who, case)
     db.commit()
     horizon = cases.horizon_date(case.entry_date)
     today = local_today()
@@ -167,13 +176,15 @@ def case_page(
         horizon=horizon,
         horizon_days=(horizon - today).days,
         horizon_warning=(horizon - today).days <= HORIZON_WARNING_DAYS,
-        target_groups=TARGET_GROUPS,
-        close_reasons=CLOSE_REASONS,
+        target_groups=TARGET_GROUP_LABELS,
+        close_reasons=CLOSE_REASON_LABELS,
         document_types=DOCUMENT_TYPES,
         pending_versions=pending,
         processing_labels={s: processing_label(s) for s in PROCESSING_STATES},
         upload_error=upload_error,
         form=form or {},
+        failed=plan_form,
+        **plan_facts,
     )
 
 

@@ -95,6 +95,16 @@ MESSAGES: dict[str, Any] = {
     ),
     "unknown_document": _l("Ein gewähltes Dokument gehört nicht zu diesem Fall."),
     "unknown_measure": _l("Die Massnahme gehört nicht zum Plan dieses Falls."),
+    "measure_not_found": _l(
+        "Diese Massnahme gibt es nicht, oder Ihre Stelle hat keinen Zugriff darauf."
+    ),
+    "case_not_closed": _l(
+        "Der Fall ist nicht abgeschlossen; er muss nicht wieder eröffnet werden."
+    ),
+    "concurrent_update": _l(
+        "Jemand anderes hat den Fall gleichzeitig geändert. Bitte laden Sie die Seite neu und "
+        "versuchen Sie es nochmals."
+    ),
     "notification_not_found": _l("Diese Meldung gibt es nicht."),
     "invalid_credentials": _l("Benutzername oder Passwort ist falsch."),
     "oidc_unknown_user": _l(
@@ -121,6 +131,15 @@ FIELD_LABELS: dict[str, Any] = {
     "decision": _l("Entscheid"),
     "document_ids": _l("Beilagen"),
     "sort": _l("Sortierung"),
+    "target_group": _l("Zielgruppe"),
+    "provider": _l("Anbieter"),
+    "start": _l("Beginn"),
+    "end": _l("Ende"),
+    "status": _l("Status"),
+    "note": _l("Notiz"),
+    "kind": _l("Meilenstein"),
+    "value": _l("Meilenstein"),
+    "date": _l("Datum"),
 }
 
 _BY_STATUS: dict[int, Any] = {

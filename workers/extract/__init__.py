@@ -1,7 +1,7 @@
 """Text extraction from untrusted uploads (PDF, DOCX, images, text) for the search index.
 
 ``extract_text`` parses PDFs, Word documents and images in a sandboxed child process (see
-:mod:`workers.extract.sandbox`) with limits on memory, CPU and wall-clock time, so that a
+:mod:`dossier_service.sandbox`) with limits on memory, CPU and wall-clock time, so that a
 hostile file ends as ``ok=False`` with a reason while the calling worker carries on. Plain
 text is decoded in-process: that is bounded, pure-Python work.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from dossier_service.files.sniff import ACCEPTED_MEDIA_TYPES, DOCX, JPEG, PDF, PNG, TEXT, TIFF
+from dossier_service.sandbox import SandboxOutcome, memory_limit_mb, run_in_sandbox
 from workers.extract.image import check_image_header
-from workers.extract.sandbox import MIN_MEMORY_MB, SandboxOutcome, run_in_sandbox
 from workers.extract.text import MAX_TEXT_CHARS, extract_plain
 
 __all__ = ["Extraction", "extract_text"]
@@ -175,7 +175,7 @@ def _reason(outcome: SandboxOutcome, timeout_s: float, max_memory_mb: int) -> st
     """A person-readable reason for a sandbox run that did not produce a result."""
     if outcome.status == "timeout":
         return f"text extraction took longer than {_seconds(timeout_s)}"
-    memory_mb = max(max_memory_mb, MIN_MEMORY_MB)  # the sandbox's floor
+    memory_mb = memory_limit_mb(max_memory_mb)  # with the sandbox's floor
     if outcome.status == "memory":
         return f"text extraction needs more than {memory_mb} MB of memory"
     if outcome.status == "cpu":

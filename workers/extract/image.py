@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from dossier_service.files.inspect import _Damaged, _jpeg_facts, _png_facts, _tiff_facts
 from dossier_service.files.sniff import JPEG, PNG, TIFF
-from workers.extract.sandbox import SoftTimeout
+from dossier_service.sandbox import SoftTimeout
 from workers.extract.text import TextCollector, result_record
 
 if TYPE_CHECKING:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dossier_service.sandbox import SoftTimeout
 from workers.extract.image import (
     MAX_IMAGE_PIXELS,
     MAX_OCR_PIXELS,
@@ -21,7 +22,6 @@ from workers.extract.image import (
     run_tesseract,
     time_left,
 )
-from workers.extract.sandbox import SoftTimeout
 from workers.extract.text import TextCollector, normalize_text, result_record
 
 if TYPE_CHECKING:

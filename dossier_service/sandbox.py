@@ -1,6 +1,6 @@
 """Run a function on untrusted input in a child process under memory, CPU and time limits.
 
-The parent starts ``python -m workers.extract.sandbox TARGET`` in its own session, sends the
+The parent starts ``python -m dossier_service.sandbox TARGET`` in its own session, sends the
 job as JSON on stdin and reads one result line back. The child caps its address space, CPU
 time, file writes and open files before it imports or reads anything; the parent enforces a
 wall-clock deadline and SIGKILLs the child's whole process group (the child and any tool it
@@ -8,8 +8,10 @@ started, such as ``tesseract``) when it expires, and again after every run, so n
 behind. This contains hangs, runaway memory and crashes of native parsers; it is not a
 boundary against a parser exploit that runs code (that needs seccomp or namespaces).
 
-The module uses only the standard library so that it can serve any caller: the target is a
-``"package.module:function"`` that takes the job dict and returns something JSON-serialisable.
+Upload inspection (:mod:`dossier_service.files.inspect`) and text extraction
+(:mod:`workers.extract`) both use it. The module uses only the standard library, so the child
+starts lean: the target is a ``"package.module:function"`` that takes the job dict and returns
+something JSON-serialisable.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 import math
 import os
+import re
 import resource
 import selectors
 import signal
@@ -32,17 +35,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SandboxOutcome", "SoftTimeout", "run_in_sandbox"]
+__all__ = [
+    "MIN_MEMORY_MB",
+    "SandboxOutcome",
+    "SoftTimeout",
+    "memory_limit_mb",
+    "run_in_sandbox",
+]
 
 logger = logging.getLogger(__name__)
 
+_CHILD_MODULE = "dossier_service.sandbox"
 _RESULT_PREFIX = b"DOSSIER-SANDBOX-RESULT "
 _MAX_JOB_BYTES = 32 * 1024
 _STDERR_TAIL = 4000
+_STDERR_LOG_LIMIT = 2000
 _READ_CHUNK = 256 * 1024
+_POLL_S = 0.1
 # Import-time address space of Python with pikepdf, pypdf, Pillow and python-docx is about
 # 80 MiB; below this floor the child would fail on ordinary files and read as "damaged".
+# Callers that import less may pass a lower ``min_memory_mb``.
 MIN_MEMORY_MB = 256
+# What the child itself may report; every other status is decided by the parent.
+_CHILD_STATUSES = frozenset({"ok", "error", "memory", "timeout"})
+_TARGET_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 class SoftTimeout(BaseException):
@@ -57,7 +73,8 @@ class SandboxOutcome:
     ``status`` is one of: ``ok`` (``value`` holds the target's return value), ``error`` (the
     target raised; ``error`` names the exception type), ``memory`` (it ran out of memory),
     ``timeout`` (soft or hard deadline), ``cpu`` (CPU limit), ``killed`` (SIGKILL not sent by
-    us, usually the OOM killer), ``output`` (the result was larger than allowed) or ``crash``.
+    us, usually the OOM killer), ``output`` (the result was larger than allowed) or ``crash``
+    (any other abnormal end, including output that is not one well-formed result line).
     """
 
     status: str
@@ -67,15 +84,20 @@ class SandboxOutcome:
     elapsed_s: float = 0.0
 
 
+def memory_limit_mb(max_memory_mb: int, min_memory_mb: int = MIN_MEMORY_MB) -> int:
+    """The address-space limit in MB the child really gets for a requested *max_memory_mb*."""
+    return max(max_memory_mb, min_memory_mb)
+
+
 # --- Parent side --------------------------------------------------------------------------
 
 
 def _project_root() -> Path:
-    """Directory holding the ``workers`` package this module was imported from."""
-    return Path(__file__).resolve().parents[2]
+    """Directory holding the ``dossier_service`` (and ``workers``) packages."""
+    return Path(__file__).resolve().parents[1]
 
 
-def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A minimal environment: the child parsing hostile bytes sees no secrets or settings."""
     root = str(_project_root())
     inherited = os.environ.get("PYTHONPATH")
@@ -91,6 +113,11 @@ def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
         "MALLOC_ARENA_MAX": "2",
     }
     if extra:
+        # The fixed entries keep the limits meaningful and the imports ours; a caller's
+        # addition must not quietly replace them.
+        clash = sorted(set(extra) & set(env))
+        if clash:
+            raise ValueError(f"the sandbox environment may not override {', '.join(clash)}")
         env.update(extra)
     return env
 
@@ -105,17 +132,23 @@ def run_in_sandbox(
     soft_deadline_margin_s: float = 0.0,
     cpu_seconds: int | None = None,
     env: Mapping[str, str] | None = None,
+    min_memory_mb: int = MIN_MEMORY_MB,
 ) -> SandboxOutcome:
     """Run ``target(job)`` in a limited child process and return how it ended.
 
-    With *soft_deadline_margin_s* > 0 the child raises :class:`SoftTimeout` that long before
+    The child's address space is ``memory_limit_mb(max_memory_mb, min_memory_mb)``. With
+    *soft_deadline_margin_s* > 0 the child raises :class:`SoftTimeout` that long before
     the hard deadline, so the target can return partial results instead of being killed;
     the target finds that moment (a ``time.monotonic()`` value) in ``job["soft_deadline"]``.
     *cpu_seconds* (per process) defaults to the timeout plus one second; *env* is added to
     the child's otherwise minimal environment.
     """
-    if timeout_s <= 0 or max_memory_mb <= 0 or max_output_bytes <= 0:
-        raise ValueError("timeout_s, max_memory_mb and max_output_bytes must be positive")
+    if timeout_s <= 0 or max_memory_mb <= 0 or max_output_bytes <= 0 or min_memory_mb <= 0:
+        raise ValueError(
+            "timeout_s, max_memory_mb, min_memory_mb and max_output_bytes must be positive"
+        )
+    if not _TARGET_PATTERN.fullmatch(target):
+        raise ValueError(f"Not a sandbox target ('package.module:function'): {target!r}")
     started = time.monotonic()
     deadline = started + timeout_s
     payload = dict(job)
@@ -125,7 +158,7 @@ def run_in_sandbox(
     data = json.dumps(payload).encode("utf-8")
     if len(data) > _MAX_JOB_BYTES:
         raise ValueError("the sandbox job is too large")
-    memory_mb = max(max_memory_mb, MIN_MEMORY_MB)
+    memory_mb = memory_limit_mb(max_memory_mb, min_memory_mb)
     if cpu_seconds is None:
         # Backs up the wall-clock deadline should this parent die before it can kill it.
         cpu_seconds = math.ceil(timeout_s) + 1
@@ -136,7 +169,7 @@ def run_in_sandbox(
         "-s",
         "-B",
         "-m",
-        "workers.extract.sandbox",
+        _CHILD_MODULE,
         "--max-memory-mb",
         str(memory_mb),
         "--cpu-seconds",
@@ -144,6 +177,7 @@ def run_in_sandbox(
         "--",
         target,
     ]
+    child_env = _child_env(env)
     # A subprocess rather than multiprocessing: Celery's prefork workers are daemonic and may
     # not start multiprocessing children, and nothing of the parent's state is inherited. Its
     # own session makes it a process-group leader, so one killpg reaches its tools too.
@@ -153,7 +187,7 @@ def run_in_sandbox(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=str(_project_root()),
-        env=_child_env(env),
+        env=child_env,
         start_new_session=True,
     )
     logger.debug("sandbox child %d started for %s", proc.pid, target)
@@ -169,7 +203,10 @@ def run_in_sandbox(
             if stream is not None:
                 stream.close()
     elapsed = time.monotonic() - started
-    logger.debug("sandbox child %d ended: %s after %.3f s", proc.pid, outcome.status, elapsed)
+    if outcome.status == "timeout":
+        logger.info("sandbox child %d for %s timed out after %.3f s", proc.pid, target, elapsed)
+    else:
+        logger.debug("sandbox child %d ended: %s after %.3f s", proc.pid, outcome.status, elapsed)
     return SandboxOutcome(
         outcome.status, outcome.value, outcome.error, proc.returncode, elapsed_s=elapsed
     )
@@ -198,6 +235,7 @@ def _supervise(
     except BrokenPipeError:
         pass  # the child died at once; its exit status tells why
     out = bytearray()
+    out_done = False
     err_tail = b""
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ, "out")
@@ -206,15 +244,12 @@ def _supervise(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return SandboxOutcome("timeout")
-            events = selector.select(min(remaining, 0.1))
-            if not events and _has_exited(proc.pid):
-                # A tool the child started may still hold a pipe open; nothing is readable
-                # and the child is gone, so everything it wrote has been read.
-                break
+            events = selector.select(min(remaining, _POLL_S))
             for key, _ in events:
                 chunk = os.read(key.fd, _READ_CHUNK)
                 if not chunk:
                     selector.unregister(key.fileobj)
+                    out_done = out_done or key.data == "out"
                 elif key.data == "out":
                     out += chunk
                     if len(out) > max_output:
@@ -222,7 +257,12 @@ def _supervise(
                 else:
                     # Only the tail is kept: a hostile file can make a parser warn endlessly.
                     err_tail = (err_tail + chunk)[-_STDERR_TAIL:]
-    # Pipes closed; wait for the exit without reaping, so the group id stays ours to kill.
+            # A tool the child started may hold stderr open (and keep writing to it) after
+            # the child is gone; once the child has exited and its result pipe is drained
+            # (or nothing at all is readable any more), everything it wrote has been read.
+            if (out_done or not events) and _has_exited(proc.pid):
+                break
+    # Wait for the exit without reaping, so the group id stays ours to kill.
     returncode = _wait_exit_status(proc.pid, deadline)
     if returncode is None:
         return SandboxOutcome("timeout")
@@ -230,9 +270,10 @@ def _supervise(
     if result is not None and returncode == 0:
         return result
     logger.warning(
-        "sandbox child exited with status %s: %s",
+        "sandbox child exited with status %s%s: %s",
         returncode,
-        err_tail[-2000:].decode("utf-8", errors="replace"),
+        "" if result is not None else " without a valid result",
+        err_tail[-_STDERR_LOG_LIMIT:].decode("utf-8", errors="replace"),
     )
     if returncode == -signal.SIGXCPU:
         return SandboxOutcome("cpu", error=f"more than {cpu_seconds} s of CPU time")
@@ -269,7 +310,9 @@ def _wait_exit_status(pid: int, deadline: float) -> int | None:
 
 def _parse_result(out: bytes) -> SandboxOutcome | None:
     """Read the child's single result line; None if it is missing or malformed."""
-    line = out.rstrip(b"\n")
+    # Exactly one line, nothing before or after it: anything else on the result pipe means
+    # the child did not end the way the protocol says, and none of it is trusted.
+    line = out.removesuffix(b"\n")
     if not line.startswith(_RESULT_PREFIX) or b"\n" in line:
         return None
     try:
@@ -280,9 +323,7 @@ def _parse_result(out: bytes) -> SandboxOutcome | None:
         return None
     status = data.get("status")
     error = data.get("error")
-    if status not in ("ok", "error", "memory", "timeout") or not (
-        error is None or isinstance(error, str)
-    ):
+    if status not in _CHILD_STATUSES or not (error is None or isinstance(error, str)):
         return None
     return SandboxOutcome(status, data.get("value"), error)
 
@@ -300,7 +341,8 @@ def _apply_limits(max_memory_mb: int, cpu_seconds: int) -> None:
     # A core dump would write the parsed personal data to disk.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # Nothing is written to disk: results and images travel through pipes. An ignored
-    # SIGXFSZ turns a write attempt (say a font cache) into an error instead of a kill.
+    # SIGXFSZ turns a write attempt (say a font cache) into an error instead of a kill;
+    # CPython ignores it at start-up already, this keeps that true whatever ran before.
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
@@ -353,10 +395,12 @@ def _child_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _apply_limits(args.max_memory_mb, args.cpu_seconds)
     # Native libraries may print to stdout: send fd 1 to stderr and keep a private copy of
-    # the real stdout for the single result line.
+    # the real stdout for the single result line (not inherited by tools: PEP 446).
     result_fd = os.dup(1)
     os.dup2(2, 1)
     job = json.loads(sys.stdin.buffer.read(_MAX_JOB_BYTES + 1))
+    if not isinstance(job, dict):
+        raise SystemExit("the sandbox job is not a JSON object")  # exit 1: read as a crash
     try:
         record = _run_target(args.target, job, args.max_memory_mb)
     except SoftTimeout:  # the alarm struck inside an exception handler above
@@ -372,8 +416,8 @@ def _child_main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the child from the importable module, not from ``__main__``: the targets catch
-    # ``workers.extract.sandbox.SoftTimeout``, which must be the class the alarm raises.
-    from workers.extract import sandbox as _module
+    # Run the child from the importable module, not from ``__main__``: targets catch
+    # ``dossier_service.sandbox.SoftTimeout``, which must be the class the alarm raises.
+    from dossier_service import sandbox as _module
 
     sys.exit(_module._child_main())
