@@ -228,6 +228,16 @@ def _nested_buckets(agg: dict[str, Any]) -> dict[str, dict[str, int]]:
     }
 
 
+def _stored_matches(index: tantivy.Index, query: tantivy.Query) -> list[IndexedDocument]:
+    """Every entry ``query`` matches, rebuilt from its stored fields (for rewrites)."""
+    searcher = index.searcher()
+    total = _count(searcher.search(query, 1, count=True))
+    if not total:
+        return []
+    hits = searcher.search(query, total).hits
+    return [_from_stored(searcher.doc(address).to_dict()) for _, address in hits]
+
+
 def _is_tantivy_failure(exc: BaseException) -> bool:
     """True for errors the tantivy binding raises (ValueError/OSError, or a Rust panic)."""
     # A Rust panic surfaces as pyo3's PanicException, which derives from BaseException.
@@ -737,22 +747,11 @@ class TantivyIndex:
                 ),
             ]
         )
-        searcher = index.searcher()
-        total = _count(searcher.search(query, 1, count=True))
-        if not total:
-            return []
-        hits = searcher.search(query, total).hits
-        return [_from_stored(searcher.doc(address).to_dict()) for _, address in hits]
+        return _stored_matches(index, query)
 
     def _entries_of_case(self, index: tantivy.Index, case_id: str) -> list[IndexedDocument]:
         """Every entry of a case, rebuilt from the stored fields."""
-        query = tantivy.Query.term_query(self._schema, "case_id", case_id)
-        searcher = index.searcher()
-        total = _count(searcher.search(query, 1, count=True))
-        if not total:
-            return []
-        hits = searcher.search(query, total).hits
-        return [_from_stored(searcher.doc(address).to_dict()) for _, address in hits]
+        return _stored_matches(index, tantivy.Query.term_query(self._schema, "case_id", case_id))
 
     def _write(self, ops: list[dict[str, Any]]) -> None:
         """Apply ops to the live generation (and journal them if a rebuild is running)."""
