@@ -43,13 +43,18 @@ def _init(container: Container) -> None:
 def _upgrade_search_index(container: Container) -> None:
     """Rebuild the search index if it was written by an older release (a derived index)."""
     from dossier_service.services import indexing
-    from search import IndexOutdated, SearchUnavailable
+    from search import IndexOutdated, RebuildInProgress, SearchUnavailable
 
     try:
         container.search.check()
     except IndexOutdated as exc:
         click.echo(f"search index outdated ({exc}); rebuilding it", err=True)
-        loaded = indexing.rebuild(container)
+        try:
+            loaded = indexing.rebuild(container)
+        except RebuildInProgress:
+            # Another process (a second `serve`, the migrate job) is rebuilding it already.
+            click.echo("search index is being rebuilt by another process", err=True)
+            return
         click.echo(f"search index rebuilt with {loaded} document(s)", err=True)
     except SearchUnavailable as exc:
         # Not fatal here: searches answer 503 until the index is reachable again.

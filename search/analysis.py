@@ -258,9 +258,12 @@ def analyze(text: str) -> AnalyzedText:
     for word in words(text):
         terms = index_terms(word)
         whole.append(terms[0])
-        surface[normalize(word)] = None
+        norm = normalize(word)
+        surface[norm] = None
         if len(terms) > 1:
             parts.extend(terms[1:])
+            for part in decompound(norm):  # unstemmed, as Elasticsearch's words field
+                surface[part] = None
     return AnalyzedText(" ".join(whole), " ".join(parts), " ".join(surface))
 
 

@@ -238,8 +238,9 @@ def _clause(clause: Clause) -> dict[str, Any]:
             ]
         )
     if isinstance(clause, Prefix):
-        # The words field decides what matches; the per-field prefixes only let the
-        # highlighter (require_field_match) mark the matches in title and text.
+        # The words field (unstemmed words and compound parts) finds what the stemmed
+        # fields cannot ("Wohnungen*"); the per-field prefixes are there so that the
+        # highlighter (require_field_match) marks the matches in title and text.
         fields = ["words", *_PHRASE_BOOSTS]
         return _any([{"prefix": {field: {"value": clause.prefix}}} for field in fields])
     if isinstance(clause, Identifier):
@@ -333,7 +334,8 @@ def build_query(request: SearchRequest, parsed: ParsedQuery | None = None) -> di
                     "min_doc_count": 1,
                 }
             },
-            "unit": {"terms": {"field": "unit", "size": size}},
+            # One more: an empty label ("") may take a slot and is dropped when parsing.
+            "unit": {"terms": {"field": "unit", "size": size + 1}},
         }
         if request.unit_check_cases:
             checked = sorted(request.unit_check_cases)
@@ -426,6 +428,7 @@ def parse_response(response: Any, request: SearchRequest) -> SearchResult:
                 for b in buckets
                 if b["doc_count"] > 0 and b["key"] != ""
             }
+        facets["unit"] = dict(list(facets["unit"].items())[: request.facet_size])
     return SearchResult(
         total=int(total["value"] if isinstance(total, dict) else total),
         hits=hits,
@@ -639,7 +642,7 @@ class ElasticIndex:
                         index=target, body={"query": query}, conflicts="proceed", refresh=True
                     )
                 else:
-                    self._client.update_by_query(
+                    response = self._client.update_by_query(
                         index=target,
                         body={
                             "query": query,
@@ -652,6 +655,13 @@ class ElasticIndex:
                         conflicts="proceed",
                         refresh=True,
                     )
+                    result = _body(response)
+                    if result.get("failures") or result.get("version_conflicts"):
+                        # A skipped document keeps its old value: let the task retry.
+                        raise SearchUnavailable(
+                            f"elasticsearch {action}: {len(result.get('failures') or [])} "
+                            f"failure(s), {result.get('version_conflicts')} version conflict(s)"
+                        )
 
     def delete_document(self, document_id: str) -> None:
         """Remove every version of a document."""

@@ -150,7 +150,7 @@ def _to_tantivy(doc: IndexedDocument) -> tantivy.Document:
     out.add_text("parts", f"{title.parts} {text.parts}")
     names = analyze_names(doc.person_names)
     out.add_text("person_names", names)
-    out.add_text("prefix", f"{title.words} {text.words} {names} {title.parts} {text.parts}")
+    out.add_text("prefix", f"{title.words} {text.words} {names}")
     for field, source in _SOURCE_FIELDS.items():
         out.add_bytes(source, getattr(doc, field).encode("utf-8"))
     out.add_integer("version", doc.version)
@@ -992,7 +992,8 @@ class TantivyIndex:
             # Every type, whatever ``size`` says: their sum is the total.
             "type": {"terms": {"field": "type", "size": MAX_FACET_SIZE}},
             "year": {"terms": {"field": "year", "size": size}},
-            "unit": {"terms": {"field": "unit", "size": size}},
+            # One more: an empty label ("") may take a slot and is dropped below.
+            "unit": {"terms": {"field": "unit", "size": size + 1}},
         }
         raw = searcher.aggregate(query, aggs)
         facets = {
@@ -1003,7 +1004,8 @@ class TantivyIndex:
             for name in aggs
         }
         total = sum(facets["type"].values())
-        facets["type"] = dict(list(facets["type"].items())[:size])
+        for name in ("type", "unit"):
+            facets[name] = dict(list(facets[name].items())[:size])
         return total, facets
 
     def _case_units_of(

@@ -217,6 +217,44 @@ def transfer(client, world, cid, user, to_unit):
     assert response.status_code == 201, response.get_json()
 
 
+def synced_at(container, cid):
+    """index_synced_at of the case's open responsibility period."""
+    from dossier_service.models import Responsibility
+
+    with container.db.transaction() as session:
+        return (
+            session.query(Responsibility.index_synced_at)
+            .filter(Responsibility.case_id == cid, Responsibility.ended_at.is_(None))
+            .scalar()
+        )
+
+
+def set_synced_at(container, cid, value):
+    """Set index_synced_at of the case's open responsibility period."""
+    from dossier_service.models import Responsibility
+
+    with container.db.transaction() as session:
+        session.query(Responsibility).filter(
+            Responsibility.case_id == cid, Responsibility.ended_at.is_(None)
+        ).update({"index_synced_at": value})
+
+
+def relabelled(container, document_id, unit):
+    """The document's current index entry with another unit label."""
+    import dataclasses
+
+    from dossier_service.models import Case, Document
+    from dossier_service.services import indexing
+
+    with container.db.transaction() as session:
+        document = session.get(Document, document_id)
+        version = document.versions[-1]
+        case = session.get(Case, document.case_id)
+        text = indexing.read_text(container, version.text_key)
+        entry = indexing.build_entry(version, document, case, text, unit)
+    return dataclasses.replace(entry, unit=unit)
+
+
 def test_unit_facet_is_right_before_the_relabelling_task_ran(
     client, world, dossier, container, monkeypatch
 ):
@@ -233,19 +271,28 @@ def test_unit_facet_is_right_before_the_relabelling_task_ran(
         tasks = [m.task for m in session.query(OutboxMessage).all()]
     assert "dossier.sync_case_unit" in tasks
     assert container.search.case_units() == {cid: {"aarau": 4}}  # the task ran (eager)
-    # Pretend it has not run yet: the entries still carry the canton's code.
+    assert synced_at(container, cid) is not None
+    # Pretend it has not run yet: the entries still carry the canton's code, the period
+    # is not marked synced; one entry already carries the new unit (an upload after it).
     container.search.set_case_unit(cid, "ag")
+    pdf = search(client, world, "aarau", q="Bahnhofstraße")["items"][0]["document_id"]
+    container.search.upsert([relabelled(container, pdf, "aarau")])
     container.search.refresh()
+    set_synced_at(container, cid, None)
+    assert container.search.case_units() == {cid: {"ag": 3, "aarau": 1}}
     assert search(client, world, "canton", q="Semhar")["facets"]["unit"] == {"aarau": 4}
     assert search(client, world, "aarau", q="Semhar")["facets"]["unit"] == {"aarau": 4}
     assert search(client, world, "canton", q="Lenzburg")["facets"]["unit"] == {"aarau": 1}
     drift = indexing.verify(container)
     assert drift.wrong_unit == [(cid, "ag", "aarau")] and not drift.ok
-    # The correction is what makes it right: without it the stale label would show.
-    monkeypatch.setattr(search_service, "UNIT_SETTLE", search_service.dt.timedelta(0))
-    assert search(client, world, "canton", q="Semhar")["facets"]["unit"] == {"ag": 4}
-    # The task (run now) relabels the entries; verify is clean again.
-    assert indexing.sync_case_unit(container, cid) == 4
+    # The correction is what makes it right: marked synced, the stale labels would show.
+    set_synced_at(container, cid, search_service.dt.datetime.now(search_service.dt.UTC))
+    assert search(client, world, "canton", q="Semhar")["facets"]["unit"] == {"ag": 3, "aarau": 1}
+    set_synced_at(container, cid, None)
+    # The periodic resend leaves fresh transfers to their own task, then relabels.
+    assert indexing.sync_pending(container) == 0
+    assert indexing.sync_pending(container, older_than=search_service.dt.timedelta(0)) == 1
+    assert synced_at(container, cid) is not None
     assert search(client, world, "canton", q="Semhar")["facets"]["unit"] == {"aarau": 4}
     assert indexing.verify(container).ok
 

@@ -207,6 +207,7 @@ def test_prefix_matches_whole_surface_words_names_and_compound_parts(
     )
     assert found(backend, "wohnungen*") == {"plural"}
     assert found(backend, "gutspr*") == {"compound"}
+    assert found(backend, "gutsprache*") == {"compound"}  # the whole part, unstemmed
     assert found(backend, "tesf*") == {"name"}
 
 
@@ -347,6 +348,20 @@ def test_filter_with_several_cases_and_count(backend: SearchBackend) -> None:
     unrestricted = run(backend, "Bericht", ALL, per_page=1, facets=True)
     assert unrestricted.total == 37
     assert unrestricted.facets["unit"] == {"aarau": 30, "baden": 7}
+
+
+def test_totals_and_pages_agree_with_and_without_facets(backend: SearchBackend) -> None:
+    """With facets the total comes from the aggregation: it must equal the counted one."""
+    corpus_three_cases(backend)
+    for query in ("Bericht", "", "Bericht -Lage", "Plan*"):
+        for search_filter in (ALL, SearchFilter(case_ids=frozenset({"case-b", "case-c"}))):
+            plain = run(backend, query, search_filter, per_page=3, page=2)
+            faceted = run(backend, query, search_filter, per_page=3, page=2, facets=True)
+            assert faceted.total == plain.total, (query, search_filter)
+            assert [h.doc_key for h in faceted.hits] == [h.doc_key for h in plain.hits]
+    small = run(backend, "Bericht", ALL, facets=True, facet_size=1)
+    assert small.total == 37 and len(small.facets["type"]) == 1
+    assert small.facets["unit"] == {"aarau": 30}
 
 
 def test_empty_case_set_matches_nothing(backend: SearchBackend) -> None:

@@ -304,7 +304,7 @@ def test_aggregations_share_the_filtered_query() -> None:
                 "min_doc_count": 1,
             }
         },
-        "unit": {"terms": {"field": "unit", "size": 1000}},
+        "unit": {"terms": {"field": "unit", "size": 1001}},
     }
     assert "post_filter" not in body  # the filter is never applied after aggregating
     assert "aggs" not in build_query(request("Haus"))
@@ -535,6 +535,7 @@ class FakeClient:
         self.aliases: dict[str, set[str]] = {}
         self.locks: dict[str, dict[str, Any]] = {}
         self.health = "green"
+        self.update_result: dict = {"updated": 0, "failures": [], "version_conflicts": 0}
         self.mapping_meta: dict[str, Any] = {
             "_meta": {"format": FORMAT_VERSION, "analysis": ANALYSIS_VERSION}
         }
@@ -616,8 +617,9 @@ class FakeClient:
     def delete_by_query(self, index: str, body: dict, conflicts: str, refresh: bool) -> None:
         self.calls.append(("delete_by_query", index, body, conflicts))
 
-    def update_by_query(self, index: str, body: dict, conflicts: str, refresh: bool) -> None:
+    def update_by_query(self, index: str, body: dict, conflicts: str, refresh: bool) -> dict:
         self.calls.append(("update_by_query", index, body, conflicts))
+        return dict(self.update_result)
 
     def close(self) -> None:
         self.calls.append(("close",))
@@ -882,3 +884,14 @@ def test_prefix_and_url_validation() -> None:
     es = ElasticIndex("https://user:secret@es.example:9200", prefix="dossier")
     assert "secret" not in es.describe()
     assert es.describe() == "elasticsearch:https://es.example:9200/dossier"
+
+
+def test_relabel_with_skipped_documents_is_retried(fake: FakeClient, es: ElasticIndex) -> None:
+    """update_by_query that skipped documents (conflicts, failures) raises for a retry."""
+    es.refresh()
+    fake.update_result = {"updated": 3, "failures": [], "version_conflicts": 2}
+    with pytest.raises(SearchUnavailable, match="2 version conflict"):
+        es.set_case_unit("c1", "baden")
+    fake.update_result = {"updated": 0, "failures": [{"cause": "x"}], "version_conflicts": 0}
+    with pytest.raises(SearchUnavailable, match="1 failure"):
+        es.mark_not_current("d1", except_version=2)

@@ -10,6 +10,8 @@ from celery.schedules import crontab
 from dossier_service.config import Settings, load_settings
 
 RELAY_INTERVAL_S = 30.0
+#: Resend relabellings of moved cases whose sync task did not finish (index outage).
+SYNC_UNITS_INTERVAL_S = 300.0
 #: Continuity monitoring runs once a day (beat's clock is UTC: 03:30 is 04:30/05:30 in Zurich).
 MONITOR_SCHEDULE = crontab(hour=3, minute=30)
 #: Retention deletes archived cases once a day, before monitoring (02:30 UTC).
@@ -40,6 +42,10 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
         beat_schedule={
             "relay-outbox": {"task": "dossier.relay_outbox", "schedule": RELAY_INTERVAL_S},
+            "sync-pending-units": {
+                "task": "dossier.sync_pending_units",
+                "schedule": SYNC_UNITS_INTERVAL_S,
+            },
             # Daily, in the early morning when nobody works on cases.
             "monitor-run": {"task": "dossier.monitor_run", "schedule": MONITOR_SCHEDULE},
             "retention-run": {"task": "dossier.retention_run", "schedule": RETENTION_SCHEDULE},

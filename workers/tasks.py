@@ -76,6 +76,12 @@ def sync_case_unit(case_id: str) -> int:
     return indexing.sync_case_unit(container(), case_id)
 
 
+@shared_task(name="dossier.sync_pending_units")
+def sync_pending_units() -> int:
+    """Resend relabellings of moved cases that have not finished (periodic)."""
+    return indexing.sync_pending(container())
+
+
 @shared_task(name="dossier.relay_outbox")
 def relay_outbox() -> int:
     """Send outbox messages left unsent by a broker outage."""

@@ -70,8 +70,8 @@ class Responsibility(Base):
             postgresql_where=text("ended_at IS NULL"),
         ),
         Index("ix_responsibilities_unit_open", "unit_id", "ended_at"),
-        # The search's unit facet looks up the cases that changed hands lately.
-        Index("ix_responsibilities_started", "started_at"),
+        # The search's unit facet looks up the open periods whose index labels are pending.
+        Index("ix_responsibilities_unsynced", "ended_at", "index_synced_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -79,6 +79,9 @@ class Responsibility(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: When the search index entries of the case were relabelled with this unit (NULL while
+    #: a transfer's relabelling is pending; the search corrects its unit facet meanwhile).
+    index_synced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 

@@ -129,6 +129,8 @@ def create_case(session: Session, identity: Identity, payload: Any) -> Case:
             case_id=case.id,
             unit_id=identity.unit_id,
             started_at=now,
+            # A new case has no index entries yet: every entry will carry this unit.
+            index_synced_at=now,
             reason="Registrierung des Falls",
             created_by_id=identity.user_id,
         )
@@ -192,9 +194,7 @@ def list_cases(
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     cases = list(
         session.execute(
-            query.order_by(
-                *(c.desc() if descending else c.asc() for c in sort_columns), Case.id
-            )
+            query.order_by(*(c.desc() if descending else c.asc() for c in sort_columns), Case.id)
             .limit(per_page)
             .offset((page - 1) * per_page)
         ).scalars()

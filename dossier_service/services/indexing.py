@@ -8,12 +8,14 @@ query time, so a transfer needs no reindex for access to follow it at once.
 
 Each entry also records the unit responsible when it was written, for the unit facet
 only. A transfer queues ``dossier.sync_case_unit`` (through the outbox) to rewrite that
-field; until it has run, the search service corrects the facet from the database for the
-recently moved cases, so the facet is right at every moment.
+field and then marks the responsibility period synced; until then the search service
+corrects the facet from the database for that case, and ``sync_pending`` (periodic)
+resends relabellings that did not finish.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -182,15 +184,57 @@ def expected_keys(container: Container) -> set[str]:
     return keys
 
 
+def _open_period(session: Session, case_id: str) -> tuple[int, str] | None:
+    """(id, unit code) of the case's open responsibility period, None if the case is gone."""
+    row = session.execute(
+        select(Responsibility.id, Unit.code)
+        .join(Unit, Unit.id == Responsibility.unit_id)
+        .where(Responsibility.case_id == case_id, Responsibility.ended_at.is_(None))
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def sync_case_unit(container: Container, case_id: str) -> int:
-    """Record the case's responsible unit on its index entries (task after a transfer)."""
-    with container.db.transaction() as session:
-        unit = responsible_units(session, [case_id]).get(case_id)
-    if unit is None:
-        return 0  # the case is gone (deleted by retention): nothing to label
-    written = container.search.set_case_unit(case_id, unit)
+    """Record the case's responsible unit on its index entries (task after a transfer).
+
+    Marks the period synced only if it is still the open one after writing: a transfer
+    that committed meanwhile is relabelled in the next round, so a slow task can never
+    leave the labels of an earlier unit behind a period marked synced.
+    """
+    written = 0
+    for _ in range(5):
+        with container.db.transaction() as session:
+            period = _open_period(session, case_id)
+        if period is None:
+            return written  # the case is gone (deleted by retention): nothing to label
+        period_id, unit = period
+        written = container.search.set_case_unit(case_id, unit)
+        with container.db.transaction() as session:
+            row = session.get(Responsibility, period_id)
+            if row is not None and row.ended_at is None:
+                row.index_synced_at = utcnow()
+                break
+    # Handed on five times while relabelling: the newest transfer's own task finishes.
     container.search.refresh()
     return written
+
+
+def sync_pending(container: Container, older_than: dt.timedelta = dt.timedelta(minutes=1)) -> int:
+    """Relabel every case whose transfer's relabelling has not finished (periodic task)."""
+    cutoff = utcnow() - older_than
+    with container.db.transaction() as session:
+        case_ids = list(
+            session.execute(
+                select(Responsibility.case_id).where(
+                    Responsibility.ended_at.is_(None),
+                    Responsibility.index_synced_at.is_(None),
+                    Responsibility.started_at < cutoff,
+                )
+            ).scalars()
+        )
+    for case_id in case_ids:
+        sync_case_unit(container, case_id)
+    return len(case_ids)
 
 
 @dataclass
@@ -229,6 +273,7 @@ def verify(container: Container) -> Drift:
 
 def rebuild(container: Container, progress: Callable[[int], None] | None = None) -> int:
     """Rebuild the whole index beside the live one and swap atomically."""
+    started = utcnow()
     count = container.search.rebuild(iter_entries(container), progress)
     with container.db.transaction() as session:
         session.execute(
@@ -236,4 +281,26 @@ def rebuild(container: Container, progress: Callable[[int], None] | None = None)
             .where(DocumentVersion.processing == "ready")
             .values(indexed_at=utcnow())
         )
+        # The rebuild labelled every entry with the unit responsible when it read the
+        # case; periods opened before it started are therefore synced now.
+        session.execute(
+            Responsibility.__table__.update()  # type: ignore[attr-defined]
+            .where(
+                Responsibility.ended_at.is_(None),
+                Responsibility.index_synced_at.is_(None),
+                Responsibility.started_at < started,
+            )
+            .values(index_synced_at=utcnow())
+        )
+        moved_during = list(
+            session.execute(
+                select(Responsibility.case_id).where(
+                    Responsibility.ended_at.is_(None), Responsibility.started_at >= started
+                )
+            ).scalars()
+        )
+    # Transfers during the rebuild may have missed entries not yet loaded (Elasticsearch
+    # keeps no journal of them): relabel those cases once more.
+    for case_id in moved_during:
+        sync_case_unit(container, case_id)
     return count

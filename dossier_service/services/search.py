@@ -9,9 +9,10 @@ transfer takes effect on the very next search with no reindex.
 The ``unit`` facet counts hits per unit responsible NOW. The index records on each entry
 the unit responsible when it was written (a terms aggregation over ~200 units is cheap,
 one over every case id is not); a transfer relabels the entries through a queued task.
-Until that task has run, the entries of a moved case carry the previous unit, so for
-every case that changed hands within ``UNIT_SETTLE`` the index also reports its hits per
-case and indexed unit, and the facet moves them to the unit the database names.
+Until that task has marked the responsibility period synced (``index_synced_at``), the
+entries of a moved case may carry the previous unit, so for every such case the index also
+reports its hits per case and indexed unit, and the facet moves them to the unit the
+database names. A periodic task resends relabellings that did not finish.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
-from dossier_service.db import utcnow
 from dossier_service.errors import BadRequest, ServiceUnavailable, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import DOCUMENT_TYPES, Case, Responsibility, Unit
@@ -38,13 +38,11 @@ from search import (
     SearchRequest,
     SearchUnavailable,
 )
-from search.base import MAX_CASE_IDS, MAX_FACET_SIZE
+from search.base import MAX_FACET_SIZE
 
-#: How long after a transfer the unit facet double-checks the case's index entries. The
-#: relabelling task normally runs within seconds; a day leaves room for broker outages
-#: (the outbox relay resends) and long worker queues. ``dossier index verify`` reports
-#: entries still carrying an old unit after that.
-UNIT_SETTLE = dt.timedelta(days=1)
+#: Most pending relabellings one search corrects (each costs a bucket in the aggregation;
+#: tantivy allows 65,000). Normally there are a handful, for a few seconds after transfers.
+MAX_PENDING_RELABELS = 20_000
 
 
 @dataclass(frozen=True)
@@ -78,18 +76,17 @@ def _cases_held_by(session: Session, unit_code: str) -> frozenset[str]:
     )
 
 
-def _recently_moved(session: Session, allowed: frozenset[str] | None) -> dict[str, str]:
-    """{case_id: responsible unit code} of allowed cases that changed hands lately."""
+def _pending_relabels(session: Session, allowed: frozenset[str] | None) -> dict[str, str]:
+    """{case_id: responsible unit code} of allowed cases whose index labels may be stale."""
     query = (
         select(Responsibility.case_id, Unit.code)
         .join(Unit, Unit.id == Responsibility.unit_id)
-        .where(
-            Responsibility.ended_at.is_(None),
-            Responsibility.started_at >= utcnow() - UNIT_SETTLE,
-        )
+        .where(Responsibility.ended_at.is_(None), Responsibility.index_synced_at.is_(None))
         .order_by(Responsibility.started_at.desc())
-        .limit(MAX_CASE_IDS)
+        .limit(MAX_PENDING_RELABELS)
     )
+    if allowed is not None and len(allowed) <= 1000:
+        query = query.where(Responsibility.case_id.in_(allowed))
     moved = dict(session.execute(query).all())
     if allowed is not None:
         moved = {case_id: code for case_id, code in moved.items() if case_id in allowed}
@@ -124,7 +121,7 @@ def search_documents(
     if params.unit is not None:
         held = _cases_held_by(session, params.unit)
         allowed = held if allowed is None else allowed & held
-    moved = _recently_moved(session, allowed)
+    moved = _pending_relabels(session, allowed)
     request_filter = SearchFilter(
         case_ids=allowed,
         types=params.types,
