@@ -258,12 +258,9 @@ def analyze(text: str) -> AnalyzedText:
     for word in words(text):
         terms = index_terms(word)
         whole.append(terms[0])
-        norm = normalize(word)
-        surface[norm] = None
+        surface[normalize(word)] = None
         if len(terms) > 1:
             parts.extend(terms[1:])
-            for part in decompound(norm):  # unstemmed, as Elasticsearch's words field
-                surface[part] = None
     return AnalyzedText(" ".join(whole), " ".join(parts), " ".join(surface))
 
 
