@@ -7,8 +7,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Written after a successful install; older than pyproject.toml means "install again".
+# Written after a successful install; older than the lock file means "install again".
 INSTALL_STAMP := $(VENV)/.install-stamp
+# Every package pip installs comes from a lock file with hashes (`make lock` refreshes
+# both): dev.lock for make and CI, runtime.lock (the same versions, no dev tools) for the image.
+DEV_LOCK := requirements/dev.lock
+RUNTIME_LOCK := requirements/runtime.lock
+# What `make lock` resolves for: the Python of the Dockerfile and of CI, any platform.
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
 
 # The embedded defaults keep everything (SQLite, objects, broker) under this directory.
 DOSSIER_DATA_DIR ?= $(CURDIR)/var
@@ -29,7 +35,7 @@ PYTEST_ARGS ?=
 # Extra arguments for bench/ingest.py, e.g. `make bench BENCH_ARGS='--sizes 1G --repeat 1'`.
 BENCH_ARGS ?=
 
-.PHONY: help venv install system-deps run test lint fmt bench clean distclean
+.PHONY: help venv install lock system-deps run test lint fmt bench clean distclean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target>   (PORT=$(PORT), DOSSIER_DATA_DIR=$(DOSSIER_DATA_DIR))"
@@ -40,12 +46,24 @@ $(BIN)/python:
 
 venv: $(BIN)/python ## Create the virtual environment .venv (if missing)
 
-$(INSTALL_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(INSTALL_STAMP): $(DEV_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	@# The project itself: its dependencies are all in the lock, and setuptools (locked
+	@# too) builds it in this venv, so nothing unpinned is fetched.
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-install: $(INSTALL_STAMP) ## Install the package and dev tools into .venv (again when pyproject.toml changes)
+install: $(INSTALL_STAMP) ## Install the package and dev tools into .venv from requirements/dev.lock
+
+# The build backend (pyproject's build-system.requires) is locked along with the rest.
+BUILD_REQUIRES = $(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))'
+
+lock: install ## Resolve pyproject.toml anew into requirements/*.lock (then commit them)
+	$(BUILD_REQUIRES) | $(BIN)/uv pip compile pyproject.toml - --extra dev $(LOCK_FLAGS) \
+	  --upgrade --custom-compile-command 'make lock' -o $(DEV_LOCK)
+	@# The runtime lock is constrained by the dev lock: the image runs the tested versions.
+	$(BUILD_REQUIRES) | $(BIN)/uv pip compile pyproject.toml - $(LOCK_FLAGS) \
+	  -c $(DEV_LOCK) --custom-compile-command 'make lock' -o $(RUNTIME_LOCK)
 
 system-deps: ## Install missing Debian packages the tests need (apt-get, as root; no-op when present)
 	@missing=""; \
