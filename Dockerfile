@@ -21,14 +21,13 @@ RUN apt-get update \
 RUN python -m venv /opt/dossier
 
 WORKDIR /src
-# Dependencies first, in their own layer, so a code change does not reinstall them.
-COPY pyproject.toml README.md ./
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, in their own layer, so a code change does not reinstall them: exactly
+# the versions (and hashes) of requirements/runtime.lock, the ones the tests ran with.
+COPY requirements/runtime.lock /tmp/runtime.lock
+RUN pip install --require-hashes -r /tmp/runtime.lock && rm /tmp/runtime.lock
 COPY . .
-RUN pip install --no-deps . && cd / && rm -rf /src
+# The locked setuptools builds the project in place of an unpinned build environment.
+RUN pip install --no-deps --no-build-isolation . && cd / && rm -rf /src
 
 # Unprivileged user with a home directory (gunicorn keeps its control socket there).
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/dossier dossier \

@@ -25,9 +25,6 @@ from dossier_service.services import accounts
 #: PostgreSQL runs when this is set (CI and `make test` set it when a server answers).
 PG_URL = os.environ.get("DOSSIER_TEST_DATABASE_URL")
 DB_BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
-SHARED_DIR = Path(
-    os.environ.get("DOSSIER_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
-)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -32,40 +32,26 @@ from workers.extract.image import OcrError, check_image_header, run_tesseract
 from workers.extract.pdf import DAMAGED_REASON, PASSWORD_REASON, extract_pdf
 from workers.extract.text import TextCollector, decode_plain, extract_plain, normalize_text
 
-# --- The shared corpus of real PDFs -------------------------------------------------------
+# --- The corpus of real PDFs -------------------------------------------------------
 
 
-def _shared_dir() -> Path | None:
-    """/work/shared beside the project root, or $DOSSIER_SHARED_DIR."""
-    candidate = Path(__file__).resolve().parents[1].parent / "shared"
-    if candidate.is_dir():
-        return candidate
-    env = os.environ.get("DOSSIER_SHARED_DIR")
-    return Path(env) if env and Path(env).is_dir() else None
-
-
-_SHARED = _shared_dir()
-CORPUS = _SHARED / "corpus" / "py-pdf-sample-files" if _SHARED else None
-GROUND_TRUTH: list[dict[str, Any]] = (
-    json.loads((CORPUS / "files.json").read_text())["data"]
-    if CORPUS and (CORPUS / "files.json").is_file()
-    else []
-)
+#: A copy of the public py-pdf sample files (CC-BY-SA-4.0), see tests/data/README.md.
+CORPUS = Path(__file__).resolve().parent / "data" / "py-pdf-sample-files"
+GROUND_TRUTH: list[dict[str, Any]] = json.loads((CORPUS / "files.json").read_text())["data"]
 # files.json lists GeoTopo.pdf, which the corpus does not ship (only its compressed twin).
-CORPUS_ENTRIES = [e for e in GROUND_TRUTH if CORPUS and (CORPUS / e["path"]).is_file()]
+CORPUS_ENTRIES = [e for e in GROUND_TRUTH if (CORPUS / e["path"]).is_file()]
 # qpdf, pypdf and poppler all fail on this one: its page tree is broken ("/Kids" missing).
 UNREADABLE = {"017-unreadable-meta-data/unreadablemetadata.pdf"}
 
 
 def corpus(relative: str) -> Path:
     """Path of a corpus file."""
-    assert CORPUS is not None
     return CORPUS / relative
 
 
 def test_the_corpus_is_there() -> None:
     """The corpus tests below must not pass vacuously."""
-    assert CORPUS is not None and CORPUS.is_dir(), "shared/corpus/py-pdf-sample-files missing"
+    assert CORPUS.is_dir(), "tests/data/py-pdf-sample-files missing"
     assert len(CORPUS_ENTRIES) >= 30
 
 

@@ -39,50 +39,32 @@ from dossier_service.files.sniff import (
     sniff_media_type,
 )
 
-# --- The shared corpus of real PDFs -------------------------------------------------------
+# --- The corpus of real PDFs -------------------------------------------------------
 
 
-def _shared_dir() -> Path | None:
-    """/work/shared beside the project root, or $DOSSIER_SHARED_DIR."""
-    candidate = Path(__file__).resolve().parents[1].parent / "shared"
-    if candidate.is_dir():
-        return candidate
-    env = os.environ.get("DOSSIER_SHARED_DIR")
-    return Path(env) if env and Path(env).is_dir() else None
-
-
-SHARED = _shared_dir()
-CORPUS = SHARED / "corpus" / "py-pdf-sample-files" if SHARED else None
-GROUND_TRUTH: dict[str, dict[str, Any]] = (
-    {entry["path"]: entry for entry in json.loads((CORPUS / "files.json").read_text())["data"]}
-    if CORPUS and (CORPUS / "files.json").is_file()
-    else {}
-)
-CORPUS_PDFS: list[str] = (
-    sorted(p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*.pdf")) if CORPUS else []
-)
+#: A copy of the public py-pdf sample files (CC-BY-SA-4.0), see tests/data/README.md.
+CORPUS = Path(__file__).resolve().parent / "data" / "py-pdf-sample-files"
+GROUND_TRUTH: dict[str, dict[str, Any]] = {
+    entry["path"]: entry for entry in json.loads((CORPUS / "files.json").read_text())["data"]
+}
+CORPUS_PDFS: list[str] = sorted(p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*.pdf"))
 # This file is damaged in the corpus itself: its last 1.1 MB are NUL bytes, so the page tree
 # object (172) and the main xref are gone. files.json still says 4 pages (pypdf reads the
 # first-page hint of the linearised file); qpdf cannot rebuild it, even with recovery.
 KNOWN_DAMAGED = {"017-unreadable-meta-data/unreadablemetadata.pdf"}
 
-needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared PDF corpus not found")
-
 
 def corpus_pdf(relative: str) -> Path:
-    """Path of a corpus PDF (tests using this are marked needs_corpus)."""
-    assert CORPUS is not None
+    """Path of a corpus PDF."""
     return CORPUS / relative
 
 
-@needs_corpus
 def test_corpus_files_have_ground_truth() -> None:
     assert CORPUS_PDFS, "no PDFs found in the corpus"
     missing_truth = [p for p in CORPUS_PDFS if p not in GROUND_TRUTH]
     assert missing_truth == []
 
 
-@needs_corpus
 @pytest.mark.parametrize("relative", CORPUS_PDFS)
 def test_every_corpus_pdf_sniffs_as_pdf(relative: str) -> None:
     path = corpus_pdf(relative)
@@ -90,7 +72,6 @@ def test_every_corpus_pdf_sniffs_as_pdf(relative: str) -> None:
     assert sniff_file(path) == PDF
 
 
-@needs_corpus
 @pytest.mark.parametrize("relative", CORPUS_PDFS)
 def test_every_corpus_pdf_inspects_like_ground_truth(relative: str) -> None:
     truth = GROUND_TRUTH[relative]
@@ -114,7 +95,6 @@ def test_every_corpus_pdf_inspects_like_ground_truth(relative: str) -> None:
         assert report.flags["scan_truncated"] is False
 
 
-@needs_corpus
 def test_password_protected_pdf() -> None:
     report = inspect_file(
         corpus_pdf("005-libreoffice-writer-password/libreoffice-writer-password.pdf"), PDF
@@ -127,7 +107,6 @@ def test_password_protected_pdf() -> None:
     assert report.flags["pdf_version"] == "1.5"  # read from the header
 
 
-@needs_corpus
 def test_pdf_with_attachment_is_active_content() -> None:
     report = inspect_file(corpus_pdf("025-attachment/with-attachment.pdf"), PDF)
     assert report.ok
@@ -135,7 +114,6 @@ def test_pdf_with_attachment_is_active_content() -> None:
     assert report.flags["active_content_kinds"] == ["embedded_files"]
 
 
-@needs_corpus
 def test_plain_pdf_has_no_active_content() -> None:
     report = inspect_file(corpus_pdf("004-pdflatex-4-pages/pdflatex-4-pages.pdf"), PDF)
     assert report.ok
@@ -145,7 +123,6 @@ def test_plain_pdf_has_no_active_content() -> None:
     # An /OpenAction that only opens page 1 (GoTo) is not active content.
 
 
-@needs_corpus
 @pytest.mark.parametrize(
     ("relative", "fields"),
     [
@@ -163,7 +140,6 @@ def test_forms_pdf(relative: str, fields: bool) -> None:
     assert (report.flags["form_fields"] > 0) is fields  # type: ignore[operator]
 
 
-@needs_corpus
 @pytest.mark.parametrize(
     "relative",
     [
@@ -185,7 +161,6 @@ def test_truncated_pdf_is_rejected(relative: str, tmp_path: Path) -> None:
     assert "PDF" in report.reason
 
 
-@needs_corpus
 def test_pdf_with_shifted_offsets_is_repaired_not_rejected(tmp_path: Path) -> None:
     data = corpus_pdf("004-pdflatex-4-pages/pdflatex-4-pages.pdf").read_bytes()
     newline = data.index(b"\n", 10) + 1

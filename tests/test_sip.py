@@ -24,12 +24,13 @@ from lxml import etree
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.samples import make_docx, make_pdf
 from dossier_service.services import sip
-from tests.conftest import SHARED_DIR, World, new_case, upload
+from tests.conftest import World, new_case, upload
 from tests.test_cli import run_cli
 
 API = "/api/v1"
 NS = {"a": sip.NAMESPACE}
-SHARED_XSD = SHARED_DIR / "schemas" / "ech-0160-1.1"
+#: The official XSDs' checksums and KOST's sample metadata.xml (see tests/data/README.md).
+REFERENCE = Path(__file__).resolve().parent / "data" / "ech-0160-1.1"
 PDF_V1 = make_pdf("Kurzassessment", ["Deutschkenntnisse A1."])
 PDF_V2 = make_pdf("Kurzassessment", ["Deutschkenntnisse A2."])
 DOCX = make_docx("Integrationsplan", ["IKG1 ab Februar."])
@@ -172,9 +173,24 @@ def export_and_download(
     return export_id, content.data
 
 
-def shared_schema() -> etree.XMLSchema:
-    """The XSDs from the shared folder (not the vendored copy): the independent referee."""
-    return etree.XMLSchema(etree.parse(str(SHARED_XSD / "arelda.xsd")))
+def official_checksums() -> dict[str, str]:
+    """SHA-256 of each official eCH-0160 1.1 XSD, by file name."""
+    lines = (REFERENCE / "SHA256SUMS").read_text().splitlines()
+    return {name: digest for digest, name in (line.split() for line in lines if line)}
+
+
+def assert_vendored_xsds_are_official() -> None:
+    """The project's XSDs are the 14 official files, byte for byte."""
+    vendored = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sip.XSD_DIR.glob("*.xsd")
+    }
+    assert vendored == official_checksums() and len(vendored) == 14
+
+
+def official_schema() -> etree.XMLSchema:
+    """The eCH-0160 schema, from the vendored XSDs checked against the official checksums."""
+    assert_vendored_xsds_are_official()
+    return etree.XMLSchema(etree.parse(str(sip.XSD_DIR / "arelda.xsd")))
 
 
 def toc_files(root: etree._Element) -> dict[str, etree._Element]:
@@ -206,15 +222,16 @@ def test_exported_sip_of_the_issue_scenario_is_valid_and_complete(client, world,
 
     # Layout: header/metadata.xml, header/xsd/ (all 14 XSDs), content/.
     assert "header/metadata.xml" in names
-    shipped = sorted(p.name for p in SHARED_XSD.glob("*.xsd"))
-    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("header/xsd/")) == shipped
+    official = official_checksums()
+    shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("header/xsd/"))
+    assert shipped == sorted(official)
     for name in shipped:
-        assert archive.read(f"header/xsd/{name}") == (SHARED_XSD / name).read_bytes()
+        assert hashlib.sha256(archive.read(f"header/xsd/{name}")).hexdigest() == official[name]
     assert all(n.startswith(("header/", "content/")) for n in names)
 
     # metadata.xml validates against the shared eCH-0160 1.1 XSDs.
     root = etree.fromstring(archive.read("header/metadata.xml"))
-    schema = shared_schema()
+    schema = official_schema()
     assert schema.validate(root.getroottree()), schema.error_log
     assert root.get("schemaVersion") == "4.1"
     assert etree.QName(root).namespace == "http://bar.admin.ch/arelda/v4"
@@ -306,14 +323,12 @@ def test_exported_sip_of_the_issue_scenario_is_valid_and_complete(client, world,
     assert body["warnings"] == []
 
 
-def test_vendored_xsds_are_byte_identical_to_the_shared_ones():
-    vendored = {p.name: p.read_bytes() for p in sip.XSD_DIR.glob("*.xsd")}
-    shared = {p.name: p.read_bytes() for p in SHARED_XSD.glob("*.xsd")}
-    assert vendored == shared and len(vendored) == 14
+def test_vendored_xsds_are_byte_identical_to_the_official_ones():
+    assert_vendored_xsds_are_official()
 
 
 def test_the_kost_sample_validates_and_a_broken_one_does_not():
-    sample = (SHARED_XSD / "sample-metadata-kost.xml").read_bytes()
+    sample = (REFERENCE / "sample-metadata-kost.xml").read_bytes()
     assert sip.metadata_errors(sample) == []
     broken = sample.replace(b"<aktenzeichen>22.06.12</aktenzeichen>", b"", 1)
     errors = sip.metadata_errors(broken)

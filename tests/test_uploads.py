@@ -20,9 +20,10 @@ from dossier_service.config import Settings
 from dossier_service.container import Container
 from dossier_service.models import Document, DocumentVersion, OutboxMessage
 from dossier_service.samples import make_docx, make_pdf
-from tests.conftest import SHARED_DIR, World, new_case, upload
+from tests.conftest import World, new_case, upload
 
-CORPUS = SHARED_DIR / "corpus" / "py-pdf-sample-files"
+#: A copy of the public py-pdf sample files (CC-BY-SA-4.0), see tests/data/README.md.
+CORPUS = Path(__file__).resolve().parent / "data" / "py-pdf-sample-files"
 #: Small enough that the test bodies stay tiny, large enough for the sample PDFs.
 LIMIT = 64 * 1024
 BIDI = "\u202e\u2066\u202a\u2069"
