@@ -53,22 +53,26 @@ def attachment_pdf() -> bytes:
     return (CORPUS / "025-attachment" / "with-attachment.pdf").read_bytes()
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, kind, body, CRC."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def make_png(width: int = 32, height: int = 32, seed: int = 0) -> bytes:
     """A valid RGB PNG of random pixels: binary, incompressible, and inspected in-process."""
     rng = random.Random(seed)
     rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
+    return declared_png(width, height, rows)
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
 
+def declared_png(width: int, height: int, rows: bytes = b"\x00") -> bytes:
+    """An RGB PNG whose header declares *width* × *height*, holding the pixel *rows*."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
     )
 
 
@@ -201,6 +205,20 @@ def test_hostile_files_refused_and_nothing_left(client, world, container):
         response = upload(client, world, "canton", cid, data, filename=filename)
         assert (name, response.status_code, error_code(response)) == (name, status, code)
         assert_nothing_left(container, before)
+
+
+def test_image_over_the_pixel_limit_refused_and_nothing_left(client, world, container):
+    """The upload refuses an image the extraction could not read (one limit for both)."""
+    cid = new_case(client, world)["id"]
+    before = snapshot(container)
+    huge = declared_png(10_000, 10_001)
+    response = upload(client, world, "canton", cid, huge, filename="riesig.png")
+    assert (response.status_code, error_code(response)) == (422, "damaged_file")
+    assert response.get_json()["error"]["message"] == (
+        "The file was refused: the image is too large (10000 × 10001 pixels; "
+        "the limit is 100 million)."
+    )
+    assert_nothing_left(container, before)
 
 
 def test_hostile_new_versions_refused_and_nothing_left(client, world, container):
