@@ -53,26 +53,22 @@ def attachment_pdf() -> bytes:
     return (CORPUS / "025-attachment" / "with-attachment.pdf").read_bytes()
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    """One PNG chunk: length, kind, body, CRC."""
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 def make_png(width: int = 32, height: int = 32, seed: int = 0) -> bytes:
     """A valid RGB PNG of random pixels: binary, incompressible, and inspected in-process."""
     rng = random.Random(seed)
     rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
-    return declared_png(width, height, rows)
 
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
-def declared_png(width: int, height: int, rows: bytes = b"\x00") -> bytes:
-    """An RGB PNG whose header declares *width* × *height*, holding the pixel *rows*."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(rows))
-        + _png_chunk(b"IEND", b"")
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
     )
 
 
@@ -205,6 +201,23 @@ def test_hostile_files_refused_and_nothing_left(client, world, container):
         response = upload(client, world, "canton", cid, data, filename=filename)
         assert (name, response.status_code, error_code(response)) == (name, status, code)
         assert_nothing_left(container, before)
+
+
+def declared_png(width: int, height: int) -> bytes:
+    """A grey PNG whose header declares *width* × *height* pixels, with a tiny IDAT."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_image_over_the_pixel_limit_refused_and_nothing_left(client, world, container):
