@@ -8,15 +8,10 @@ from typing import Any
 import tantivy
 
 from search.analysis import name_term, search_term, tokenize
-from search.base import SearchFilter, date_bounds_utc
+from search.base import FIELD_BOOSTS, SearchFilter, date_bounds_utc
 from search.query import Clause, Identifier, ParsedQuery, Phrase, Prefix, Term
 
 __all__ = ["Compiler"]
-
-# Searched text fields and their boosts: a match in the title or the person's name says
-# more about a document than one somewhere in fifty pages of text.
-_TITLE_BOOST = 2.0
-_NAMES_BOOST = 2.0
 
 
 class Compiler:
@@ -35,6 +30,12 @@ class Compiler:
         words: list[str | tuple[int, str]] = list(terms)
         return tantivy.Query.phrase_query(self._schema, field, words)
 
+    @staticmethod
+    def _weighted(field: str, query: tantivy.Query) -> tantivy.Query:
+        """``query`` on ``field`` with the field's boost (unwrapped when it is 1)."""
+        weight = FIELD_BOOSTS[field]
+        return query if weight == 1.0 else tantivy.Query.boost_query(query, weight)
+
     def _any(self, queries: list[tantivy.Query]) -> tantivy.Query:
         return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in queries])
 
@@ -48,15 +49,16 @@ class Compiler:
 
     def clause(self, clause: Clause) -> tantivy.Query:
         """One clause: it matches if it matches in ANY of the searched fields."""
-        boost = tantivy.Query.boost_query
+        weighted = self._weighted
         if isinstance(clause, Term):
             stem = search_term(clause.word)
             return self._any(
                 [
-                    boost(self._term("title", stem), _TITLE_BOOST),
-                    self._term("text", stem),
+                    weighted("title", self._term("title", stem)),
+                    weighted("text", self._term("text", stem)),
+                    # Compound parts carry no boost of their own (they are parts of words).
                     self._term("parts", stem),
-                    boost(self._term("person_names", name_term(clause.word)), _NAMES_BOOST),
+                    weighted("person_names", self._term("person_names", name_term(clause.word))),
                 ]
             )
         if isinstance(clause, Phrase):
@@ -64,9 +66,9 @@ class Compiler:
             names = [name_term(word) for word in clause.words]
             return self._any(
                 [
-                    boost(self._words("title", stems), _TITLE_BOOST),
-                    self._words("text", stems),
-                    boost(self._words("person_names", names), _NAMES_BOOST),
+                    weighted("title", self._words("title", stems)),
+                    weighted("text", self._words("text", stems)),
+                    weighted("person_names", self._words("person_names", names)),
                 ]
             )
         if isinstance(clause, Prefix):
