@@ -5,53 +5,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-#: Every variable the service understands; anything else starting with DOSSIER_ is a typo
-#: an operator wants to hear about at start, not after a week of missing behaviour.
-KNOWN_VARIABLES = frozenset(
-    {
-        "DOSSIER_DATA_DIR",
-        "DOSSIER_DATABASE_URL",
-        "DOSSIER_STORAGE",
-        "DOSSIER_S3_ENDPOINT",
-        "DOSSIER_S3_ACCESS_KEY",
-        "DOSSIER_S3_SECRET_KEY",
-        "DOSSIER_S3_BUCKET",
-        "DOSSIER_S3_SECURE",
-        "DOSSIER_S3_REGION",
-        "DOSSIER_BROKER_URL",
-        "DOSSIER_MAX_UPLOAD_BYTES",
-        "DOSSIER_SECRET_KEY",
-        "DOSSIER_LOG_LEVEL",
-        "DOSSIER_TASKS_EAGER",
-        "DOSSIER_TRUSTED_PROXIES",
-        "DOSSIER_INSPECT_TIMEOUT",
-        "DOSSIER_SEARCH",
-        "DOSSIER_ELASTICSEARCH_URL",
-        "DOSSIER_SEARCH_INDEX",
-        "DOSSIER_EXTRACT_TIMEOUT",
-        "DOSSIER_OCR_LANGUAGES",
-        "DOSSIER_STALL_DAYS",
-        "DOSSIER_PUBLIC_URL",
-        "DOSSIER_SMTP_HOST",
-        "DOSSIER_SMTP_PORT",
-        "DOSSIER_SMTP_FROM",
-        "DOSSIER_SMTP_STARTTLS",
-        "DOSSIER_SMTP_USERNAME",
-        "DOSSIER_SMTP_PASSWORD",
-        "DOSSIER_RETENTION_DAYS",
-        "DOSSIER_AUDIT_SIGNING_KEY",
-        "DOSSIER_AUDIT_EXPORT_DIR",
-        "DOSSIER_SESSION_IDLE_MINUTES",
-        "DOSSIER_SECURE_COOKIES",
-        "DOSSIER_OIDC_ISSUER",
-        "DOSSIER_OIDC_CLIENT_ID",
-        "DOSSIER_OIDC_CLIENT_SECRET",
-    }
-)
 #: Variables used only by the test suite and benchmarks; tolerated so CI can set them.
 TEST_VARIABLES_PREFIX = "DOSSIER_TEST_"
 
@@ -119,7 +76,8 @@ class Settings:
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = field(default=None, repr=False)
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Settings handed in by code (tests, the CLI), never read from the environment.
+    extra: Mapping[str, Any] = field(default_factory=dict, metadata={"environment": False})
 
     @property
     def storage_root(self) -> Path:
@@ -150,6 +108,21 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (used by tests and the CLI)."""
         return replace(self, **changes)
+
+
+def variable_name(setting: str) -> str:
+    """The environment variable of a Settings field: data_dir is DOSSIER_DATA_DIR."""
+    return "DOSSIER_" + setting.upper()
+
+
+#: Every variable the service understands, one per Settings field; anything else starting
+#: with DOSSIER_ is a typo an operator wants to hear about at start, not after a week of
+#: missing behaviour.
+KNOWN_VARIABLES = frozenset(
+    variable_name(setting.name)
+    for setting in fields(Settings)
+    if setting.metadata.get("environment", True)
+)
 
 
 def _parse_bool(name: str, value: str) -> bool:

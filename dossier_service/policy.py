@@ -1,8 +1,8 @@
 """The one access policy: every read, write, listing and search filter asks this module.
 
 Each rule is expressed once, as a SQL condition on ``cases``. A single-object check runs
-that same condition for one id, and listings (and later the search filter) use it as a
-WHERE clause, so the check and the filter cannot disagree. Conditions are evaluated
+that same condition for one id, and listings and the search filter use it as a WHERE
+clause, so the check and the filter cannot disagree. Conditions are evaluated
 against the database at query time: after a transfer commits, the very next request of the
 former unit no longer matches, with no cache or index copy in between.
 
@@ -15,7 +15,7 @@ Rules (see DOMAIN.md):
 - auditors read the audit log and nothing else; archivists export closed cases; admins
   manage units and users from the command line. None of them reads case content here.
 
-Case process (issue 5):
+Case process:
 - cost approvals are requested by the unit responsible for the case now, a municipality or
   the canton. Not by a delegated organisation: delegation hands over day-to-day support,
   while the municipality stays legally responsible and commits its budget, so it files the
@@ -29,7 +29,7 @@ Case process (issue 5):
 - notifications belong to a unit and are read by its caseworkers; the canton's
   caseworkers read the reports (indicators, stalled cases).
 
-Archives (issue 6):
+Archives:
 - archivists of the canton export closed cases as SIPs (any case: the canton's archive
   duty spans every case); they never read a case through the case API;
 - canton caseworkers set and release legal holds and produce the person's disclosure

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "FACET_NAMES",
+    "FIELD_BOOSTS",
     "HIGHLIGHT_FRAGMENT_CHARS",
     "HIGHLIGHT_MAX_ANALYZED_CHARS",
     "MAX_CASE_IDS",
@@ -75,6 +77,12 @@ MAX_FACET_SIZE = 10_000
 #: search service corrects it from the database for cases that moved recently (see
 #: ``SearchRequest.unit_check_cases``), so the facet it shows is the responsible unit NOW.
 FACET_NAMES = ("type", "year", "unit")
+
+#: Boost of a match per searched text field, for every backend: a match in the title or
+#: the person's name says more about a document than one somewhere in fifty pages of text.
+FIELD_BOOSTS: Mapping[str, float] = MappingProxyType(
+    {"title": 2.0, "text": 1.0, "person_names": 2.0}
+)
 
 #: Length of the highlight snippet (and of the lead-in shown when nothing matched).
 HIGHLIGHT_FRAGMENT_CHARS = 200

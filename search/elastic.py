@@ -33,6 +33,7 @@ from search.analysis import (
     MIN_PART_CHARS,
 )
 from search.base import (
+    FIELD_BOOSTS,
     HIGHLIGHT_FRAGMENT_CHARS,
     HIGHLIGHT_MAX_ANALYZED_CHARS,
     MAX_CASE_IDS,
@@ -67,9 +68,10 @@ __all__ = [
 #: Version of the mappings below; an index with another ``_meta.format`` must be rebuilt.
 FORMAT_VERSION = 2
 
-#: Searched text fields with their boosts (title and names say more than body text).
-TEXT_FIELDS = ("title^2", "text", "person_names^2")
-_PHRASE_BOOSTS = {"title": 2.0, "text": 1.0, "person_names": 2.0}
+#: Searched text fields with their boosts, in multi_match notation ("title^2").
+TEXT_FIELDS = tuple(
+    field if boost == 1.0 else f"{field}^{boost:g}" for field, boost in FIELD_BOOSTS.items()
+)
 
 _PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,100}")
 _BULK_DOCS = 500
@@ -234,14 +236,14 @@ def _clause(clause: Clause) -> dict[str, Any]:
         return _any(
             [
                 {"match_phrase": {field: {"query": clause.text, "boost": boost}}}
-                for field, boost in _PHRASE_BOOSTS.items()
+                for field, boost in FIELD_BOOSTS.items()
             ]
         )
     if isinstance(clause, Prefix):
         # The words field (unstemmed words and compound parts) finds what the stemmed
         # fields cannot ("Wohnungen*"); the per-field prefixes are there so that the
         # highlighter (require_field_match) marks the matches in title and text.
-        fields = ["words", *_PHRASE_BOOSTS]
+        fields = ["words", *FIELD_BOOSTS]
         return _any([{"prefix": {field: {"value": clause.prefix}}} for field in fields])
     if isinstance(clause, Identifier):
         alternatives: list[dict[str, Any]] = [{"term": {clause.field: {"value": clause.value}}}]

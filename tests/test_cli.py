@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,13 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, text
 
 from dossier_service.cli import main
-from dossier_service.config import Settings
+from dossier_service.config import (
+    KNOWN_VARIABLES,
+    ConfigError,
+    Settings,
+    load_settings,
+    variable_name,
+)
 from dossier_service.container import Container
 from dossier_service.db import Database
 from dossier_service.models import ApiToken, AuditEntry, Unit, User
@@ -278,6 +285,17 @@ def test_unknown_setting_is_a_clear_error(bare_settings):
         assert "Traceback" not in result.output
     # Nothing was created on the way to the error.
     assert not bare_settings.data_dir.exists()
+
+
+def test_known_variables_are_the_settings_fields(tmp_path):
+    """One variable per Settings field that comes from the environment, none for ``extra``."""
+    from_environment = {f.name for f in fields(Settings)} - {"extra"}
+    assert {variable_name(name) for name in from_environment} == KNOWN_VARIABLES
+    assert variable_name("oidc_client_secret") == "DOSSIER_OIDC_CLIENT_SECRET"
+    base = {"DOSSIER_DATA_DIR": str(tmp_path / "data")}
+    assert load_settings({**base, "DOSSIER_SESSION_IDLE_MINUTES": "5"}).session_idle_minutes == 5
+    with pytest.raises(ConfigError, match=r"^unknown setting\(s\): DOSSIER_EXTRA \(known: "):
+        load_settings({**base, "DOSSIER_EXTRA": "{}"})
 
 
 def test_s3_without_endpoint_is_a_clear_error(bare_settings):

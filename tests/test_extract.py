@@ -23,12 +23,13 @@ from docx.oxml import parse_xml
 from PIL import Image, ImageDraw, ImageFont
 
 import workers.extract as extract_package
+from dossier_service.files.inspect import MAX_IMAGE_PIXELS, inspect_file
 from dossier_service.files.sniff import DOCX, JPEG, PDF, PNG, TEXT, TIFF
 from dossier_service.samples import make_pdf
 from dossier_service.sandbox import SandboxOutcome, SoftTimeout, run_in_sandbox
 from workers.extract import Extraction, extract_text
 from workers.extract import pdf as pdf_module
-from workers.extract.image import OcrError, check_image_header, run_tesseract
+from workers.extract.image import OcrError, run_tesseract
 from workers.extract.pdf import DAMAGED_REASON, PASSWORD_REASON, extract_pdf
 from workers.extract.text import TextCollector, decode_plain, extract_plain, normalize_text
 
@@ -441,20 +442,27 @@ def test_decompression_bomb_png_is_refused_quickly_from_its_header(
     assert spawned == []
 
 
-def test_pixel_limit_is_100_megapixels(tmp_path: Path) -> None:
-    """10,000 × 10,000 pixels pass the header check; one row more is refused."""
+def test_one_pixel_limit_for_upload_and_extraction(tmp_path: Path) -> None:
+    """10,000 × 10,000 pixels pass both the upload inspection and the extraction's header
+    check; one row more is refused by both, for the same reason, without decoding."""
+    assert MAX_IMAGE_PIXELS == 100_000_000
     at_limit = tmp_path / "limit.png"
     at_limit.write_bytes(_png_with_declared_size(10_000, 10_000))
     over = tmp_path / "over.png"
     over.write_bytes(_png_with_declared_size(10_000, 10_001))
-    assert check_image_header(at_limit, PNG) == (
-        {"width": 10_000, "height": 10_000, "bit_depth": 8, "color_type": 0, "complete": True},
-        None,
+    reason = "the image is too large (10000 × 10001 pixels; the limit is 100 million)"
+
+    accepted = inspect_file(at_limit, PNG)
+    assert (accepted.ok, accepted.flags["width"], accepted.flags["height"]) == (
+        True,
+        10_000,
+        10_000,
     )
-    _facts, problem = check_image_header(over, PNG)
-    assert problem == (
-        "the image is too large to read (10000 × 10001 pixels; the limit is 100 million)"
-    )
+    refused = inspect_file(over, PNG)
+    assert (refused.ok, refused.reason) == (False, reason)
+
+    result = extract_text(over, PNG)
+    assert (result.ok, result.reason) == (False, reason)
 
 
 # --- DOCX ---------------------------------------------------------------------------------

@@ -719,7 +719,11 @@ def test_image_headers(
     ("data", "media_type", "reason"),
     [
         (_png(640, 480, crc_ok=False), PNG, "the PNG image is damaged or incomplete"),
-        (_png(20_000, 20_000), PNG, "the image is too large (20000 × 20000 pixels)"),
+        (
+            _png(20_000, 20_000),
+            PNG,
+            "the image is too large (20000 × 20000 pixels; the limit is 100 million)",
+        ),
         (b"\x89PNG\r\n\x1a\n", PNG, "the PNG image is damaged or incomplete"),
         (b"\xff\xd8\xff\xe0\x00\x10JFIF", JPEG, "the JPEG image is damaged or incomplete"),
         (b"\xff\xd8\xff\xd9", JPEG, "the JPEG image is damaged or incomplete"),

@@ -339,7 +339,9 @@ def test_init_rebuilds_an_index_of_an_older_format(client, world, dossier, conta
     assert (root / "CURRENT").exists()  # the tests run on the embedded tantivy index
     live = root / os.readlink(root / "CURRENT")
     (live / "FORMAT").write_text(json.dumps({"format": 1, "analysis": 1}))
-    container.search._index = None  # as after a restart: the next read opens it anew
+    # As after a restart: a new index object opens the live generation anew.
+    container.search.close()
+    del container.__dict__["search"]
     assert client.get("/api/v1/search?q=Lenzburg", headers=world.auth("canton")).status_code == 503
     monkeypatch.setattr(cli, "_container", lambda: container)
     result = CliRunner().invoke(cli.main, ["init"])

@@ -204,6 +204,37 @@ def test_hostile_files_refused_and_nothing_left(client, world, container):
         assert_nothing_left(container, before)
 
 
+def declared_png(width: int, height: int) -> bytes:
+    """A grey PNG whose header declares *width* × *height* pixels, with a tiny IDAT."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_image_over_the_pixel_limit_refused_and_nothing_left(client, world, container):
+    """The upload refuses an image the extraction could not read (one limit for both)."""
+    cid = new_case(client, world)["id"]
+    before = snapshot(container)
+    huge = declared_png(10_000, 10_001)
+    response = upload(client, world, "canton", cid, huge, filename="riesig.png")
+    assert (response.status_code, error_code(response)) == (422, "damaged_file")
+    assert response.get_json()["error"]["message"] == (
+        "The file was refused: the image is too large (10000 × 10001 pixels; "
+        "the limit is 100 million)."
+    )
+    assert_nothing_left(container, before)
+
+
 def test_hostile_new_versions_refused_and_nothing_left(client, world, container):
     cid = new_case(client, world)["id"]
     created = upload(client, world, "canton", cid, make_png(), filename="scan.png")

@@ -49,7 +49,7 @@ def container() -> Container:
     max_retries=8,
 )
 def process_version(version_id: str) -> str:
-    """Check the stored bytes of a version (and, later, extract its text)."""
+    """Check the stored bytes of a version, extract its text and index it."""
     c = container()
     settings = c.settings
 

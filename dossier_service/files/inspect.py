@@ -10,7 +10,7 @@ import os
 import struct
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ from dossier_service.sandbox import SandboxOutcome, memory_limit_mb, run_in_sand
 if TYPE_CHECKING:
     import pikepdf
 
-__all__ = ["FileReport", "inspect_file"]
+__all__ = ["MAX_IMAGE_PIXELS", "FileReport", "check_image_header", "inspect_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -475,8 +475,9 @@ def _inspect_docx(path: Path) -> FileReport:
 
 # --- Images and text (pure Python, bounded reads) -----------------------------------------
 
-# Pillow refuses images above twice its default bomb threshold; thumbnails would fail anyway.
-_MAX_PIXELS = 178_956_970
+#: Images declaring more pixels than this are refused, at upload and again before text
+#: extraction decodes anything: one limit, so an accepted image can always be read.
+MAX_IMAGE_PIXELS = 100_000_000
 _MAX_JPEG_SEGMENTS = 1_000
 _MAX_TIFF_PAGES = 10_000
 _MAX_TIFF_ENTRIES = 4_096
@@ -500,17 +501,27 @@ def _inspect_local(path: Path, media_type: str) -> FileReport:
     """Header checks for images and a bounded UTF-8 check for text."""
     if media_type == TEXT:
         return _inspect_text(path)
-    readers = {PNG: _png_facts, JPEG: _jpeg_facts, TIFF: _tiff_facts}
-    label = {PNG: "PNG", JPEG: "JPEG", TIFF: "TIFF"}[media_type]
+    facts, problem = check_image_header(path, media_type)
+    return FileReport(problem is None, problem, facts or {})
+
+
+def check_image_header(path: Path, media_type: str) -> tuple[dict[str, object] | None, str | None]:
+    """Read an image's declared size without decoding it; (facts, refusal reason or None)."""
+    label = _IMAGE_LABELS[media_type]
     try:
         with path.open("rb") as f:
-            flags = readers[media_type](f)
-    except (_Damaged, struct.error):
-        return FileReport(False, f"the {label} image is damaged or incomplete", {})
-    width, height = flags.get("width"), flags.get("height")
-    if isinstance(width, int) and isinstance(height, int) and width * height > _MAX_PIXELS:
-        return FileReport(False, f"the image is too large ({width} × {height} pixels)", flags)
-    return FileReport(True, None, flags)
+            facts = _IMAGE_READERS[media_type](f)
+    except (_Damaged, struct.error, OSError):
+        return None, f"the {label} image is damaged or incomplete"
+    width, height = facts["width"], facts["height"]
+    if not isinstance(width, int) or not isinstance(height, int):
+        return None, f"the {label} image is damaged or incomplete"
+    if width * height > MAX_IMAGE_PIXELS:
+        return facts, (
+            f"the image is too large ({width} × {height} pixels; the limit is "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} million)"
+        )
+    return facts, None
 
 
 def _png_facts(f: IO[bytes]) -> dict[str, object]:
@@ -617,6 +628,14 @@ def _tiff_facts(f: IO[bytes]) -> dict[str, object]:
     if not width or not height:
         raise _Damaged
     return {"width": width, "height": height, "pages": pages, "pages_truncated": bool(offset)}
+
+
+_IMAGE_READERS: dict[str, Callable[[IO[bytes]], dict[str, object]]] = {
+    PNG: _png_facts,
+    JPEG: _jpeg_facts,
+    TIFF: _tiff_facts,
+}
+_IMAGE_LABELS = {PNG: "PNG", JPEG: "JPEG", TIFF: "TIFF"}
 
 
 def _inspect_text(path: Path) -> FileReport:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dossier_service.files.inspect import check_image_header
 from dossier_service.files.sniff import ACCEPTED_MEDIA_TYPES, DOCX, JPEG, PDF, PNG, TEXT, TIFF
 from dossier_service.sandbox import SandboxOutcome, memory_limit_mb, run_in_sandbox
-from workers.extract.image import check_image_header
 from workers.extract.text import MAX_TEXT_CHARS, extract_plain
 
 __all__ = ["Extraction", "extract_text"]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import shutil
-import struct
 import subprocess
 import time
 import warnings as py_warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dossier_service.files.inspect import _Damaged, _jpeg_facts, _png_facts, _tiff_facts
+from dossier_service.files.inspect import MAX_IMAGE_PIXELS, check_image_header
 from dossier_service.files.sniff import JPEG, PNG, TIFF
 from dossier_service.sandbox import SoftTimeout
 from workers.extract.text import TextCollector, result_record
@@ -20,19 +19,15 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
-    "MAX_IMAGE_PIXELS",
     "MAX_OCR_PIXELS",
     "OcrError",
     "OcrUnavailable",
-    "check_image_header",
     "extract_image",
     "find_tool",
     "ocr_grayscale",
     "run_tesseract",
 ]
 
-#: Images declaring more pixels than this are refused before anything decodes them.
-MAX_IMAGE_PIXELS = 100_000_000
 #: Larger page images are scaled down before OCR: A4 at 600 dpi is 35 MP, and Tesseract needs
 #: several bytes per pixel, which the memory limit must accommodate.
 MAX_OCR_PIXELS = 36_000_000
@@ -40,7 +35,6 @@ MAX_OCR_PIXELS = 36_000_000
 # even URLs), so only netpbm bytes that we produced ourselves are ever handed to it.
 _PGM_MAGIC = b"P5"
 _LABELS = {PNG: "PNG", JPEG: "JPEG", TIFF: "TIFF"}
-_HEADER_READERS = {PNG: _png_facts, JPEG: _jpeg_facts, TIFF: _tiff_facts}
 # Resolutions outside this range are junk (a phone photo says 72 dpi); Tesseract then
 # estimates the resolution from the text height itself.
 _PLAUSIBLE_DPI = (100, 1200)
@@ -52,25 +46,6 @@ class OcrError(Exception):
 
 class OcrUnavailable(OcrError):
     """Tesseract (or the requested language) is not installed: no page can be OCR'd."""
-
-
-def check_image_header(path: Path, media_type: str) -> tuple[dict[str, Any] | None, str | None]:
-    """Read an image's declared size without decoding it; (facts, refusal reason or None)."""
-    label = _LABELS[media_type]
-    try:
-        with path.open("rb") as f:
-            facts = _HEADER_READERS[media_type](f)
-    except (_Damaged, struct.error, OSError):
-        return None, f"the {label} image is damaged or incomplete"
-    width, height = facts["width"], facts["height"]
-    if not isinstance(width, int) or not isinstance(height, int):
-        return None, f"the {label} image is damaged or incomplete"
-    if width * height > MAX_IMAGE_PIXELS:
-        return facts, (
-            f"the image is too large to read ({width} × {height} pixels; the limit is "
-            f"{MAX_IMAGE_PIXELS // 1_000_000} million)"
-        )
-    return facts, None
 
 
 # --- Tesseract ----------------------------------------------------------------------------

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dossier_service.files.inspect import MAX_IMAGE_PIXELS
 from dossier_service.sandbox import SoftTimeout
 from workers.extract.image import (
-    MAX_IMAGE_PIXELS,
     MAX_OCR_PIXELS,
     OcrError,
     OcrUnavailable,
