@@ -91,9 +91,11 @@ def setup(data_dir: Path, docs: int, total: int, pdfs: int) -> tuple[str, int]:
     from dossier_service.samples import make_pdf
     from dossier_service.services import accounts, cases, closing, exports
     from dossier_service.services.documents import storage_key
+    from workers.celery_app import make_sender
 
-    container = Container(load_settings())
-    settings = container.settings
+    settings = load_settings()
+    # An entry point of its own: it hands the container the broker's task sender.
+    container = Container(settings, task_sender=make_sender(settings))
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     schema.upgrade(container.db)
     with container.db.transaction() as session:

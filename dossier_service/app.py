@@ -11,38 +11,40 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from dossier_service import web
 from dossier_service.api import create_blueprint
 from dossier_service.api import errors as api_errors
-from dossier_service.api.context import close_session
 from dossier_service.config import Settings, load_settings
 from dossier_service.container import Container
+from dossier_service.http import unit_of_work
+from workers.celery_app import make_broker_probe, make_sender
+from workers.tasks import use_container
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> Flask:
     """Build the WSGI app from settings (the environment by default)."""
     settings = settings or (container.settings if container else load_settings())
     container = container or Container(settings)
+    # The entry point wires the broker: the container sends tasks through Celery (unless a
+    # test handed in its own sender), and eager tasks run in this process on this container.
+    if not container.has_task_sender:
+        container.use_task_sender(make_sender(settings))
+    if settings.tasks_eager:
+        use_container(container)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = Flask(__name__)
+    app = unit_of_work.UnitOfWorkFlask(__name__)
     # Uploads are streamed and limited by our own code, not buffered by Flask.
     app.config.update(MAX_CONTENT_LENGTH=None)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["dossier"] = container
-    from workers.celery_app import make_broker_probe
-
     app.extensions["dossier_broker_probe"] = make_broker_probe(settings)
-    if settings.tasks_eager:
-        from workers.tasks import use_container
-
-        use_container(container)
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
     app.register_blueprint(create_blueprint())
     api_errors.register(app)
-    app.teardown_appcontext(close_session)
+    unit_of_work.init_app(app)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -14,6 +14,8 @@ import click
 from dossier_service.config import ConfigError, Settings, load_settings
 from dossier_service.container import Container
 from dossier_service.errors import DossierError
+from workers.celery_app import make_sender, make_worker_app
+from workers.tasks import use_container
 
 
 def _settings() -> Settings:
@@ -24,7 +26,12 @@ def _settings() -> Settings:
 
 
 def _container() -> Container:
-    return Container(_settings())
+    """The CLI's container; this entry point wires the broker and, if eager, the tasks."""
+    settings = _settings()
+    container = Container(settings, task_sender=make_sender(settings))
+    if settings.tasks_eager:
+        use_container(container)  # eager tasks run in this process, on this container
+    return container
 
 
 def _init(container: Container) -> None:
@@ -163,9 +170,7 @@ def serve(host: str, port: int, no_worker: bool, workers: int, threads: int) -> 
 def worker(concurrency: int, beat: bool) -> None:
     """Run a Celery worker for the background tasks."""
     settings = _settings()
-    from workers.celery_app import make_celery
-
-    app = make_celery(settings)
+    app = make_worker_app(settings)
     argv = [
         "worker",
         f"--concurrency={concurrency}",

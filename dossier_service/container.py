@@ -1,4 +1,8 @@
-"""Wires settings to the database, object store and task sender for one process."""
+"""Wires settings to the database, object store and task sender for one process.
+
+The task sender comes from the entry point (the app factory, the CLI, the worker), which
+knows the broker; this module and the services below it never import ``workers``.
+"""
 
 from __future__ import annotations
 
@@ -81,12 +85,19 @@ class Container:
 
     @property
     def task_sender(self) -> TaskSender:
-        """The function that hands a task to the broker (Celery unless injected)."""
+        """The function that hands a task to the broker (handed in by the entry point)."""
         if self._task_sender is None:
-            from workers.celery_app import make_sender
-
-            self._task_sender = make_sender(self.settings)
+            raise RuntimeError("no task sender: the entry point hands one to the container")
         return self._task_sender
+
+    @property
+    def has_task_sender(self) -> bool:
+        """True once a task sender was handed in."""
+        return self._task_sender is not None
+
+    def use_task_sender(self, sender: TaskSender) -> None:
+        """Hand in the function that sends tasks (entry points do, once, at start-up)."""
+        self._task_sender = sender
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -105,6 +105,32 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_ON_ROLLBACK = "dossier_on_rollback"
+
+
+def on_rollback(session: Session, undo: Callable[[], None]) -> None:
+    """Run ``undo`` if the session's current transaction ends without a commit.
+
+    For effects outside the database (an object written to storage before its rows): whoever
+    ends the transaction, the request's unit of work or ``Database.transaction``, a rollback
+    undoes them too.
+    """
+    session.info.setdefault(_ON_ROLLBACK, []).append(undo)
+
+
+def _forget_undos(session: Session) -> None:
+    """A committed transaction keeps its effects."""
+    session.info.pop(_ON_ROLLBACK, None)
+
+
+def _run_undos(session: Session, transaction: SessionTransaction) -> None:
+    """Undo the outside effects of an outermost transaction that ended uncommitted."""
+    if transaction.parent is not None:
+        return  # a flush's or a savepoint's end; the outer transaction decides
+    for undo in session.info.pop(_ON_ROLLBACK, []):
+        undo()
+
+
 class Database:
     """Owns the engine and hands out sessions."""
 
@@ -112,6 +138,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.sessionmaker, "after_commit", _forget_undos)
+        event.listen(self.sessionmaker, "after_transaction_end", _run_undos)
 
     @property
     def dialect(self) -> str:

@@ -24,6 +24,7 @@ from dossier_service.uploads import SpooledFile
 from storage import StorageUnavailable
 from tests.conftest import World, new_case, upload
 from tests.test_uploads import assert_nothing_left, make_png, snapshot, spool_entries
+from workers.celery_app import make_sender
 
 # Inspected in-process (no sandbox child), which keeps these tests quick; the faults under
 # test happen after inspection, so the type does not matter.
@@ -196,7 +197,7 @@ def test_real_broker_down_does_not_hold_up_the_upload(world, settings):
     down = settings.with_overrides(
         broker_url=f"redis://127.0.0.1:{_closed_port()}/0", tasks_eager=False
     )
-    down_container = Container(down)
+    down_container = Container(down, task_sender=make_sender(down))
     celery_sender = down_container.task_sender
     durations: list[float] = []
 
@@ -348,13 +349,14 @@ def test_rolled_back_task_is_not_sent_by_the_sessions_next_commit(
             documents.create_document(
                 rec_container, session, who, cid, _spool(settings, PNG), {"type": "other"}
             )
+        session.rollback()  # what the request's unit of work does after an error
         monkeypatch.setattr(audit, "record", real_record)
         second = make_png(seed=2)
         document = documents.create_document(
             rec_container, session, who, cid, _spool(settings, second), {"type": "other"}
         )
         (version_id,) = [v.id for v in document.versions]
-        session.rollback()  # the returned row was read in a new transaction; end it
+        session.commit()  # the caller's transaction stores the document and sends its task
         assert broker.sent == [(PROCESS, {"version_id": version_id})]
         assert len(outbox_rows(rec_container)) == 1
     finally:

@@ -15,6 +15,7 @@ from dossier_service.app import create_app
 from dossier_service.container import Container
 from dossier_service.samples import make_pdf
 from tests.conftest import new_case, upload
+from workers.celery_app import make_sender
 
 BROKERS = ["embedded"] + (["redis"] if os.environ.get("DOSSIER_TEST_REDIS_URL") else [])
 
@@ -116,7 +117,7 @@ def test_broker_outage_keeps_the_task_until_the_relay_sends_it(worker_settings, 
 
     assert outbox.unsent_count(down.db) == 1
     # The broker is back: the relay sends it, a worker processes it.
-    up = Container(worker_settings)
+    up = Container(worker_settings, task_sender=make_sender(worker_settings))
     assert outbox.relay(up.db, up.task_sender, older_than_s=0) == 1
     assert outbox.unsent_count(up.db) == 0
     worker = _start_worker(worker_settings)

@@ -8,6 +8,8 @@ from celery import Celery
 from celery.schedules import crontab
 
 from dossier_service.config import Settings, load_settings
+from dossier_service.container import Container
+from workers import tasks
 
 RELAY_INTERVAL_S = 30.0
 #: Resend relabellings of moved cases whose sync task did not finish (index outage).
@@ -70,8 +72,6 @@ def make_sender(settings: Settings) -> Any:
 
     def send(task: str, payload: dict[str, Any]) -> None:
         if settings.tasks_eager:
-            import workers.tasks  # noqa: F401  (registers the tasks)
-
             app.tasks[task].apply(kwargs=payload, throw=True)
             return
         # retry=False: if the broker is down the outbox keeps the task for the relay
@@ -94,6 +94,16 @@ def make_broker_probe(settings: Settings) -> Any:
     return probe
 
 
+def make_worker_app(settings: Settings) -> Celery:
+    """The worker's entry point: its Celery app, and the container its tasks run on.
+
+    The container is built before the pool forks; it opens no connection until a task
+    uses it, so every worker process still gets its own.
+    """
+    tasks.use_container(Container(settings, task_sender=make_sender(settings)))
+    return make_celery(settings)
+
+
 _apps: dict[str, Celery] = {}
 
 
@@ -105,5 +115,5 @@ def __getattr__(name: str) -> Celery:
     if name != "celery_app":
         raise AttributeError(name)
     if name not in _apps:
-        _apps[name] = make_celery(load_settings())
+        _apps[name] = make_worker_app(load_settings())
     return _apps[name]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from celery import shared_task
 
-from dossier_service.config import load_settings
 from dossier_service.container import Container
 from dossier_service.services import (
     exports,
@@ -30,14 +29,14 @@ _current: dict[str, Container] = {}
 
 
 def use_container(container: Container) -> None:
-    """Make tasks in this process use the given container (web process in eager mode)."""
+    """Make tasks in this process use the given container (set by the entry point)."""
     _current["container"] = container
 
 
 def container() -> Container:
-    """The container tasks use: one per worker process, built from the environment."""
+    """The container tasks use: the worker's, or the web process's in eager mode."""
     if "container" not in _current:
-        _current["container"] = Container(load_settings())
+        raise RuntimeError("no container: the entry point calls use_container first")
     return _current["container"]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from dossier_service.api.context import audit_context, container, identity, json_body, session
-from dossier_service.api.documents import _content_disposition
+from dossier_service.api.context import json_body
 from dossier_service.errors import ServiceUnavailable
+from dossier_service.http.context import audit_context, container, identity, session
+from dossier_service.http.downloads import content_disposition
 from dossier_service.services import disclosure, exports, retention
 from storage import ObjectNotFound, StorageError
 
@@ -17,8 +18,6 @@ def create_export() -> tuple[Response, int]:
     db = session()
     export = exports.create_export(db, identity(), json_body())
     export_id = export.id
-    # The commit sends the build task (eagerly: runs it) only for a committed export.
-    db.commit()
     return jsonify({"id": export_id, "status": "queued"}), 202
 
 
@@ -27,7 +26,6 @@ def get_export(export_id: str) -> Response:
     audit_context("export.read")
     db = session()
     body = exports.export_json(exports.get_export(db, identity(), export_id))
-    db.commit()
     return jsonify(body)
 
 
@@ -50,9 +48,8 @@ def get_export_content(export_id: str) -> Response:
         "Content-Length": str(export.size),
         "ETag": f'"{export.sha256}"',
         "Cache-Control": "private, no-store",
-        "Content-Disposition": _content_disposition(f"SIP-{export.id}.zip"),
+        "Content-Disposition": content_disposition(f"SIP-{export.id}.zip"),
     }
-    db.commit()
     return Response(stream, headers=headers, mimetype="application/zip", direct_passthrough=True)
 
 
@@ -62,7 +59,6 @@ def acknowledge_export(export_id: str) -> Response:
     db = session()
     export = exports.acknowledge(db, identity(), export_id, json_body())
     body = exports.export_json(export)
-    db.commit()
     return jsonify(body)
 
 
@@ -72,7 +68,6 @@ def set_legal_hold(case_id: str) -> tuple[Response, int]:
     db = session()
     hold = retention.set_legal_hold(db, identity(), case_id, json_body())
     body = retention.legal_hold_json(hold)
-    db.commit()
     return jsonify(body), 201
 
 
@@ -83,7 +78,6 @@ def release_legal_hold(case_id: str) -> Response:
     payload = json_body() if request.content_length else None
     hold = retention.release_legal_hold(db, identity(), case_id, payload)
     body = retention.legal_hold_json(hold)
-    db.commit()
     return jsonify(body)
 
 
@@ -92,10 +86,9 @@ def get_disclosure(case_id: str) -> Response:
     audit_context("disclosure.create", case_id=case_id)
     db = session()
     prepared = disclosure.prepare(container(), db, identity(), case_id)
-    db.commit()  # the disclosure is logged before the first byte leaves
     headers = {
         "Cache-Control": "private, no-store",
-        "Content-Disposition": _content_disposition(prepared.filename),
+        "Content-Disposition": content_disposition(prepared.filename),
     }
     return Response(
         disclosure.stream(container(), prepared),

@@ -7,8 +7,8 @@ import datetime as dt
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
-from dossier_service.api.context import audit_context, identity, session
 from dossier_service.errors import BadRequest
+from dossier_service.http.context import audit_context, identity, session
 from dossier_service.models import AuditEntry
 from dossier_service.policy import Action, require
 from dossier_service.services import audit
@@ -66,7 +66,6 @@ def list_entries() -> Response:
         "audit.read",
         detail={k: v for k, v in filters.items() if v} | {"returned": len(items)},
     )
-    db.commit()
     return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from dossier_service.api.context import audit_context, identity, json_body, session
+from dossier_service.api.context import json_body
+from dossier_service.http.context import audit_context, identity, session
 from dossier_service.services import cases, transfers
 from dossier_service.validation import int_param
 
@@ -14,7 +15,6 @@ def create_case() -> tuple[Response, int]:
     audit_context("case.create")
     db = session()
     case = cases.create_case(db, identity(), json_body())
-    db.commit()
     return jsonify(cases.case_json(db, case)), 201
 
 
@@ -45,7 +45,6 @@ def list_cases() -> Response:
         "page": page,
         "per_page": per_page,
     }
-    db.commit()
     return jsonify(body)
 
 
@@ -55,7 +54,6 @@ def get_case(case_id: str) -> Response:
     db = session()
     case = cases.get_case(db, identity(), case_id)
     body = cases.case_json(db, case)
-    db.commit()
     return jsonify(body)
 
 
@@ -64,7 +62,6 @@ def get_responsibilities(case_id: str) -> Response:
     audit_context("case.read", case_id=case_id)
     db = session()
     items = cases.responsibilities_json(db, identity(), case_id)
-    db.commit()
     return jsonify({"items": items})
 
 
@@ -73,7 +70,6 @@ def create_transfer(case_id: str) -> tuple[Response, int]:
     audit_context("transfer.create", case_id=case_id)
     db = session()
     case = transfers.transfer_case(db, identity(), case_id, json_body())
-    db.commit()
     return jsonify(cases.case_json(db, case)), 201
 
 
@@ -82,7 +78,6 @@ def create_delegation(case_id: str) -> tuple[Response, int]:
     audit_context("delegation.create", case_id=case_id)
     db = session()
     case = transfers.delegate_case(db, identity(), case_id, json_body())
-    db.commit()
     return jsonify(cases.case_json(db, case)), 201
 
 
@@ -91,7 +86,6 @@ def end_delegation(case_id: str, unit_code: str) -> Response:
     audit_context("delegation.end", case_id=case_id)
     db = session()
     case = transfers.end_delegation(db, identity(), case_id, unit_code)
-    db.commit()
     return jsonify(cases.case_json(db, case))
 
 

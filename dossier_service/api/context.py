@@ -1,49 +1,18 @@
-"""Per-request access to the container, the database session and the caller."""
+"""What only the API does with a request: bearer tokens, NUL checks and JSON bodies."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, request
-from sqlalchemy.orm import Session
+from flask import g, request
 
-from dossier_service.container import Container
-from dossier_service.errors import BadRequest
-from dossier_service.identity import Identity
+from dossier_service.errors import BadRequest, Unauthenticated
+from dossier_service.http.context import client_ip, session
+from dossier_service.http.unit_of_work import separate_transaction
 from dossier_service.services import accounts
 
 #: Endpoints that answer without a token.
 PUBLIC_ENDPOINTS = frozenset({"api.health", "api.openapi"})
-
-
-def container() -> Container:
-    """The application's container."""
-    return current_app.extensions["dossier"]
-
-
-def session() -> Session:
-    """The request's database session (opened on first use, closed at teardown)."""
-    if "db_session" not in g:
-        g.db_session = container().db.session()
-    return g.db_session
-
-
-def close_session(_exc: BaseException | None = None) -> None:
-    """Roll back anything uncommitted and close the request's session."""
-    db_session = g.pop("db_session", None)
-    if db_session is not None:
-        db_session.rollback()
-        db_session.close()
-
-
-def identity() -> Identity:
-    """The authenticated caller of this request."""
-    return g.identity
-
-
-def client_ip() -> str | None:
-    """The client's address (ProxyFix applies DOSSIER_TRUSTED_PROXIES before this)."""
-    return request.remote_addr
 
 
 def authenticate() -> None:
@@ -53,7 +22,13 @@ def authenticate() -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else ""
-    g.identity = accounts.authenticate_token(session(), token or None, client_ip())
+    try:
+        g.identity = accounts.authenticate_token(session(), token or None, client_ip())
+    except Unauthenticated as exc:
+        # A refused token is audited although the request fails: in a transaction of its own.
+        with separate_transaction() as db:
+            accounts.record_refusal(db, exc, client_ip())
+        raise
 
 
 def reject_nul_characters() -> None:
@@ -68,11 +43,6 @@ def reject_nul_characters() -> None:
     values += [v for _, vs in request.args.lists() for v in vs]
     if any("\x00" in value for value in values):
         raise BadRequest("The address contains a NUL character.", code="invalid_parameter")
-
-
-def audit_context(action: str, **ids: Any) -> None:
-    """Name the action and objects of this request, so a denial can be logged with them."""
-    g.audit_context = {"action": action, **ids}
 
 
 def json_body() -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from dossier_service.api.context import audit_context, container, identity, json_body, session
-from dossier_service.api.notifications import commit_and_deliver
+from dossier_service.api.context import json_body
+from dossier_service.http.context import audit_context, container, identity, session
 from dossier_service.services import cost_approvals
 
 
@@ -15,7 +15,6 @@ def request_approval(case_id: str) -> tuple[Response, int]:
     db = session()
     approval = cost_approvals.request_cost_approval(db, identity(), case_id, json_body())
     body = cost_approvals.cost_approval_json(approval)
-    commit_and_deliver(db)
     return jsonify(body), 201
 
 
@@ -25,7 +24,6 @@ def list_approvals(case_id: str) -> Response:
     db = session()
     items, totals = cost_approvals.list_cost_approvals(db, identity(), case_id)
     body = {"items": [cost_approvals.cost_approval_json(a) for a in items], **totals}
-    db.commit()
     return jsonify(body)
 
 
@@ -36,7 +34,6 @@ def get_approval(approval_id: str) -> Response:
     body = cost_approvals.cost_approval_json(
         cost_approvals.read_cost_approval(db, identity(), approval_id)
     )
-    db.commit()
     return jsonify(body)
 
 
@@ -50,7 +47,6 @@ def decide(approval_id: str) -> Response:
         container(), db, identity(), approval_id, payload
     )
     body = cost_approvals.cost_approval_json(approval)
-    db.commit()
     return jsonify(body)
 
 

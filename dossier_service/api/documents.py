@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.http import parse_options_header
 
-from dossier_service.api.context import audit_context, container, identity, session
 from dossier_service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from dossier_service.http.context import audit_context, container, identity, session
+from dossier_service.http.downloads import content_disposition
+from dossier_service.http.uploads import MULTIPART_OVERHEAD, drain_body
 from dossier_service.policy import Action, load_case
 from dossier_service.services import documents
 from dossier_service.uploads import ParsedUpload, parse_multipart
-
-# Room for the multipart envelope and form fields around the file itself.
-MULTIPART_OVERHEAD = 1024 * 1024
-DRAIN_LIMIT = 16 * 1024 * 1024
-
-
-def _drain_body() -> None:
-    """Read and discard what is left of a refused upload, up to a bound.
-
-    Answering before the client finished sending makes many clients report a broken
-    connection instead of our error; a body larger than the bound is cut off instead.
-    """
-    stream = request.stream
-    remaining = DRAIN_LIMIT
-    while remaining > 0:
-        chunk = stream.read(min(remaining, 1024 * 1024))
-        if not chunk:
-            return
-        remaining -= len(chunk)
 
 
 def _receive_upload() -> ParsedUpload:
@@ -54,7 +35,7 @@ def _receive_upload() -> ParsedUpload:
             max_file_bytes=limit,
         )
     except (UnsupportedMediaType, BadRequest):
-        _drain_body()
+        drain_body()
         raise
     if parsed.file is None:
         parsed.discard()
@@ -102,7 +83,6 @@ def list_documents(case_id: str) -> Response:
     audit_context("document.list", case_id=case_id)
     db = session()
     items = [documents.document_json(d) for d in documents.list_documents(db, identity(), case_id)]
-    db.commit()
     return jsonify({"items": items})
 
 
@@ -111,15 +91,7 @@ def get_document(document_id: str) -> Response:
     audit_context("document.read", document_id=document_id)
     db = session()
     body = documents.document_json(documents.read_document(db, identity(), document_id))
-    db.commit()
     return jsonify(body)
-
-
-def _content_disposition(filename: str) -> str:
-    """attachment with an ASCII fallback and the UTF-8 name (RFC 6266 / 5987)."""
-    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace("?", "_")
-    ascii_name = "".join(c for c in ascii_name if c not in '"\\;\r\n') or "download"
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def get_content(document_id: str, number: int | None = None) -> Response:
@@ -134,13 +106,12 @@ def get_content(document_id: str, number: int | None = None) -> Response:
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-cache",
         "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": _content_disposition(version.filename),
+        "Content-Disposition": content_disposition(version.filename),
         "Content-Security-Policy": "default-src 'none'; sandbox",
     }
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match and etag in {documents.normalise_etag(v) for v in if_none_match.split(",")}:
         documents.open_content(container(), db, who, case, version, not_modified=True)
-        db.commit()
         return Response(status=304, headers=headers)
 
     byte_range: tuple[int, int | None] | None = None
@@ -163,7 +134,6 @@ def get_content(document_id: str, number: int | None = None) -> Response:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{version.size}"
     stream = documents.open_content(container(), db, who, case, version, byte_range)
-    db.commit()
     assert stream is not None
     headers["Content-Length"] = str(length)
     return Response(

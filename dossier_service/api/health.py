@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from dossier_service.api.context import container
+from dossier_service.http.context import container
 from dossier_service.services import health as health_service
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")

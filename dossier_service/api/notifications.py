@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy.orm import Session
 
-from dossier_service.api.context import audit_context, identity, session
 from dossier_service.errors import BadRequest
+from dossier_service.http.context import audit_context, identity, session
 from dossier_service.services import notifications
 from dossier_service.validation import int_param
-
-
-def commit_and_deliver(db: Session) -> None:
-    """Commit; the container's after-commit hook hands the e-mail tasks to the broker."""
-    db.commit()
 
 
 def list_notifications() -> Response:
@@ -37,7 +31,6 @@ def list_notifications() -> Response:
         "page": page,
         "per_page": per_page,
     }
-    db.commit()
     return jsonify(body)
 
 
@@ -47,7 +40,6 @@ def mark_read(notification_id: int) -> Response:
     db = session()
     notification = notifications.mark_read(db, identity(), notification_id)
     body = notifications.notification_json(notification)
-    db.commit()
     return jsonify(body)
 
 

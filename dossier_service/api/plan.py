@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from dossier_service.api.context import audit_context, identity, json_body, session
-from dossier_service.api.notifications import commit_and_deliver
+from dossier_service.api.context import json_body
+from dossier_service.http.context import audit_context, identity, session
 from dossier_service.services import cases, closing, plan
 
 
@@ -14,7 +14,6 @@ def update_case(case_id: str) -> Response:
     audit_context("case.update", case_id=case_id)
     db = session()
     case = plan.update_case(db, identity(), case_id, json_body())
-    db.commit()
     return jsonify(cases.case_json(db, case))
 
 
@@ -23,7 +22,6 @@ def target_groups(case_id: str) -> Response:
     audit_context("case.read", case_id=case_id)
     db = session()
     items = plan.target_group_history(db, identity(), case_id)
-    db.commit()
     return jsonify({"items": items})
 
 
@@ -33,7 +31,6 @@ def create_measure(case_id: str) -> tuple[Response, int]:
     db = session()
     measure = plan.create_measure(db, identity(), case_id, json_body())
     body = plan.measure_json(measure)
-    commit_and_deliver(db)
     return jsonify(body), 201
 
 
@@ -42,7 +39,6 @@ def list_measures(case_id: str) -> Response:
     audit_context("measure.list", case_id=case_id)
     db = session()
     items = [plan.measure_json(m) for m in plan.list_measures(db, identity(), case_id)]
-    db.commit()
     return jsonify({"items": items})
 
 
@@ -52,7 +48,6 @@ def update_measure(measure_id: str) -> Response:
     db = session()
     measure = plan.update_measure(db, identity(), measure_id, json_body())
     body = plan.measure_json(measure)
-    commit_and_deliver(db)
     return jsonify(body)
 
 
@@ -62,7 +57,6 @@ def create_milestone(case_id: str) -> tuple[Response, int]:
     db = session()
     milestone = plan.create_milestone(db, identity(), case_id, json_body())
     body = plan.milestone_json(milestone)
-    db.commit()
     return jsonify(body), 201
 
 
@@ -71,7 +65,6 @@ def list_milestones(case_id: str) -> Response:
     audit_context("milestone.list", case_id=case_id)
     db = session()
     items = [plan.milestone_json(m) for m in plan.list_milestones(db, identity(), case_id)]
-    db.commit()
     return jsonify({"items": items})
 
 
@@ -80,7 +73,6 @@ def close_case(case_id: str) -> Response:
     audit_context("case.close", case_id=case_id)
     db = session()
     case = closing.close_case(db, identity(), case_id, json_body())
-    db.commit()
     return jsonify(cases.case_json(db, case))
 
 
@@ -89,7 +81,6 @@ def reopen_case(case_id: str) -> Response:
     audit_context("case.reopen", case_id=case_id)
     db = session()
     case = closing.reopen_case(db, identity(), case_id, json_body())
-    db.commit()
     return jsonify(cases.case_json(db, case))
 
 

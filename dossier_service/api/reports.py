@@ -6,8 +6,8 @@ import datetime as dt
 
 from flask import Blueprint, Response, jsonify, request
 
-from dossier_service.api.context import audit_context, container, identity, session
 from dossier_service.errors import BadRequest
+from dossier_service.http.context import audit_context, container, identity, session
 from dossier_service.services import indicators, monitoring
 
 
@@ -33,7 +33,6 @@ def ias_report() -> Response:
     as_of = _as_of()
     db = session()
     report = indicators.ias_report(db, identity(), as_of)
-    db.commit()
     if fmt == "csv":
         return Response(
             indicators.ias_csv(report),
@@ -53,7 +52,6 @@ def stalled_report() -> Response:
     as_of = _as_of()
     db = session()
     report = monitoring.stalled_report(db, identity(), as_of, container().settings.stall_days)
-    db.commit()
     return jsonify(report)
 
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 from flask import Blueprint, Response, jsonify, request
 
-from dossier_service.api.context import audit_context, container, identity, session
 from dossier_service.errors import BadRequest
+from dossier_service.http.context import audit_context, container, identity, session
 from dossier_service.services import search as search_service
 from dossier_service.validation import int_param
 
@@ -64,7 +64,6 @@ def search() -> Response:
         )
     db = session()
     body = search_service.search_documents(container(), db, identity(), params)
-    db.commit()
     return jsonify(body)
 
 

@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -111,6 +113,36 @@ def revoke_tokens(session: Session, username: str) -> int:
     return len(tokens)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """What the audit log records about a refused login or token (outcome denied)."""
+
+    action: str
+    username: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def _refused(message: str, code: str, refusal: Refusal, **details: Any) -> Unauthenticated:
+    """The error of a refused authentication, carrying what ``record_refusal`` logs."""
+    return Unauthenticated(message, code=code, refusal=refusal, **details)
+
+
+def record_refusal(session: Session, exc: Unauthenticated, ip: str | None) -> None:
+    """Audit a refused authentication.
+
+    Called with a transaction of its own: the refused request's transaction rolls back, and
+    the failed logins counted by the throttle must be stored all the same.
+    """
+    refusal: Refusal = exc.details["refusal"]
+    audit.record(
+        session,
+        Anonymous(ip=ip, username=refusal.username),
+        refusal.action,
+        outcome="denied",
+        detail=refusal.detail,
+    )
+
+
 def identity_for_user(user: User, ip: str | None = None) -> Identity:
     """The Identity the services use for a user."""
     return Identity(
@@ -125,34 +157,26 @@ def identity_for_user(user: User, ip: str | None = None) -> Identity:
 
 
 def authenticate_token(session: Session, token: str | None, ip: str | None) -> Identity:
-    """Resolve a bearer token to an Identity; log and refuse anything else."""
+    """Resolve a bearer token to an Identity; refuse anything else (see ``record_refusal``)."""
     if not token:
         # A request without credentials is a failed authentication too: log it like one.
-        audit.record(
-            session,
-            Anonymous(ip=ip),
-            "auth.failed",
-            outcome="denied",
-            detail={"reason": "missing_token"},
+        raise _refused(
+            "Send 'Authorization: Bearer <token>'.",
+            "missing_token",
+            Refusal("auth.failed", detail={"reason": "missing_token"}),
         )
-        session.commit()
-        raise Unauthenticated("Send 'Authorization: Bearer <token>'.", code="missing_token")
     row = None
     if token.startswith(TOKEN_PREFIX) and len(token) < 200:
         row = session.execute(
             select(ApiToken).where(ApiToken.token_hash == hash_token(token))
         ).scalar_one_or_none()
     if row is None or row.revoked_at is not None or not row.user.active:
-        audit.record(
-            session,
-            Anonymous(ip=ip),
-            "auth.failed",
-            outcome="denied",
-            detail={"reason": "revoked" if row is not None else "unknown_token"},
-        )
-        session.commit()
-        raise Unauthenticated(
-            "The token is unknown, revoked or its user is disabled.", code="invalid_token"
+        raise _refused(
+            "The token is unknown, revoked or its user is disabled.",
+            "invalid_token",
+            Refusal(
+                "auth.failed", detail={"reason": "revoked" if row is not None else "unknown_token"}
+            ),
         )
     return identity_for_user(row.user, ip)
 
@@ -227,24 +251,23 @@ def _throttled_until(session: Session, username: str, ip: str | None) -> dt.date
     return until if until is not None and until > now else None
 
 
-def login_with_password(
-    session: Session, username: str, password: str, ip: str | None
-) -> Identity:
+def login_with_password(session: Session, username: str, password: str, ip: str | None) -> Identity:
     """Check a username and password; audit auth.login, auth.failed or auth.throttled.
 
     Raises Unauthenticated with code ``invalid_credentials`` (the same answer for an
     unknown user, a wrong password and a disabled user, so nothing is learned about
-    accounts) or ``login_throttled`` with ``retry_after`` seconds in its details. Commits
-    the audit entry of a refusal itself, as the caller's transaction is not committed then.
+    accounts) or ``login_throttled`` with ``retry_after`` seconds in its details; the
+    caller stores the refusal with ``record_refusal`` in a transaction of its own.
     """
     name = _login_name(username)
     until = _throttled_until(session, name, ip)
     if until is not None:
-        audit.record(session, Anonymous(ip=ip, username=name), "auth.throttled", outcome="denied")
-        session.commit()
         retry = max(1, int((until - utcnow()).total_seconds()))
-        raise Unauthenticated(
-            "Too many failed logins; try again later.", code="login_throttled", retry_after=retry
+        raise _refused(
+            "Too many failed logins; try again later.",
+            "login_throttled",
+            Refusal("auth.throttled", username=name),
+            retry_after=retry,
         )
     user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
     stored = user.password_hash if user is not None and user.active else None
@@ -257,15 +280,11 @@ def login_with_password(
         reason = "unknown_user" if user is None else ("disabled" if not user.active else "password")
         if user is not None and user.active and stored is None:
             reason = "no_password"
-        audit.record(
-            session,
-            Anonymous(ip=ip, username=name),
-            "auth.failed",
-            outcome="denied",
-            detail={"method": "password", "reason": reason},
+        raise _refused(
+            "Username or password is wrong.",
+            "invalid_credentials",
+            Refusal("auth.failed", username=name, detail={"method": "password", "reason": reason}),
         )
-        session.commit()
-        raise Unauthenticated("Username or password is wrong.", code="invalid_credentials")
     if _hasher.check_needs_rehash(stored):
         user.password_hash = _hasher.hash(password)
     identity = identity_for_user(user, ip)
@@ -282,15 +301,14 @@ def login_with_oidc(session: Session, username: str | None, ip: str | None) -> I
     name = _login_name(username or "")
     user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
     if user is None or not user.active:
-        audit.record(
-            session,
-            Anonymous(ip=ip, username=name or None),
-            "auth.failed",
-            outcome="denied",
-            detail={"method": "oidc", "reason": "unknown_user" if user is None else "disabled"},
+        reason = "unknown_user" if user is None else "disabled"
+        raise _refused(
+            "No active user matches this login.",
+            "oidc_unknown_user",
+            Refusal(
+                "auth.failed", username=name or None, detail={"method": "oidc", "reason": reason}
+            ),
         )
-        session.commit()
-        raise Unauthenticated("No active user matches this login.", code="oidc_unknown_user")
     identity = identity_for_user(user, ip)
     audit.record(session, identity, "auth.login", detail={"method": "oidc"})
     return identity

@@ -33,15 +33,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from dossier_service.container import Container
 from dossier_service.db import utcnow
 from dossier_service.identity import Anonymous
 from dossier_service.models import AuditEntry
 from dossier_service.services import audit
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 FORMAT = "dossier-audit-export/1"
 ALGORITHM = "HMAC-SHA256"

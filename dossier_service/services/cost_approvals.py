@@ -15,11 +15,11 @@ Deciding, and why it is never half done:
 4. one transaction re-checks the policy (locking the case row), inserts the letter's
    document and version, then flips the request with a conditional
    ``UPDATE … WHERE status = 'requested'``, records the audit entries and the requester's
-   notification, and commits. If the UPDATE finds the request decided meanwhile (two
-   canton caseworkers at once), it raises 409 and everything rolls back, the stored
-   letter object included. So the decision and its letter commit together or not at all;
-   a crash between 3 and 4 leaves only an unreferenced object that ``dossier fsck``
-   reports as an orphan.
+   notification; the caller's transaction commits them. If the UPDATE finds the request
+   decided meanwhile (two canton caseworkers at once), it raises 409 and everything rolls
+   back, the stored letter object included. So the decision and its letter commit together
+   or not at all; a crash between 3 and 4 leaves only an unreferenced object that
+   ``dossier fsck`` reports as an orphan.
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from __future__ import annotations
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from dossier_service.container import Container
 from dossier_service.db import LOCAL_ZONE, local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
@@ -51,6 +50,9 @@ from dossier_service.services import audit, documents, letters, notifications
 from dossier_service.services.cases import touch
 from dossier_service.uploads import spool_bytes
 from dossier_service.validation import choice_field, date_field, require_object, text_field
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 MAX_AMOUNT = Decimal("1000000.00")
 MAX_ATTACHMENTS = 20
@@ -323,7 +325,7 @@ def _letter_facts(
 def decide_cost_approval(
     container: Container, session: Session, identity: Identity, approval_id: str, payload: Any
 ) -> CostApproval:
-    """Decide a request, file the decision letter and notify the requester; commits."""
+    """Decide a request, file the decision letter and notify the requester."""
     approval, case = load_cost_approval(session, identity, approval_id, Action.COST_APPROVAL_DECIDE)
     if approval.status != "requested":
         raise Conflict("This request has been decided already.", code="already_decided")

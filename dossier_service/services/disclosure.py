@@ -31,13 +31,12 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dossier_service import identifiers
-from dossier_service.container import Container
 from dossier_service.identity import Identity
 from dossier_service.models import (
     DOCUMENT_TYPES,
@@ -64,6 +63,9 @@ from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
 from dossier_service.services.indicators import LOCAL_ZONE
 from storage import ObjectNotFound
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 log = logging.getLogger(__name__)
 

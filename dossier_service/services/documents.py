@@ -5,10 +5,13 @@ Upload order (why it is safe):
 2. the body is streamed to a spool file, hashed and sniffed (``uploads``);
 3. the file is inspected in a sandboxed child process (``files.inspect``);
 4. the bytes go to object storage under a key derived from the new version's id;
-5. one transaction re-checks the right to write (the case may have moved meanwhile),
-   inserts document/version rows, the audit entry and the outbox task, and commits.
-A failure in 1–4 leaves no row; a failure in 5 deletes the object again; a crash between
-4 and 5 leaves an unreferenced object that ``dossier fsck`` reports as an orphan.
+5. one transaction re-checks the right to write (the case may have moved meanwhile) and
+   inserts document/version rows, the audit entry and the outbox task; the caller's unit
+   of work commits it.
+A failure in 1–4 leaves no row; a rollback of 5 deletes the object again (``db.on_rollback``);
+a crash between 4 and 5 leaves an unreferenced object that ``dossier fsck`` reports as an
+orphan. Steps 2–4 run outside any transaction: the read of step 1 is rolled back on
+purpose, so no lock is held while the bytes are received, inspected and stored.
 """
 
 from __future__ import annotations
@@ -17,14 +20,13 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dossier_service.container import Container
-from dossier_service.db import utcnow
+from dossier_service.db import on_rollback, utcnow
 from dossier_service.errors import (
     Conflict,
     NotFound,
@@ -40,6 +42,9 @@ from dossier_service.services import audit, outbox
 from dossier_service.services.cases import touch
 from dossier_service.uploads import SpooledFile
 from storage import ObjectNotFound, StorageError, StorageUnavailable
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -136,20 +141,15 @@ def _discard_object(container: Container, obj: _StoredObject) -> None:
         log.error("could not remove unreferenced object %s: %s", obj.key, exc)
 
 
-def _commit_version(
+def _write_version(
     container: Container,
     session: Session,
     obj: _StoredObject,
     write: Any,
 ) -> None:
-    """Run ``write`` (rows + audit + outbox), commit, and undo the object on failure."""
-    try:
-        write()
-        session.commit()
-    except BaseException:
-        session.rollback()
-        _discard_object(container, obj)
-        raise
+    """Run ``write`` (rows + audit + outbox); the stored object goes if they do not commit."""
+    on_rollback(session, lambda: _discard_object(container, obj))
+    write()
 
 
 def _new_version(
@@ -187,7 +187,7 @@ def create_document(
     action: Action = Action.CASE_WRITE,
     also_write: Callable[[Session, Document], None] | None = None,
 ) -> Document:
-    """Add a new document (version 1) to a case and commit.
+    """Add a new document (version 1) to a case; the caller's transaction commits it.
 
     ``action`` is the right the caller needs on the case (a cost decision's letter is filed
     by the canton under COST_APPROVAL_DECIDE); ``also_write`` adds rows to the same
@@ -231,7 +231,7 @@ def create_document(
         if also_write is not None:
             also_write(session, document)
 
-    _commit_version(container, session, obj, write)
+    _write_version(container, session, obj, write)
     return get_document_row(session, document.id)
 
 
@@ -243,7 +243,7 @@ def add_version(
     upload: SpooledFile,
     if_match: str | None,
 ) -> Document:
-    """Add the next version of a document and commit; If-Match guards against lost updates."""
+    """Add the next version of a document; If-Match guards against lost updates."""
     document, _case = load_document(session, identity, document_id, Action.CASE_WRITE)
     current = document.versions[-1]
     expected = normalise_etag(if_match)
@@ -254,7 +254,7 @@ def add_version(
         )
     number = current.number + 1
     case_id = document.case_id
-    session.rollback()
+    session.rollback()  # release the read snapshot / SQLite lock while we inspect and store
     flags = _inspect(container, upload)
     obj = _store(container, upload, case_id, document_id, number)
 
@@ -294,7 +294,7 @@ def add_version(
         )
         outbox.enqueue(session, PROCESS_TASK, version_id=version.id)
 
-    _commit_version(container, session, obj, write)
+    _write_version(container, session, obj, write)
     session.expire_all()
     return get_document_row(session, document_id)
 

@@ -26,13 +26,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from dossier_service.container import Container
 from dossier_service.db import utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Anonymous, Identity
@@ -53,6 +52,9 @@ from dossier_service.services.closing import open_closure
 from dossier_service.services.indicators import LOCAL_ZONE
 from dossier_service.validation import date_field, require_object, text_field
 from storage import StorageError, StorageUnavailable
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 log = logging.getLogger(__name__)
 

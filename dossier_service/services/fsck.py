@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from dossier_service.container import Container
 from dossier_service.db import utcnow
 from dossier_service.models import DocumentVersion
 from dossier_service.services.processing import hash_object
 from storage import ObjectNotFound, StorageError
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 VERSION_PREFIX = "versions/"
 

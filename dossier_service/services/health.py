@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from dossier_service.container import Container
 from dossier_service.services import outbox
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 
 def check(container: Container, broker_probe: Any) -> tuple[bool, dict[str, Any]]:

@@ -19,15 +19,18 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dossier_service.container import Container
 from dossier_service.db import utcnow
 from dossier_service.models import Case, Document, DocumentVersion, Responsibility, Unit
 from search import IndexedDocument
 from storage import ObjectNotFound
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 log = logging.getLogger(__name__)
 

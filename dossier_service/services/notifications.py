@@ -22,20 +22,22 @@ import logging
 import smtplib
 from collections.abc import Iterable
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dossier_service.config import Settings, is_email_address
-from dossier_service.container import Container
 from dossier_service.db import utcnow
 from dossier_service.errors import NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Notification, Responsibility, Unit, UnitMailbox
 from dossier_service.policy import Action, require
 from dossier_service.services import audit, outbox
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 log = logging.getLogger(__name__)
 

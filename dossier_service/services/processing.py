@@ -17,14 +17,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dossier_service.container import Container
 from dossier_service.db import utcnow
 from dossier_service.models import DocumentVersion
 from dossier_service.services import audit
 from search import SearchError
 from storage import ObjectNotFound, StorageError
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 log = logging.getLogger(__name__)
 

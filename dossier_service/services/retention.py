@@ -30,13 +30,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dossier_service.container import Container
 from dossier_service.db import Base, utcnow
 from dossier_service.errors import Conflict
 from dossier_service.identity import Anonymous, Identity
@@ -56,6 +55,9 @@ from dossier_service.services.indicators import LOCAL_ZONE
 from dossier_service.validation import require_object, text_field
 from search import SearchError
 from storage import StorageError
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,11 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dossier_service.container import Container
 from dossier_service.errors import BadRequest, ServiceUnavailable, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import DOCUMENT_TYPES, Case, Responsibility, Unit
@@ -39,6 +38,9 @@ from search import (
     SearchUnavailable,
 )
 from search.base import MAX_FACET_SIZE
+
+if TYPE_CHECKING:
+    from dossier_service.container import Container
 
 #: Most pending relabellings one search corrects (each costs a bucket in the aggregation;
 #: tantivy allows 65,000). Normally there are a handful, for a few seconds after transfers.

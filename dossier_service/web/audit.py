@@ -12,7 +12,7 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
-from dossier_service.api.context import audit_context
+from dossier_service.http.context import audit_context
 from dossier_service.models import AuditEntry
 from dossier_service.policy import Action, require
 from dossier_service.services import audit
@@ -96,7 +96,6 @@ def audit_log() -> ResponseReturnValue:
         "audit.read",
         detail={k: v for k, v in filters.items() if v} | {"returned": len(rows), "via": "web"},
     )
-    db.commit()
     return render(
         "audit.html",
         entries=rows,

@@ -33,6 +33,7 @@ from flask_babel import gettext as _
 
 from dossier_service.config import Settings, session_secret
 from dossier_service.errors import Unauthenticated
+from dossier_service.http.unit_of_work import separate_transaction
 from dossier_service.identity import Identity
 from dossier_service.models import User
 from dossier_service.policy import Action, may
@@ -41,6 +42,7 @@ from dossier_service.web import i18n
 from dossier_service.web.context import client_ip, container, wants_json
 from dossier_service.web.context import session as db_session
 from dossier_service.web.errors import message_for
+from dossier_service.web.login_form import login_page, safe_next
 from dossier_service.web.security import csrf_token
 
 log = logging.getLogger(__name__)
@@ -90,15 +92,6 @@ def init_app(app: Flask, settings: Settings) -> None:
             client_kwargs={"scope": "openid profile email"},
         )
         app.extensions["dossier_oauth"] = oauth
-
-
-def _safe_next(target: str | None) -> str | None:
-    """A local path to return to after login; anything else (another site) is dropped."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    if any(ord(c) < 32 for c in target):
-        return None
-    return target
 
 
 def home_for(who: Identity) -> str:
@@ -173,23 +166,6 @@ def template_context() -> dict[str, Any]:
     }
 
 
-def login_page(
-    *, error: str | None = None, username: str = "", status: int = 200
-) -> ResponseReturnValue:
-    """The login form (with the username kept after a failed attempt)."""
-    csrf_token()  # a login form needs a token before there is any session
-    return (
-        render_template(
-            "login.html",
-            error=error,
-            username=username,
-            next=_safe_next(request.values.get("next")) or "",
-            oidc_enabled=container().settings.oidc_enabled,
-        ),
-        status,
-    )
-
-
 def _start_session(who: Identity) -> None:
     """A fresh session for the user (a new id and token: no fixation of an old one)."""
     lang = session.get("lang")
@@ -199,6 +175,12 @@ def _start_session(who: Identity) -> None:
     if lang:
         session["lang"] = lang
     csrf_token()
+
+
+def _record_refusal(exc: Unauthenticated) -> None:
+    """Store a refused login although the request's work rolls back (the throttle counts it)."""
+    with separate_transaction() as db:
+        accounts.record_refusal(db, exc, client_ip())
 
 
 def login() -> ResponseReturnValue:
@@ -217,6 +199,7 @@ def login() -> ResponseReturnValue:
     try:
         who = accounts.login_with_password(db, username, password, client_ip())
     except Unauthenticated as exc:
+        _record_refusal(exc)
         if exc.code == "login_throttled":
             minutes = max(1, round(int(exc.details.get("retry_after", 900)) / 60))
             response = login_page(
@@ -230,16 +213,14 @@ def login() -> ResponseReturnValue:
             )
             return response
         return login_page(error=message_for(exc), username=username, status=401)
-    db.commit()
     _start_session(who)
-    return redirect(_safe_next(request.form.get("next")) or home_for(who))
+    return redirect(safe_next(request.form.get("next")) or home_for(who))
 
 
 def logout() -> ResponseReturnValue:
     """POST /logout: end the session (audited)."""
     db = db_session()
     audit.record(db, g.identity, "auth.logout")
-    db.commit()
     lang = session.get("lang")
     session.clear()
     if lang:
@@ -261,7 +242,7 @@ def login_oidc() -> ResponseReturnValue:
     oauth = current_app.extensions.get("dossier_oauth")
     if oauth is None:
         return redirect(url_for("web.login"))
-    session["oidc_next"] = _safe_next(request.args.get("next")) or ""
+    session["oidc_next"] = safe_next(request.args.get("next")) or ""
     try:
         answer: ResponseReturnValue = oauth.canton.authorize_redirect(_redirect_uri())
         return answer
@@ -297,9 +278,9 @@ def oidc_callback() -> ResponseReturnValue:
     try:
         who = accounts.login_with_oidc(db, username, client_ip())
     except Unauthenticated as exc:
+        _record_refusal(exc)
         return login_page(error=message_for(exc), status=403)
-    db.commit()
-    target = _safe_next(session.get("oidc_next"))
+    target = safe_next(session.get("oidc_next"))
     _start_session(who)
     return redirect(target or home_for(who))
 
@@ -309,7 +290,7 @@ def set_language() -> ResponseReturnValue:
     lang = request.form.get("lang", "")
     if lang in i18n.LANGUAGES:
         session["lang"] = lang
-    return redirect(_safe_next(request.form.get("next")) or url_for("web.start"))
+    return redirect(safe_next(request.form.get("next")) or url_for("web.start"))
 
 
 def start() -> ResponseReturnValue:

@@ -10,9 +10,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from dossier_service.api.context import audit_context
 from dossier_service.db import local_today
 from dossier_service.errors import DossierError, Forbidden
+from dossier_service.http.context import audit_context
 from dossier_service.models import (
     DOCUMENT_TYPES,
     Delegation,
@@ -73,7 +73,6 @@ def case_list() -> ResponseReturnValue:
         text=text,
     )
     responsible = _responsible_units(db, [c.id for c in items])
-    db.commit()
     return render(
         "cases/list.html",
         items=items,
@@ -160,7 +159,6 @@ def case_page(
         "reopen": allowed(db, who, Action.CASE_REOPEN, case.id) and case.status == "closed",
     }
     plan_facts = plan_context(db, who, case)
-    db.commit()
     horizon = cases.horizon_date(case.entry_date)
     today = local_today()
     pending = [v.id for d in docs for v in d.versions if v.processing in {"pending", "processing"}]
@@ -288,7 +286,6 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
             db.rollback()
             error = message_for(exc)
         else:
-            db.commit()
             assert target is not None
             if allowed(db, who, Action.CASE_READ, case.id):
                 flash(_("Der Fall wurde an %(unit)s übergeben.", unit=target.name), "success")
@@ -305,7 +302,6 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
             return redirect(url_for("web.case_list"))
     review = step in {"review", "confirm"} and not errors and error is None
     delegations = facts["delegations"]
-    db.commit()
     return render(
         "cases/transfer.html",
         status=422 if errors else (409 if error or (review and blocked_by_end_report) else 200),
@@ -352,12 +348,10 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
             db.rollback()
             error = message_for(exc)
         else:
-            db.commit()
             assert target is not None
             flash(_("Der Fall wurde an %(unit)s delegiert.", unit=target.name), "success")
             return redirect(url_for("web.case_page", case_id=case.id))
     review = step in {"review", "confirm"} and not errors and error is None
-    db.commit()
     return render(
         "cases/delegate.html",
         status=422 if errors else (409 if error else 200),
@@ -385,7 +379,6 @@ def end_delegation(case_id: str, unit_code: str) -> ResponseReturnValue:
             raise
         flash(message_for(exc), "error")
         return redirect(url_for("web.case_page", case_id=case_id))
-    db.commit()
     flash(_("Die Delegation wurde beendet."), "success")
     return redirect(url_for("web.case_page", case_id=case_id))
 

@@ -1,4 +1,4 @@
-"""Per-request helpers of the pages: the caller, the database session, rendering, paging."""
+"""Per-request helpers of the pages: the caller, rendering, paging (and the shared context)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import g, render_template, request
+from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
-from dossier_service.api.context import client_ip, container, session
-from dossier_service.identity import Identity
+from dossier_service.http.context import client_ip, container, identity, session
 
 __all__ = [
     "Pager",
@@ -23,12 +22,6 @@ __all__ = [
     "session",
     "wants_json",
 ]
-
-
-def identity() -> Identity:
-    """The logged-in caller (set by ``auth.load_session_user`` before every page)."""
-    who: Identity = g.identity
-    return who
 
 
 def render(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:

@@ -12,8 +12,8 @@ from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from dossier_service.api.context import audit_context
 from dossier_service.errors import DossierError, Forbidden, NotFound
+from dossier_service.http.context import audit_context
 from dossier_service.models.process import PROGRAMMES
 from dossier_service.policy import Action, allowed
 from dossier_service.services import cases, cost_approvals, documents
@@ -48,7 +48,6 @@ def cost_approval_page(
     docs = documents.list_documents(db, who, case.id)
     may_request = allowed(db, who, Action.COST_APPROVAL_REQUEST, case.id)
     may_decide = allowed(db, who, Action.COST_APPROVAL_DECIDE, case.id)
-    db.commit()
     return render(
         "cost_approvals.html",
         status=status,
@@ -90,7 +89,6 @@ def request_approval(case_id: str) -> ResponseReturnValue:
             error_field=str(exc.details.get("field") or "") or None,
             status=exc.status,
         )
-    db.commit()
     flash(_("Das Gesuch wurde eingereicht; der Kanton ist benachrichtigt."), "success")
     return redirect(url_for("web.cost_approval_page", case_id=case_id), code=303)
 

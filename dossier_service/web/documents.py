@@ -17,8 +17,6 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
-from dossier_service.api.context import audit_context
-from dossier_service.api.documents import MULTIPART_OVERHEAD, _content_disposition, _drain_body
 from dossier_service.errors import (
     BadRequest,
     DossierError,
@@ -27,6 +25,9 @@ from dossier_service.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from dossier_service.http.context import audit_context
+from dossier_service.http.downloads import content_disposition
+from dossier_service.http.uploads import MULTIPART_OVERHEAD, drain_body
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.policy import Action, allowed, load_case
 from dossier_service.services import documents
@@ -114,7 +115,7 @@ def _receive_upload() -> ParsedUpload:
         )
     except DossierError as exc:
         if isinstance(exc, UnsupportedMediaType | BadRequest):
-            _drain_body()
+            drain_body()
         raise _FailedUpload(exc, _fields_before_file(bytes(head), boundary)) from None
     if parsed.file is None:
         fields = parsed.fields
@@ -234,7 +235,6 @@ def document_page(
     except DossierError:
         shown = documents.find_version(document, None)
     may_write = allowed(db, who, Action.CASE_WRITE, case.id) and case.status == "open"
-    db.commit()
     pending = [v.id for v in document.versions if v.processing in {"pending", "processing"}]
     return render(
         "documents/detail.html",
@@ -262,7 +262,6 @@ def _content(document_id: str, number: int, *, inline: bool) -> Response:
         db.rollback()
         abort(404)  # nothing to show inline (not a refusal: download works)
     stream = documents.open_content(container(), db, who, case, version)
-    db.commit()
     assert stream is not None
     headers = {
         "Content-Length": str(version.size),
@@ -274,12 +273,10 @@ def _content(document_id: str, number: int, *, inline: bool) -> Response:
         # Shown inside our own page only; the file itself may run and load nothing.
         headers["Content-Security-Policy"] = PREVIEW_CSP
         headers["X-Frame-Options"] = "SAMEORIGIN"
-        headers["Content-Disposition"] = _content_disposition(version.filename).replace(
-            "attachment", "inline", 1
-        )
+        headers["Content-Disposition"] = content_disposition(version.filename, "inline")
     else:
         headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-        headers["Content-Disposition"] = _content_disposition(version.filename)
+        headers["Content-Disposition"] = content_disposition(version.filename)
     return Response(stream, headers=headers, mimetype=version.media_type, direct_passthrough=True)
 
 

@@ -16,8 +16,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from dossier_service.api.errors import _log_denial, error_response
 from dossier_service.errors import DossierError, Forbidden, NotFound
+from dossier_service.http.denials import log_denial
+from dossier_service.http.errors import error_response
+from dossier_service.web.context import wants_json
+from dossier_service.web.login_form import login_page
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +174,6 @@ def message_for(exc: DossierError) -> str:
 
 def error_page(status: int, message: str) -> ResponseReturnValue:
     """The error page, or a JSON error for the pages' own scripts."""
-    from dossier_service.web.context import wants_json
-
     if wants_json():
         response = jsonify({"error": {"message": message}})
         response.status_code = status
@@ -182,10 +183,8 @@ def error_page(status: int, message: str) -> ResponseReturnValue:
 
 def _domain_error(exc: DossierError) -> ResponseReturnValue:
     if isinstance(exc, Forbidden | NotFound):
-        _log_denial(exc)
+        log_denial(exc)
     if exc.code == "csrf_invalid" and request.endpoint == "web.login":
-        from dossier_service.web.auth import login_page
-
         return login_page(error=message_for(exc), status=400)
     return error_page(exc.status, message_for(exc))
 

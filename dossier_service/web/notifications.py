@@ -6,7 +6,7 @@ from flask import Blueprint, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 
-from dossier_service.api.context import audit_context
+from dossier_service.http.context import audit_context
 from dossier_service.services import notifications
 from dossier_service.web.context import Pager, identity, page_arg, render, session
 
@@ -33,7 +33,6 @@ def notification_list() -> ResponseReturnValue:
     items, total, unread = notifications.list_notifications(
         db, identity(), unread_only=unread_only, page=page, per_page=PER_PAGE
     )
-    db.commit()
     return render(
         "notifications.html",
         items=items,
@@ -50,7 +49,6 @@ def mark_read(notification_id: int) -> ResponseReturnValue:
     db = session()
     notification = notifications.mark_read(db, identity(), notification_id)
     case_id = notification.case_id
-    db.commit()
     if request.form.get("open") == "1":
         return redirect(url_for("web.case_page", case_id=case_id), code=303)
     return redirect(url_for("web.notification_list"), code=303)

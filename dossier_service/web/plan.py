@@ -24,9 +24,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from dossier_service.api.context import audit_context
 from dossier_service.db import local_today
 from dossier_service.errors import DossierError, Forbidden, NotFound
+from dossier_service.http.context import audit_context
 from dossier_service.identity import Identity
 from dossier_service.models import Case, CaseClosure, User
 from dossier_service.policy import Action
@@ -216,7 +216,6 @@ def _submit(
         from dossier_service.web.cases import case_page
 
         return case_page(case_id, status=exc.status, plan_form=PlanForm(form, values, text, name))
-    db.commit()
     flash(message, "success")
     return redirect(url_for("web.case_page", case_id=case_id), code=303)
 

@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
-from dossier_service.api.context import audit_context
+from dossier_service.http.context import audit_context
 from dossier_service.models.process import TARGET_GROUPS
 from dossier_service.services import indicators, monitoring
 from dossier_service.web.context import container, identity, render, session
@@ -121,7 +121,6 @@ def ias_page() -> ResponseReturnValue:
     db = session()
     report = indicators.ias_report(db, who, as_of)
     stalled = monitoring.stalled_report(db, who, as_of, container().settings.stall_days)
-    db.commit()
     cases = report["cases"]
     status_rows = [
         (_("offen"), cases["by_status"]["open"]),
@@ -155,7 +154,6 @@ def ias_csv() -> ResponseReturnValue:
     as_of, _error = _as_of()
     db = session()
     report = indicators.ias_report(db, identity(), as_of)
-    db.commit()
     return Response(
         indicators.ias_csv(report),
         headers={

@@ -15,8 +15,8 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from dossier_service.api.context import audit_context
 from dossier_service.errors import DossierError
+from dossier_service.http.context import audit_context
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.services import search as search_service
 from dossier_service.web.context import Pager, container, identity, page_arg, render, session
@@ -75,7 +75,6 @@ def search_page() -> ResponseReturnValue:
             raise
         context["error"] = message_for(exc)
         return render("search.html", exc.status, **context)
-    db.commit()
     context["result"] = result
     context["pager"] = Pager(page, PER_PAGE, result["total"])
     return render("search.html", 200, **context)

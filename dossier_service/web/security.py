@@ -19,8 +19,8 @@ import secrets
 
 from flask import Flask, Response, g, request, session
 
-from dossier_service.api.context import close_session
 from dossier_service.errors import BadRequest
+from dossier_service.http.unit_of_work import separate_transaction
 from dossier_service.identity import Anonymous
 from dossier_service.services import audit
 from dossier_service.web.context import container
@@ -84,11 +84,9 @@ def _same_origin() -> bool:
 def refuse(reason: str) -> None:
     """Log the refused form (outcome denied) and raise the 400 the pages explain."""
     who = g.get("identity") or Anonymous(ip=request.remote_addr)
-    # The request's own transaction (it loaded the user) must end first: on SQLite it holds
-    # the write lock the audit entry's transaction would wait for.
-    close_session()
     try:
-        with container().db.transaction() as db:
+        # Its own transaction: the refused request's work rolls back, the refusal is stored.
+        with separate_transaction() as db:
             audit.record(
                 db,
                 who,
