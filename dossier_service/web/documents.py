@@ -28,7 +28,7 @@ from dossier_service.errors import (
     UnsupportedMediaType,
 )
 from dossier_service.models import DOCUMENT_TYPES
-from dossier_service.policy import Action, allowed, load_case
+from dossier_service.policy import Action, load_case, rights
 from dossier_service.services import documents
 from dossier_service.uploads import ParsedUpload, parse_multipart
 from dossier_service.web.cases import case_page, processing_label
@@ -233,7 +233,7 @@ def document_page(
         shown = documents.find_version(document, number)
     except DossierError:
         shown = documents.find_version(document, None)
-    may_write = allowed(db, who, Action.CASE_WRITE, case.id) and case.status == "open"
+    may_write = Action.CASE_WRITE in rights(db, who, case)
     db.commit()
     pending = [v.id for v in document.versions if v.processing in {"pending", "processing"}]
     return render(
