@@ -312,12 +312,18 @@ def allowed(session: Session, identity: Identity, action: Action, case_id: str) 
     )
 
 
+#: Actions that only make sense on a closed case (``load_case`` lets them through on an
+#: open one so that the service can answer 409 ``case_not_closed``).
+_ONLY_WHEN_CLOSED = frozenset({Action.CASE_REOPEN})
+
+
 def rights(session: Session, identity: Identity, case: Case) -> frozenset[Action]:
     """The case-bound actions the caller may perform on this case now.
 
-    Exactly the actions ``load_case`` would grant: the case is readable, the action's
-    condition holds and, on a closed case, the action is one a closed case allows. One
-    query evaluates every condition as a column, so a page asks once, not once per action.
+    The actions ``load_case`` would grant (the case is readable, the action's condition
+    holds, and on a closed case only those a closed case allows), less reopening while
+    the case is open. One query evaluates every condition as a column, so a page asks
+    once, not once per action.
     """
     if not may(identity, Action.CASE_READ):
         return frozenset()
@@ -334,7 +340,8 @@ def rights(session: Session, identity: Identity, case: Case) -> frozenset[Action
     return frozenset(
         action
         for action, granted in zip(candidates, row[1:], strict=True)
-        if granted and not (closed and action not in _ALLOWED_WHEN_CLOSED)
+        if granted
+        and (action in _ALLOWED_WHEN_CLOSED if closed else action not in _ONLY_WHEN_CLOSED)
     )
 
 
