@@ -28,8 +28,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("services/transfers.py", "_needs_end_report"): (
         "business rule of a hand-over: canton → municipality needs an end report"
     ),
-    ("services/transfers.py", "transfer_case"): "validates the target unit of a hand-over",
-    ("services/transfers.py", "delegate_case"): "validates the target unit of a delegation",
     ("services/notifications.py", "canton_unit_id"): "finds the canton unit to notify",
     ("services/closing.py", "reopen_case"): "only a closed case can be reopened (409, state)",
     ("services/cases.py", "_process_facts"): "reads the closure of a closed case for its facts",

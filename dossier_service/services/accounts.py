@@ -227,7 +227,9 @@ def _throttled_until(session: Session, username: str, ip: str | None) -> dt.date
     return until if until is not None and until > now else None
 
 
-def login_with_password(session: Session, username: str, password: str, ip: str | None) -> Identity:
+def login_with_password(
+    session: Session, username: str, password: str, ip: str | None
+) -> Identity:
     """Check a username and password; audit auth.login, auth.failed or auth.throttled.
 
     Raises Unauthenticated with code ``invalid_credentials`` (the same answer for an

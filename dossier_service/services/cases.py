@@ -229,6 +229,15 @@ def responsible_units(session: Session, case_ids: list[str]) -> dict[str, Unit]:
     return {case_id: unit for case_id, unit in rows}
 
 
+def units_of_kinds(session: Session, kinds: tuple[str, ...]) -> list[Unit]:
+    """Units of the given kinds by kind and name (the choices of filters and dialogs)."""
+    return list(
+        session.execute(
+            select(Unit).where(Unit.kind.in_(kinds)).order_by(Unit.kind, Unit.name)
+        ).scalars()
+    )
+
+
 def active_delegations(session: Session, case_id: str) -> list[Delegation]:
     """Delegations of the case that are in force now."""
     return list(

@@ -18,6 +18,10 @@ from dossier_service.services import audit, notifications, outbox
 from dossier_service.services.cases import responsible_unit, touch
 from dossier_service.validation import require_object, text_field
 
+#: Kinds of unit that hold cases: a case is handed over only to one of them.
+RESPONSIBLE_KINDS = ("canton", "municipality")
+#: Kinds of unit a case is delegated to.
+DELEGATE_KINDS = ("organisation",)
 #: Celery task that relabels a moved case's index entries (workers.tasks.sync_case_unit).
 SYNC_UNIT_TASK = "dossier.sync_case_unit"
 
@@ -89,7 +93,7 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
     data = require_object(payload)
     target = _target_unit(session, text_field(data, "to_unit", max_length=32))
     reason = text_field(data, "reason", max_length=2000)
-    if target.kind not in {"canton", "municipality"}:
+    if target.kind not in RESPONSIBLE_KINDS:
         raise Unprocessable(
             "A case can only be handed to the canton or a municipality.", code="invalid_target"
         )
@@ -155,7 +159,7 @@ def delegate_case(session: Session, identity: Identity, case_id: str, payload: A
     data = require_object(payload)
     target = _target_unit(session, text_field(data, "to_unit", max_length=32))
     reason = text_field(data, "reason", required=False, max_length=2000, default="")
-    if target.kind != "organisation":
+    if target.kind not in DELEGATE_KINDS:
         raise Unprocessable(
             "A case can only be delegated to an organisation.", code="invalid_target"
         )

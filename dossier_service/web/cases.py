@@ -7,12 +7,11 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from dossier_service.api.context import audit_context
 from dossier_service.db import local_today
 from dossier_service.errors import DossierError, Forbidden
-from dossier_service.models import DOCUMENT_TYPES, Document, Unit
+from dossier_service.models import DOCUMENT_TYPES, Document
 from dossier_service.models.documents import PROCESSING_STATES
 from dossier_service.policy import Action, allowed, reads_every_case, rights
 from dossier_service.services import cases, documents, processing, timeline, transfers
@@ -38,15 +37,6 @@ PAGE_RIGHTS = {
 }
 #: The 7-year horizon is flagged this many days before it ends.
 HORIZON_WARNING_DAYS = 183
-
-
-def _units(kinds: tuple[str, ...]) -> list[Unit]:
-    """Units of the given kinds by name (the choices of filters and dialogs)."""
-    return list(
-        session()
-        .execute(select(Unit).where(Unit.kind.in_(kinds)).order_by(Unit.kind, Unit.name))
-        .scalars()
-    )
 
 
 def case_list() -> ResponseReturnValue:
@@ -81,7 +71,7 @@ def case_list() -> ResponseReturnValue:
         responsible=responsible,
         pager=Pager(page, PER_PAGE, total),
         filters={"status": status or "", "sort": sort, "unit": unit or "", "q_case": text or ""},
-        units=_units(("canton", "municipality")) if reads_all else [],
+        units=cases.units_of_kinds(db, transfers.RESPONSIBLE_KINDS) if reads_all else [],
         reads_all=reads_all,
         sorts=SORTS,
     )
@@ -197,7 +187,9 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
     db = session()
     case, facts = _dialog_case(case_id, Action.CASE_TRANSFER)
     current_code = facts["responsible_unit"]["code"]
-    targets = [u for u in _units(("canton", "municipality")) if u.code != current_code]
+    targets = [
+        u for u in cases.units_of_kinds(db, transfers.RESPONSIBLE_KINDS) if u.code != current_code
+    ]
     form = {
         "to_unit": request.form.get("to_unit", ""),
         "reason": request.form.get("reason", "").strip(),
@@ -265,7 +257,9 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
     db = session()
     case, facts = _dialog_case(case_id, Action.CASE_DELEGATE)
     delegated = {d["unit"]["code"] for d in facts["delegations"]}
-    targets = [u for u in _units(("organisation",)) if u.code not in delegated]
+    targets = [
+        u for u in cases.units_of_kinds(db, transfers.DELEGATE_KINDS) if u.code not in delegated
+    ]
     form = {
         "to_unit": request.form.get("to_unit", ""),
         "reason": request.form.get("reason", "").strip(),
