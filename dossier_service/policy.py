@@ -6,6 +6,11 @@ WHERE clause, so the check and the filter cannot disagree. Conditions are evalua
 against the database at query time: after a transfer commits, the very next request of the
 former unit no longer matches, with no cache or index copy in between.
 
+The interfaces ask it too: ``rights`` names the actions the caller may perform on one case
+now (the buttons and forms a page offers), ``reads_every_case`` whether a listing or a
+search needs a case filter at all. No other module tests a role, a unit kind or a case
+status to decide access (tests/test_policy_single_source.py checks this).
+
 Rules (see DOMAIN.md):
 - canton caseworkers read every case and work on the cases the canton is responsible for;
   they register cases and may transfer any case;
