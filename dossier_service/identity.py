@@ -17,11 +17,6 @@ class Identity:
     unit_kind: str
     ip: str | None = None
 
-    @property
-    def is_canton(self) -> bool:
-        """True for members of a canton unit."""
-        return self.unit_kind == "canton"
-
 
 @dataclass(frozen=True)
 class Anonymous:

@@ -6,6 +6,11 @@ clause, so the check and the filter cannot disagree. Conditions are evaluated
 against the database at query time: after a transfer commits, the very next request of the
 former unit no longer matches, with no cache or index copy in between.
 
+The interfaces ask it too: ``rights`` names the actions the caller may perform on one case
+now (the buttons and forms a page offers), ``reads_every_case`` whether a listing or a
+search needs a case filter at all. No other module tests a role, a unit kind or a case
+status to decide access (tests/test_policy_single_source.py checks this).
+
 Rules (see DOMAIN.md):
 - canton caseworkers read every case and work on the cases the canton is responsible for;
   they register cases and may transfer any case;
@@ -174,11 +179,25 @@ def _delegated_now(unit_id: int) -> ColumnElement[bool]:
     )
 
 
+#: Kinds of unit whose caseworkers read every case (the canton's oversight).
+_READS_EVERY_CASE = frozenset({"canton"})
+
+
+def unit_reads_every_case(unit_kind: str) -> bool:
+    """True if the caseworkers of a unit of this kind read every case, wherever it is held."""
+    return unit_kind in _READS_EVERY_CASE
+
+
+def reads_every_case(identity: Identity) -> bool:
+    """True if the caller reads every case, so listings and searches need no case filter."""
+    return may(identity, Action.CASE_READ) and unit_reads_every_case(identity.unit_kind)
+
+
 def readable_cases(identity: Identity) -> ColumnElement[bool]:
     """SQL condition on Case: the cases the caller may read."""
     if not may(identity, Action.CASE_READ):
         return false()
-    if identity.unit_kind == "canton":
+    if reads_every_case(identity):
         return true()
     if identity.unit_kind == "municipality":
         return _responsible_now(identity.unit_id)
@@ -295,6 +314,39 @@ def allowed(session: Session, identity: Identity, action: Action, case_id: str) 
         session.execute(
             select(exists(select(Case.id).where(Case.id == case_id, condition)))
         ).scalar()
+    )
+
+
+#: Actions that only make sense on a closed case (``load_case`` lets them through on an
+#: open one so that the service can answer 409 ``case_not_closed``).
+_ONLY_WHEN_CLOSED = frozenset({Action.CASE_REOPEN})
+
+
+def rights(session: Session, identity: Identity, case: Case) -> frozenset[Action]:
+    """The case-bound actions the caller may perform on this case now.
+
+    The actions ``load_case`` would grant (the case is readable, the action's condition
+    holds, and on a closed case only those a closed case allows), less reopening while
+    the case is open. One query evaluates every condition as a column, so a page asks
+    once, not once per action.
+    """
+    if not may(identity, Action.CASE_READ):
+        return frozenset()
+    candidates = [action for action in _CASE_CONDITIONS if may(identity, action)]
+    row = session.execute(
+        select(
+            Case.status,
+            *(_CASE_CONDITIONS[action](identity).label(action.name) for action in candidates),
+        ).where(Case.id == case.id, readable_cases(identity))
+    ).one_or_none()
+    if row is None:
+        return frozenset()
+    closed = row.status == "closed"
+    return frozenset(
+        action
+        for action, granted in zip(candidates, row[1:], strict=True)
+        if granted
+        and (action in _ALLOWED_WHEN_CLOSED if closed else action not in _ONLY_WHEN_CLOSED)
     )
 
 

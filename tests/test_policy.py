@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
-from dossier_service.errors import Forbidden, NotFound
+from dossier_service.errors import DossierError, Forbidden, NotFound
 from dossier_service.identity import Identity
 from dossier_service.models import ROLES, UNIT_KINDS, Case, Delegation, Responsibility, Unit, User
 from dossier_service.policy import (
@@ -22,7 +22,9 @@ from dossier_service.policy import (
     load_case,
     may,
     readable_cases,
+    reads_every_case,
     require,
+    rights,
     transferable_cases,
     writable_cases,
 )
@@ -234,3 +236,121 @@ def test_conditions_follow_the_database_at_query_time(crafted, container):
     assert not allowed(session, aarau, A.CASE_READ, "aarau_to_caritas")
     assert not allowed(session, caritas, A.CASE_READ, "aarau_to_caritas")
     assert allowed(session, identities["canton"], A.CASE_READ, "aarau_to_caritas")
+
+
+# ---- policy.rights: what the pages may offer on one case ---------------------------------
+
+#: Every case-bound action: the ones rights() answers for.
+CASE_ACTIONS = (A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER, A.CASE_DELEGATE,
+                A.COST_APPROVAL_REQUEST, A.COST_APPROVAL_DECIDE, A.CASE_CLOSE, A.CASE_REOPEN,
+                A.LEGAL_HOLD, A.DISCLOSURE)
+
+
+def _every_role_in_every_unit(session: Session) -> dict[str, Identity]:
+    """One identity per role and crafted unit (canton, municipalities, organisations)."""
+    return {
+        f"{role}@{unit.code}": Identity(user_id=1, username=f"{role}-{unit.code}", role=role,
+                                        unit_id=unit.id, unit_code=unit.code, unit_kind=unit.kind)
+        for role in ROLES
+        for unit in session.execute(select(Unit)).scalars()
+    }
+
+
+def _close_every_case(session: Session) -> None:
+    session.execute(update(Case).values(status="closed"))
+    session.flush()
+
+
+@pytest.mark.parametrize("state", ["open", "closed"])
+def test_rights_are_exactly_what_load_case_grants(crafted, state):
+    """rights() names each action load_case() lets through, for every role × unit × case,
+    open and closed; reopening an open case is the one action it leaves out."""
+    session, _users = crafted
+    if state == "closed":
+        _close_every_case(session)
+    identities = _every_role_in_every_unit(session)
+    assert {i.unit_kind for i in identities.values()} == set(UNIT_KINDS)
+    problems = []
+    for name, identity in identities.items():
+        for case_id in CASES:
+            expected = set()
+            for action in CASE_ACTIONS:
+                try:
+                    load_case(session, identity, case_id, action)
+                except DossierError:
+                    continue
+                expected.add(action)
+            if state == "open":
+                expected.discard(A.CASE_REOPEN)
+            case = session.get(Case, case_id)
+            assert case is not None
+            granted = rights(session, identity, case)
+            if granted != expected:
+                problems.append(f"{name} {case_id} ({state}): expected "
+                                f"{sorted(expected)}, got {sorted(granted)}")
+    assert not problems, "\n".join(problems)
+
+
+#: Hand-written answers for the cases people ask about (an oracle independent of load_case).
+RIGHTS_EXAMPLES = [
+    # The responsible municipality works on its case; closed, it only reads it.
+    ("aarau", "at_aarau", "open", {A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER, A.CASE_DELEGATE,
+                                   A.COST_APPROVAL_REQUEST, A.CASE_CLOSE}),
+    ("aarau", "at_aarau", "closed", {A.CASE_READ}),
+    # The organisation the case is delegated to reads and uploads, nothing more.
+    ("caritas", "aarau_to_caritas", "open", {A.CASE_READ, A.CASE_WRITE}),
+    ("caritas", "aarau_to_caritas", "closed", {A.CASE_READ}),
+    # A delegation granted by a unit no longer responsible gives nothing.
+    ("caritas", "stale_delegation", "open", set()),
+    # The canton on a case a municipality holds: reads, transfers, decides costs, closes.
+    ("canton", "at_aarau", "open", {A.CASE_READ, A.CASE_TRANSFER, A.COST_APPROVAL_DECIDE,
+                                    A.CASE_CLOSE, A.LEGAL_HOLD, A.DISCLOSURE}),
+    # The canton on its own case also writes and requests costs.
+    ("canton", "at_canton", "open", {A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER,
+                                     A.COST_APPROVAL_REQUEST, A.COST_APPROVAL_DECIDE,
+                                     A.CASE_CLOSE, A.LEGAL_HOLD, A.DISCLOSURE}),
+    # Closed: the canton reads, reopens, holds and discloses.
+    ("canton", "at_aarau", "closed", {A.CASE_READ, A.CASE_REOPEN, A.LEGAL_HOLD, A.DISCLOSURE}),
+    # A municipality that no longer holds the case, and the roles that never read cases.
+    ("aarau", "back_at_canton", "open", set()),
+    ("auditor", "at_canton", "open", set()),
+    ("archivist", "at_canton", "closed", set()),
+]
+
+
+@pytest.mark.parametrize(("user", "case_id", "state", "expected"), RIGHTS_EXAMPLES)
+def test_rights_examples(crafted, user, case_id, state, expected):
+    """rights() for the users of the crafted world, as the rules in DOMAIN.md state them."""
+    session, identities = crafted
+    if state == "closed":
+        _close_every_case(session)
+    case = session.get(Case, case_id)
+    assert case is not None
+    assert rights(session, identities[user], case) == expected
+
+
+def test_rights_ask_the_database_once(crafted, container):
+    """One statement evaluates every action's condition (the case page is latency-bound)."""
+    session, identities = crafted
+    case = session.get(Case, "aarau_to_caritas")
+    assert case is not None
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        granted = rights(session, identities["canton"], case)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert A.CASE_TRANSFER in granted
+    assert len(statements) == 1, statements
+
+
+def test_reads_every_case_only_for_canton_caseworkers():
+    """The canton's caseworkers read every case; nobody else, whatever the role or unit."""
+    for role, kind in itertools.product(ROLES, UNIT_KINDS):
+        expected = role == "caseworker" and kind == "canton"
+        assert reads_every_case(_identity(role, kind)) is expected, (role, kind)

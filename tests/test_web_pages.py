@@ -364,6 +364,38 @@ def test_transfer_dialog_explains_gain_and_loss_and_the_old_unit_loses_the_case(
     assert api["responsible_unit"]["code"] == "baden" and api["delegations"] == []
 
 
+def test_transfer_dialog_says_what_the_unit_losing_the_case_keeps(client, world, container):
+    """The loss box speaks of the unit that holds the case now, not of the caller.
+
+    Bug fixed: when the canton handed a municipality's case on, the dialog said the
+    municipality would keep reading it (it named what the canton keeps).
+    """
+    _ready(client, world, container)
+    at_aarau = _case_at(client, world, "aarau")
+    at_canton = new_case(client, world, family_name="Tesfay")
+    upload(client, world, "canton", at_canton["id"], END_REPORT, doc_type="end_report")
+    login(client, "canton")
+    moved_on = _text(
+        post(
+            client,
+            f"/cases/{at_aarau['id']}/transfer",
+            {"step": "review", "to_unit": "baden", "reason": "Umzug nach Baden"},
+        )
+    )
+    assert "Gemeinde Aarau verliert" in moved_on
+    assert "jeden Zugriff auf den Fall" in moved_on
+    assert "weiterhin lesen" not in moved_on
+    handed_down = _text(
+        post(
+            client,
+            f"/cases/{at_canton['id']}/transfer",
+            {"step": "review", "to_unit": "aarau", "reason": "Wohnsitz"},
+        )
+    )
+    assert "der Kanton kann den Fall weiterhin lesen" in handed_down
+    assert "jeden Zugriff auf den Fall" not in handed_down
+
+
 def test_transfer_to_a_municipality_without_end_report_is_explained(client, world, container):
     _ready(client, world, container)
     case = new_case(client, world)

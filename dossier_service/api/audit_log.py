@@ -5,13 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import func, select
 
 from dossier_service.errors import BadRequest
 from dossier_service.http.context import audit_context, identity, session
-from dossier_service.models import AuditEntry
-from dossier_service.policy import Action, require
-from dossier_service.services import audit
+from dossier_service.services import audit, audit_log
+from dossier_service.services.audit_log import AuditFilter
 from dossier_service.validation import int_param
 
 
@@ -32,40 +30,19 @@ def _since(raw: str | None) -> dt.datetime | None:
 def list_entries() -> Response:
     """GET /audit?case_id=&actor=&action=&since=&page=&per_page=."""
     audit_context("audit.read")
-    who = identity()
-    require(who, Action.AUDIT_READ)
     page = int_param(request.args.get("page"), "page", default=1, minimum=1, maximum=1_000_000)
     per_page = int_param(
         request.args.get("per_page"), "per_page", default=100, minimum=1, maximum=1000
     )
-    query = select(AuditEntry)
-    filters = {k: request.args.get(k) for k in ("case_id", "actor", "action")}
-    if filters["case_id"]:
-        query = query.where(AuditEntry.case_id == filters["case_id"])
-    if filters["actor"]:
-        query = query.where(AuditEntry.actor == filters["actor"])
-    if filters["action"]:
-        query = query.where(AuditEntry.action == filters["action"])
-    since = _since(request.args.get("since"))
-    if since is not None:
-        query = query.where(AuditEntry.at >= since)
+    where = AuditFilter(
+        case_id=request.args.get("case_id") or None,
+        actor=request.args.get("actor") or None,
+        action=request.args.get("action") or None,
+        since=_since(request.args.get("since")),
+    )
     db = session()
-    total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = (
-        db.execute(
-            query.order_by(AuditEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)
-        )
-        .scalars()
-        .all()
-    )
+    rows, total = audit_log.list_entries(db, identity(), where, page=page, per_page=per_page)
     items = [audit.serialize(e) for e in rows]
-    # Reading the log is itself an access to personal data.
-    audit.record(
-        db,
-        who,
-        "audit.read",
-        detail={k: v for k, v in filters.items() if v} | {"returned": len(items)},
-    )
     return jsonify({"items": items, "total": total, "page": page, "per_page": per_page})
 
 

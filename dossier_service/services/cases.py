@@ -217,6 +217,27 @@ def responsible_unit(session: Session, case_id: str) -> Unit:
     ).scalar_one()
 
 
+def responsible_units(session: Session, case_ids: list[str]) -> dict[str, Unit]:
+    """The unit responsible now for each of these cases (the caller has listed them)."""
+    if not case_ids:
+        return {}
+    rows = session.execute(
+        select(Responsibility.case_id, Unit)
+        .join(Unit, Unit.id == Responsibility.unit_id)
+        .where(Responsibility.case_id.in_(case_ids), Responsibility.ended_at.is_(None))
+    ).all()
+    return {case_id: unit for case_id, unit in rows}
+
+
+def units_of_kinds(session: Session, kinds: tuple[str, ...]) -> list[Unit]:
+    """Units of the given kinds by kind and name (the choices of filters and dialogs)."""
+    return list(
+        session.execute(
+            select(Unit).where(Unit.kind.in_(kinds)).order_by(Unit.kind, Unit.name)
+        ).scalars()
+    )
+
+
 def active_delegations(session: Session, case_id: str) -> list[Delegation]:
     """Delegations of the case that are in force now."""
     return list(

@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from dossier_service.db import utcnow
 from dossier_service.errors import Conflict
 from dossier_service.identity import Identity
-from dossier_service.models import Case, CaseClosure, CostApproval
+from dossier_service.models import Case, CaseClosure, CostApproval, User
 from dossier_service.models.process import CLOSE_REASONS
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
@@ -32,6 +32,32 @@ def open_closure(session: Session, case_id: str) -> CaseClosure | None:
     return session.execute(
         select(CaseClosure).where(CaseClosure.case_id == case_id, CaseClosure.reopened_at.is_(None))
     ).scalar_one_or_none()
+
+
+def closure_history(session: Session, identity: Identity, case_id: str) -> list[dict[str, Any]]:
+    """The case's closures and reopenings with who did them, oldest first (read policy)."""
+    case = load_case(session, identity, case_id, Action.CASE_READ)
+    closer = aliased(User)
+    reopener = aliased(User)
+    rows = session.execute(
+        select(CaseClosure, closer.username, reopener.username)
+        .join(closer, closer.id == CaseClosure.closed_by_id)
+        .outerjoin(reopener, reopener.id == CaseClosure.reopened_by_id)
+        .where(CaseClosure.case_id == case.id)
+        .order_by(CaseClosure.closed_at, CaseClosure.id)
+    ).all()
+    return [
+        {
+            "closed_at": closure.closed_at,
+            "reason": closure.reason,
+            "note": closure.note,
+            "closed_by": closed_by,
+            "reopened_at": closure.reopened_at,
+            "reopen_reason": closure.reopen_reason,
+            "reopened_by": reopened_by,
+        }
+        for closure, closed_by, reopened_by in rows
+    ]
 
 
 def close_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:

@@ -45,7 +45,7 @@ from dossier_service.models import (
     User,
 )
 from dossier_service.models.process import PROGRAMMES
-from dossier_service.policy import Action, load_case, require
+from dossier_service.policy import Action, load_case, require, unit_reads_every_case
 from dossier_service.services import audit, documents, letters, notifications
 from dossier_service.services.cases import touch
 from dossier_service.uploads import spool_bytes
@@ -332,7 +332,7 @@ def decide_cost_approval(
     decision, approved, reason = _parse_decision(payload, approval.amount_chf)
     facts = _letter_facts(session, identity, approval, case, decision, approved, reason)
     case_id, requester_unit = case.id, approval.requested_by_unit_id
-    requester_is_canton = approval.requested_by_unit.kind == "canton"
+    requester_reads_every_case = unit_reads_every_case(approval.requested_by_unit.kind)
     session.rollback()  # no lock is held while the letter is inspected and stored
     pdf = letters.decision_letter(facts)
     upload = spool_bytes(
@@ -381,7 +381,7 @@ def decide_cost_approval(
         # who acts on the decision if the case moved since the request.
         responsible = notifications.responsible_unit_id(tx, case_id)
         recipients = [responsible]
-        if requester_is_canton or requester_unit == responsible:
+        if requester_reads_every_case or requester_unit == responsible:
             recipients.insert(0, requester_unit)
         notifications.notify(tx, recipients, "cost_approval.decided", case_id, approval_id)
 

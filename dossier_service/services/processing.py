@@ -19,8 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from dossier_service.db import utcnow
-from dossier_service.models import DocumentVersion
+from dossier_service.identity import Identity
+from dossier_service.models import Document, DocumentVersion
+from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
 from search import SearchError
 from storage import ObjectNotFound, StorageError
@@ -51,6 +56,25 @@ class ExtractionResult(Protocol):
 #: Extracts the text of a file: (path, media_type) -> result. Injected by the worker so
 #: that domain services do not import the worker package.
 Extractor = Callable[[Path, str], ExtractionResult]
+
+
+def version_states(
+    session: Session, identity: Identity, case_id: str, version_ids: list[str] | None = None
+) -> dict[str, tuple[str, str | None]]:
+    """{version id: (processing state, reason of a failure)} of the case's versions.
+
+    Only the wanted versions when ``version_ids`` is given. Checked by the read policy but
+    not audited: it tells states only (no titles or content), and pages poll it.
+    """
+    case = load_case(session, identity, case_id, Action.CASE_READ)
+    query = (
+        select(DocumentVersion.id, DocumentVersion.processing, DocumentVersion.processing_error)
+        .join(Document, Document.id == DocumentVersion.document_id)
+        .where(Document.case_id == case.id)
+    )
+    if version_ids:
+        query = query.where(DocumentVersion.id.in_(version_ids))
+    return {vid: (state, error) for vid, state, error in session.execute(query)}
 
 
 def hash_object(container: Container, key: str) -> tuple[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -12,11 +13,15 @@ from dossier_service.db import utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Delegation, Document, Responsibility, Unit
-from dossier_service.policy import Action, load_case
+from dossier_service.policy import Action, load_case, unit_reads_every_case
 from dossier_service.services import audit, notifications, outbox
-from dossier_service.services.cases import touch
+from dossier_service.services.cases import responsible_unit, touch
 from dossier_service.validation import require_object, text_field
 
+#: Kinds of unit that hold cases: a case is handed over only to one of them.
+RESPONSIBLE_KINDS = ("canton", "municipality")
+#: Kinds of unit a case is delegated to.
+DELEGATE_KINDS = ("organisation",)
 #: Celery task that relabels a moved case's index entries (workers.tasks.sync_case_unit).
 SYNC_UNIT_TASK = "dossier.sync_case_unit"
 
@@ -37,6 +42,46 @@ def _lock_open_period(session: Session, case: Case) -> Responsibility:
     ).scalar_one()
 
 
+def _needs_end_report(current: Unit, target: Unit) -> bool:
+    """Canton → municipality needs an end report (Schlussbericht) in the dossier."""
+    return current.kind == "canton" and target.kind == "municipality"
+
+
+def _has_end_report(session: Session, case_id: str) -> bool:
+    return bool(
+        session.execute(
+            select(exists().where(Document.case_id == case_id, Document.type == "end_report"))
+        ).scalar()
+    )
+
+
+@dataclass(frozen=True)
+class TransferPreview:
+    """What handing a case to a unit would require and produce, before it is confirmed."""
+
+    #: The hand-over would be refused: canton → municipality without an end report.
+    end_report_missing: bool
+    #: The unit responsible now still reads the case afterwards (the canton reads every case).
+    former_unit_keeps_read: bool
+
+
+def preview_transfer(
+    session: Session, identity: Identity, case_id: str, target: Unit
+) -> TransferPreview:
+    """What ``transfer_case`` to this unit would require, and what the unit losing it keeps.
+
+    Needs only read access (the dialog shows it before the hand-over, which checks the
+    transfer policy itself).
+    """
+    case = load_case(session, identity, case_id, Action.CASE_READ)
+    current = responsible_unit(session, case.id)
+    return TransferPreview(
+        end_report_missing=_needs_end_report(current, target)
+        and not _has_end_report(session, case.id),
+        former_unit_keeps_read=unit_reads_every_case(current.kind),
+    )
+
+
 def transfer_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
     """Make another canton or municipality unit responsible for the case.
 
@@ -48,27 +93,21 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
     data = require_object(payload)
     target = _target_unit(session, text_field(data, "to_unit", max_length=32))
     reason = text_field(data, "reason", max_length=2000)
-    if target.kind not in {"canton", "municipality"}:
+    if target.kind not in RESPONSIBLE_KINDS:
         raise Unprocessable(
             "A case can only be handed to the canton or a municipality.", code="invalid_target"
         )
-    if case.status != "open":
-        raise Conflict("The case is closed; reopen it before handing it over.", code="case_closed")
     current = _lock_open_period(session, case)
     if current.unit_id == target.id:
         raise Conflict(
             f"{target.name} is already responsible for this case.", code="already_responsible"
         )
-    if current.unit.kind == "canton" and target.kind == "municipality":
-        has_end_report = session.execute(
-            select(exists().where(Document.case_id == case.id, Document.type == "end_report"))
-        ).scalar()
-        if not has_end_report:
-            raise Conflict(
-                "The canton hands a case to a municipality only with an end report "
-                "(Schlussbericht) in the dossier.",
-                code="end_report_required",
-            )
+    if _needs_end_report(current.unit, target) and not _has_end_report(session, case.id):
+        raise Conflict(
+            "The canton hands a case to a municipality only with an end report "
+            "(Schlussbericht) in the dossier.",
+            code="end_report_required",
+        )
     now = utcnow()
     current.ended_at = now
     ended = 0
@@ -120,12 +159,10 @@ def delegate_case(session: Session, identity: Identity, case_id: str, payload: A
     data = require_object(payload)
     target = _target_unit(session, text_field(data, "to_unit", max_length=32))
     reason = text_field(data, "reason", required=False, max_length=2000, default="")
-    if target.kind != "organisation":
+    if target.kind not in DELEGATE_KINDS:
         raise Unprocessable(
             "A case can only be delegated to an organisation.", code="invalid_target"
         )
-    if case.status != "open":
-        raise Conflict("The case is closed.", code="case_closed")
     current = _lock_open_period(session, case)
     already = session.execute(
         select(Delegation.id).where(

@@ -19,7 +19,7 @@ from dossier_service.web import (
     errors,
     i18n,
     notifications,
-    plan,
+    plan_forms,
     reports,
     search,
     security,
@@ -32,7 +32,17 @@ def create_blueprint() -> Blueprint:
     bp.before_request(auth.load_session_user)
     bp.before_request(security.check_csrf)
     bp.context_processor(auth.template_context)
-    modules = (auth, cases, plan, documents, search, audit, reports, notifications, cost_approvals)
+    modules = (
+        auth,
+        cases,
+        plan_forms,
+        documents,
+        search,
+        audit,
+        reports,
+        notifications,
+        cost_approvals,
+    )
     for module in modules:
         module.register(bp)
     errors.register_blueprint(bp)

@@ -10,12 +10,10 @@ import datetime as dt
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
 
 from dossier_service.http.context import audit_context
-from dossier_service.models import AuditEntry
-from dossier_service.policy import Action, require
-from dossier_service.services import audit
+from dossier_service.services import audit_log as audit_log_service
+from dossier_service.services.audit_log import AuditFilter
 from dossier_service.web.context import Pager, identity, page_arg, render, session
 from dossier_service.web.i18n import LOCAL_ZONE
 
@@ -63,38 +61,24 @@ def _day(name: str) -> dt.date | None:
 def audit_log() -> ResponseReturnValue:
     """GET /audit?actor=&action=&case_id=&outcome=&from=&to=&page=."""
     audit_context("audit.read")
-    who = identity()
-    require(who, Action.AUDIT_READ)
     filters = {k: (request.args.get(k) or "").strip()[:64] for k in FILTERS}
     day_from, day_to = _day("from"), _day("to")
-    query = select(AuditEntry)
-    if filters["actor"]:
-        query = query.where(AuditEntry.actor == filters["actor"].lower())
-    if filters["action"]:
-        query = query.where(AuditEntry.action == filters["action"])
-    if filters["case_id"]:
-        query = query.where(AuditEntry.case_id == filters["case_id"])
-    if filters["outcome"] in {"ok", "denied"}:
-        query = query.where(AuditEntry.outcome == filters["outcome"])
-    if day_from:
-        start = dt.datetime.combine(day_from, dt.time(), LOCAL_ZONE)
-        query = query.where(AuditEntry.at >= start)
-    if day_to:
-        end = dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time(), LOCAL_ZONE)
-        query = query.where(AuditEntry.at < end)
+    where = AuditFilter(
+        case_id=filters["case_id"] or None,
+        actor=filters["actor"].lower() or None,
+        action=filters["action"] or None,
+        outcome=filters["outcome"] if filters["outcome"] in {"ok", "denied"} else None,
+        since=dt.datetime.combine(day_from, dt.time(), LOCAL_ZONE) if day_from else None,
+        before=(
+            dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time(), LOCAL_ZONE)
+            if day_to
+            else None
+        ),
+    )
     page = page_arg()
     db = session()
-    total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = list(
-        db.execute(
-            query.order_by(AuditEntry.id.desc()).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
-        ).scalars()
-    )
-    audit.record(
-        db,
-        who,
-        "audit.read",
-        detail={k: v for k, v in filters.items() if v} | {"returned": len(rows), "via": "web"},
+    rows, total = audit_log_service.list_entries(
+        db, identity(), where, page=page, per_page=PER_PAGE, via="web"
     )
     return render(
         "audit.html",

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from dossier_service.db import local_today
 from dossier_service.errors import DossierError, Forbidden
 from dossier_service.http.context import audit_context
-from dossier_service.models import (
-    DOCUMENT_TYPES,
-    Delegation,
-    Document,
-    DocumentVersion,
-    Responsibility,
-    Unit,
-)
+from dossier_service.models import DOCUMENT_TYPES, Document
 from dossier_service.models.documents import PROCESSING_STATES
-from dossier_service.policy import Action, allowed
-from dossier_service.services import cases, documents, transfers
+from dossier_service.policy import Action, allowed, reads_every_case, rights
+from dossier_service.services import cases, documents, processing, timeline, transfers
 from dossier_service.web.context import Pager, identity, page_arg, render, session
 from dossier_service.web.errors import message_for
 from dossier_service.web.plan import (
@@ -36,17 +27,16 @@ from dossier_service.web.plan import (
 PER_PAGE = 25
 #: Sort orders offered on the list, with their labels (ascending key; "-" = descending).
 SORTS = ("-activity", "activity", "reference", "-reference", "name", "-name", "-entry", "entry")
+#: What the case page's templates ask (rights.write, ...) and the action each one means.
+PAGE_RIGHTS = {
+    "write": Action.CASE_WRITE,
+    "transfer": Action.CASE_TRANSFER,
+    "delegate": Action.CASE_DELEGATE,
+    "close": Action.CASE_CLOSE,
+    "reopen": Action.CASE_REOPEN,
+}
 #: The 7-year horizon is flagged this many days before it ends.
 HORIZON_WARNING_DAYS = 183
-
-
-def _units(kinds: tuple[str, ...]) -> list[Unit]:
-    """Units of the given kinds by name (the choices of filters and dialogs)."""
-    return list(
-        session()
-        .execute(select(Unit).where(Unit.kind.in_(kinds)).order_by(Unit.kind, Unit.name))
-        .scalars()
-    )
 
 
 def case_list() -> ResponseReturnValue:
@@ -58,7 +48,8 @@ def case_list() -> ResponseReturnValue:
     sort = request.args.get("sort") or "-activity"
     if sort not in SORTS:
         sort = "-activity"
-    unit = (request.args.get("unit") or None) if who.is_canton else None
+    reads_all = reads_every_case(who)
+    unit = (request.args.get("unit") or None) if reads_all else None
     text = (request.args.get("q_case") or "").strip()[:100] or None
     page = page_arg()
     db = session()
@@ -72,55 +63,17 @@ def case_list() -> ResponseReturnValue:
         sort=sort,
         text=text,
     )
-    responsible = _responsible_units(db, [c.id for c in items])
+    responsible = cases.responsible_units(db, [c.id for c in items])
     return render(
         "cases/list.html",
         items=items,
         responsible=responsible,
         pager=Pager(page, PER_PAGE, total),
         filters={"status": status or "", "sort": sort, "unit": unit or "", "q_case": text or ""},
-        units=_units(("canton", "municipality")) if who.is_canton else [],
+        units=cases.units_of_kinds(db, transfers.RESPONSIBLE_KINDS) if reads_all else [],
+        reads_all=reads_all,
         sorts=SORTS,
     )
-
-
-def _responsible_units(db: Any, case_ids: list[str]) -> dict[str, Unit]:
-    """The unit responsible now for each of these (already authorised) cases."""
-    if not case_ids:
-        return {}
-    rows = db.execute(
-        select(Responsibility.case_id, Unit)
-        .join(Unit, Unit.id == Responsibility.unit_id)
-        .where(Responsibility.case_id.in_(case_ids), Responsibility.ended_at.is_(None))
-    ).all()
-    return {case_id: unit for case_id, unit in rows}
-
-
-def _timeline(db: Any, who: Any, case_id: str) -> list[dict[str, Any]]:
-    """Responsibility periods and delegations of the case, oldest first."""
-    entries: list[dict[str, Any]] = []
-    for period in cases.responsibilities_json(db, who, case_id):
-        entries.append({"kind": "responsibility", **period})
-    delegations = db.execute(
-        select(Delegation).where(Delegation.case_id == case_id).order_by(Delegation.started_at)
-    ).scalars()
-    for d in delegations:
-        entries.append(
-            {
-                "kind": "delegation",
-                "unit": cases.unit_json(d.unit),
-                "granted_by": cases.unit_json(d.granted_by),
-                "from": d.started_at.isoformat(),
-                "to": d.ended_at.isoformat() if d.ended_at else None,
-                "reason": d.reason,
-                "end_reason": d.end_reason,
-            }
-        )
-    entries.sort(key=lambda e: e["from"])
-    for entry in entries:
-        entry["from"] = dt.datetime.fromisoformat(entry["from"])
-        entry["to"] = dt.datetime.fromisoformat(entry["to"]) if entry["to"] else None
-    return entries
 
 
 def group_documents(docs: list[Document]) -> list[tuple[str, str, list[Document]]]:
@@ -149,15 +102,9 @@ def case_page(
     db = session()
     case = cases.get_case(db, who, case_id)
     facts = cases.case_json(db, case)
-    timeline = _timeline(db, who, case.id)
+    history = timeline.case_timeline(db, who, case.id)
     docs = documents.list_documents(db, who, case.id)
-    rights = {
-        "write": allowed(db, who, Action.CASE_WRITE, case.id) and case.status == "open",
-        "transfer": allowed(db, who, Action.CASE_TRANSFER, case.id) and case.status == "open",
-        "delegate": allowed(db, who, Action.CASE_DELEGATE, case.id) and case.status == "open",
-        "close": allowed(db, who, Action.CASE_CLOSE, case.id) and case.status == "open",
-        "reopen": allowed(db, who, Action.CASE_REOPEN, case.id) and case.status == "closed",
-    }
+    granted = rights(db, who, case)
     plan_facts = plan_context(db, who, case)
     horizon = cases.horizon_date(case.entry_date)
     today = local_today()
@@ -167,10 +114,10 @@ def case_page(
         status=status,
         case=case,
         facts=facts,
-        timeline=timeline,
+        timeline=history,
         groups=group_documents(docs),
         document_count=len(docs),
-        rights=rights,
+        rights={name: action in granted for name, action in PAGE_RIGHTS.items()},
         horizon=horizon,
         horizon_days=(horizon - today).days,
         horizon_warning=(horizon - today).days <= HORIZON_WARNING_DAYS,
@@ -193,23 +140,14 @@ def case_processing(case_id: str) -> ResponseReturnValue:
     only states and the reason of a failure (no titles or content), so it is checked by
     the policy but not written to the audit log on every poll.
     """
-    from dossier_service.policy import load_case
-
     audit_context("case.read", case_id=case_id)
-    who = identity()
     db = session()
-    case = load_case(db, who, case_id, Action.CASE_READ)
     wanted = request.args.getlist("v")[:500]
-    query = (
-        select(DocumentVersion.id, DocumentVersion.processing, DocumentVersion.processing_error)
-        .join(Document, Document.id == DocumentVersion.document_id)
-        .where(Document.case_id == case.id)
-    )
-    if wanted:
-        query = query.where(DocumentVersion.id.in_(wanted))
     states = {
         vid: {"state": state, "label": processing_label(state), "error": error}
-        for vid, state, error in db.execute(query)
+        for vid, (state, error) in processing.version_states(
+            db, identity(), case_id, wanted
+        ).items()
     }
     db.rollback()
     return jsonify({"versions": states})
@@ -241,21 +179,15 @@ def _dialog_case(case_id: str, action: Action) -> tuple[Any, dict[str, Any]]:
     return case, facts
 
 
-def _has_end_report(db: Any, case_id: str) -> bool:
-    return bool(
-        db.execute(
-            select(Document.id).where(Document.case_id == case_id, Document.type == "end_report")
-        ).first()
-    )
-
-
 def transfer_dialog(case_id: str) -> ResponseReturnValue:
     """GET/POST /cases/<id>/transfer: choose, review and confirm the hand-over."""
     who = identity()
     db = session()
     case, facts = _dialog_case(case_id, Action.CASE_TRANSFER)
     current_code = facts["responsible_unit"]["code"]
-    targets = [u for u in _units(("canton", "municipality")) if u.code != current_code]
+    targets = [
+        u for u in cases.units_of_kinds(db, transfers.RESPONSIBLE_KINDS) if u.code != current_code
+    ]
     form = {
         "to_unit": request.form.get("to_unit", ""),
         "reason": request.form.get("reason", "").strip(),
@@ -271,12 +203,8 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
             errors["reason"] = _("Bitte geben Sie einen Grund an (z. B. «Wohnsitznahme»).")
         elif len(form["reason"]) > 2000:
             errors["reason"] = _("Der Grund ist zu lang (höchstens 2000 Zeichen).")
-    blocked_by_end_report = bool(
-        target is not None
-        and facts["responsible_unit"]["kind"] == "canton"
-        and target.kind == "municipality"
-        and not _has_end_report(db, case.id)
-    )
+    preview = transfers.preview_transfer(db, who, case.id, target) if target is not None else None
+    blocked_by_end_report = bool(preview and preview.end_report_missing)
     if step == "confirm" and not errors and not blocked_by_end_report:
         try:
             transfers.transfer_case(
@@ -315,7 +243,7 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
         review=review,
         blocked_by_end_report=blocked_by_end_report,
         delegations=delegations,
-        keeps_read=who.is_canton,
+        keeps_read=bool(preview and preview.former_unit_keeps_read),
     )
 
 
@@ -325,7 +253,9 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
     db = session()
     case, facts = _dialog_case(case_id, Action.CASE_DELEGATE)
     delegated = {d["unit"]["code"] for d in facts["delegations"]}
-    targets = [u for u in _units(("organisation",)) if u.code not in delegated]
+    targets = [
+        u for u in cases.units_of_kinds(db, transfers.DELEGATE_KINDS) if u.code not in delegated
+    ]
     form = {
         "to_unit": request.form.get("to_unit", ""),
         "reason": request.form.get("reason", "").strip(),

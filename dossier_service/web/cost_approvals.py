@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from dossier_service.errors import DossierError, Forbidden, NotFound
 from dossier_service.http.context import audit_context
 from dossier_service.models.process import PROGRAMMES
-from dossier_service.policy import Action, allowed
+from dossier_service.policy import Action, rights
 from dossier_service.services import cases, cost_approvals, documents
 from dossier_service.web.context import container, identity, render, session
 from dossier_service.web.errors import message_for
@@ -46,8 +46,7 @@ def cost_approval_page(
     case = cases.get_case(db, who, case_id)
     items, totals = cost_approvals.list_cost_approvals(db, who, case.id)
     docs = documents.list_documents(db, who, case.id)
-    may_request = allowed(db, who, Action.COST_APPROVAL_REQUEST, case.id)
-    may_decide = allowed(db, who, Action.COST_APPROVAL_DECIDE, case.id)
+    granted = rights(db, who, case)
     return render(
         "cost_approvals.html",
         status=status,
@@ -56,8 +55,8 @@ def cost_approval_page(
         totals=totals,
         docs=docs,
         programmes=PROGRAMMES,
-        may_request=may_request and case.status == "open",
-        may_decide=may_decide and case.status == "open",
+        may_request=Action.COST_APPROVAL_REQUEST in granted,
+        may_decide=Action.COST_APPROVAL_DECIDE in granted,
         form=form or {},
         decision_form=decision_form or {},
         error=error,

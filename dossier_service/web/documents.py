@@ -29,7 +29,7 @@ from dossier_service.http.context import audit_context
 from dossier_service.http.downloads import content_disposition
 from dossier_service.http.uploads import MULTIPART_OVERHEAD, drain_body
 from dossier_service.models import DOCUMENT_TYPES
-from dossier_service.policy import Action, allowed, load_case
+from dossier_service.policy import Action, load_case, rights
 from dossier_service.services import documents
 from dossier_service.uploads import ParsedUpload, parse_multipart
 from dossier_service.web.cases import case_page, processing_label
@@ -234,7 +234,7 @@ def document_page(
         shown = documents.find_version(document, number)
     except DossierError:
         shown = documents.find_version(document, None)
-    may_write = allowed(db, who, Action.CASE_WRITE, case.id) and case.status == "open"
+    may_write = Action.CASE_WRITE in rights(db, who, case)
     pending = [v.id for v in document.versions if v.processing in {"pending", "processing"}]
     return render(
         "documents/detail.html",
