@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dossier_service.bodies.cases import DelegationInput, TransferInput
 from dossier_service.db import utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
@@ -15,13 +14,12 @@ from dossier_service.models import Case, Delegation, Document, Responsibility, U
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit, notifications, outbox
 from dossier_service.services.cases import touch
-from dossier_service.validation import require_object, text_field
 
 #: Celery task that relabels a moved case's index entries (workers.tasks.sync_case_unit).
 SYNC_UNIT_TASK = "dossier.sync_case_unit"
 
 
-def _target_unit(session: Session, code: str | None) -> Unit:
+def _target_unit(session: Session, code: str) -> Unit:
     unit = session.execute(select(Unit).where(Unit.code == code)).scalar_one_or_none()
     if unit is None:
         raise Unprocessable(f"There is no unit with the code {code!r}.", code="unknown_unit")
@@ -37,7 +35,9 @@ def _lock_open_period(session: Session, case: Case) -> Responsibility:
     ).scalar_one()
 
 
-def transfer_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+def transfer_case(
+    session: Session, identity: Identity, case_id: str, body: TransferInput
+) -> Case:
     """Make another canton or municipality unit responsible for the case.
 
     The previous unit loses access in the same transaction, and so do the organisations
@@ -45,9 +45,8 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
     (Schlussbericht) in the dossier.
     """
     case = load_case(session, identity, case_id, Action.CASE_TRANSFER)
-    data = require_object(payload)
-    target = _target_unit(session, text_field(data, "to_unit", max_length=32))
-    reason = text_field(data, "reason", max_length=2000)
+    target = _target_unit(session, body.to_unit)
+    reason = body.reason
     if target.kind not in {"canton", "municipality"}:
         raise Unprocessable(
             "A case can only be handed to the canton or a municipality.", code="invalid_target"
@@ -83,7 +82,7 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
         case_id=case.id,
         unit_id=target.id,
         started_at=now,
-        reason=reason or "",
+        reason=reason,
         created_by_id=identity.user_id,
     )
     session.add(period)
@@ -114,12 +113,13 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
     return case
 
 
-def delegate_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+def delegate_case(
+    session: Session, identity: Identity, case_id: str, body: DelegationInput
+) -> Case:
     """Delegate day-to-day support to an organisation; responsibility stays put."""
     case = load_case(session, identity, case_id, Action.CASE_DELEGATE)
-    data = require_object(payload)
-    target = _target_unit(session, text_field(data, "to_unit", max_length=32))
-    reason = text_field(data, "reason", required=False, max_length=2000, default="")
+    target = _target_unit(session, body.to_unit)
+    reason = body.reason
     if target.kind != "organisation":
         raise Unprocessable(
             "A case can only be delegated to an organisation.", code="invalid_target"
@@ -142,7 +142,7 @@ def delegate_case(session: Session, identity: Identity, case_id: str, payload: A
             unit_id=target.id,
             granted_by_unit_id=current.unit_id,
             started_at=utcnow(),
-            reason=reason or "",
+            reason=reason,
             created_by_id=identity.user_id,
         )
     )

@@ -11,6 +11,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from dossier_service.api.context import audit_context
+from dossier_service.bodies.cases import DelegationInput, TransferInput
+from dossier_service.bodies.parse import parse
 from dossier_service.db import local_today
 from dossier_service.errors import DossierError, Forbidden
 from dossier_service.models import (
@@ -281,9 +283,8 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
     )
     if step == "confirm" and not errors and not blocked_by_end_report:
         try:
-            transfers.transfer_case(
-                db, who, case.id, {"to_unit": form["to_unit"], "reason": form["reason"]}
-            )
+            body = parse(TransferInput, {"to_unit": form["to_unit"], "reason": form["reason"]})
+            transfers.transfer_case(db, who, case.id, body)
         except DossierError as exc:
             db.rollback()
             error = message_for(exc)
@@ -345,9 +346,8 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
             errors["reason"] = _("Der Grund ist zu lang (höchstens 2000 Zeichen).")
     if step == "confirm" and not errors:
         try:
-            transfers.delegate_case(
-                db, who, case.id, {"to_unit": form["to_unit"], "reason": form["reason"]}
-            )
+            body = parse(DelegationInput, {"to_unit": form["to_unit"], "reason": form["reason"]})
+            transfers.delegate_case(db, who, case.id, body)
         except DossierError as exc:
             db.rollback()
             error = message_for(exc)
