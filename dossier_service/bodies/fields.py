@@ -184,11 +184,23 @@ OptionalId = Annotated[
 ]
 
 
+def _is_text_id(value: Any) -> bool:
+    """True for printable text of at most 100 characters without surrounding blanks.
+
+    PostgreSQL cannot compare text holding NUL, so such an "id" is refused here rather
+    than failing the query.
+    """
+    try:
+        return isinstance(value, str) and len(value) <= 100 and _clean(value) == value
+    except PydanticCustomError:
+        return False
+
+
 @dataclass(frozen=True)
 class IdList:
     """Metadata of a list[str] field of ids, duplicates dropped, at most max_items distinct.
 
-    ``canonical`` asks for ids as this service writes them (UUIDs); otherwise any non-empty
+    ``canonical`` asks for ids as this service writes them (UUIDs); otherwise any printable
     text is taken and an unknown id is the service's to refuse. ``too_many`` names the
     error type of a list that is too long (some have their own error code).
     """
@@ -204,7 +216,7 @@ class IdList:
             return []
         if not isinstance(value, list) or (self.required and not value):
             raise PydanticCustomError("id_list", "must be a list of ids")
-        good = is_id if self.canonical else (lambda v: isinstance(v, str) and bool(v))
+        good = is_id if self.canonical else _is_text_id
         if not all(good(v) for v in value):
             raise PydanticCustomError("id_list", "must be a list of ids")
         unique = list(dict.fromkeys(value))
@@ -226,7 +238,7 @@ class IdList:
         if self.canonical:
             items["format"] = "uuid"
         else:
-            items["minLength"] = 1
+            items.update(minLength=1, maxLength=100)
         result: dict[str, Any] = {"type": "array", "maxItems": self.max_items, "items": items}
         if self.required:
             result["minItems"] = 1
