@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from dossier_service.bodies.fields import Date, OneOf, OptionalDate, OptionalText, PresentDate, Text
 from dossier_service.models.process import (
@@ -76,6 +77,16 @@ class MilestoneInput(BaseModel):
     ]
     date: Date
     note: Annotated[OptionalText, Field(max_length=2000)] = ""
+
+    @field_validator("value")
+    @classmethod
+    def _value_of_kind(cls, value: str, info: ValidationInfo) -> str:
+        """The value must be one of its kind (the kind is checked first, being declared first)."""
+        kind = info.data.get("kind")
+        if kind is not None and value not in MILESTONE_VALUES[kind]:
+            allowed = ", ".join(sorted(MILESTONE_VALUES[kind]))
+            raise PydanticCustomError("choice", "must be one of: {allowed}", {"allowed": allowed})
+        return value
 
 
 class CloseInput(BaseModel):
