@@ -217,5 +217,12 @@ def test_a_nested_object_that_is_not_one_is_a_bad_request() -> None:
     assert refused.value.code == "invalid_json"
 
 
+def test_null_is_a_list_left_out() -> None:
+    body = parse(ExportInput, {"case_ids": None, "closed_before": "2026-01-01"})
+    assert (body.case_ids, str(body.closed_before)) == (None, "2026-01-01")
+    assert parse(CostApprovalInput, {**REQUEST, "document_ids": None}).document_ids is None
+    assert _refusal(ExportInput, {"case_ids": []}).details["field"] == "case_ids"
+
+
 def test_an_empty_release_has_no_reason() -> None:
     assert parse(LegalHoldRelease, {}).reason is None

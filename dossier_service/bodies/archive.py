@@ -17,7 +17,7 @@ class ExportInput(BaseModel):
 
     case_ids: Annotated[
         list[str] | None,
-        IdList(MAX_CASES, required=True, canonical=False, too_many="too_many_cases"),
+        IdList(MAX_CASES, non_empty=True, canonical=False, too_many="too_many_cases"),
     ] = None
     closed_before: OptionalDate = None
 

@@ -39,10 +39,10 @@ class CostApprovalInput(BaseModel):
     period_to: Date
     justification: Annotated[Text, Field(max_length=4000)]
     document_ids: Annotated[
-        list[str],
+        list[str] | None,
         IdList(max_items=MAX_ATTACHMENTS),
         Field(description="Documents of this case attached to the request."),
-    ] = []
+    ] = None
 
 
 class DecisionInput(BaseModel):

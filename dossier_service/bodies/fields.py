@@ -90,7 +90,7 @@ def _optional_date(value: Any) -> dt.date | None:
 
 #: An ISO date YYYY-MM-DD that must be given (an explicit null counts as missing too).
 Date = Annotated[dt.date, BeforeValidator(_date), WithJsonSchema(_DATE_SCHEMA)]
-#: A date sent as null or not at all is None where None is allowed (the default).
+#: A date that may be left out (None by default), but when sent is a date: null is refused.
 PresentDate = Annotated[dt.date | None, BeforeValidator(_date), WithJsonSchema(_DATE_SCHEMA)]
 #: An ISO date or null.
 OptionalDate = Annotated[
@@ -198,23 +198,24 @@ def _is_text_id(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class IdList:
-    """Metadata of a list[str] field of ids, duplicates dropped, at most max_items distinct.
+    """Metadata of a list[str] | None field of ids: duplicates dropped, at most max_items.
 
+    Null is None, like a field left out; ``non_empty`` refuses an empty list.
     ``canonical`` asks for ids as this service writes them (UUIDs); otherwise any printable
     text is taken and an unknown id is the service's to refuse. ``too_many`` names the
     error type of a list that is too long (some have their own error code).
     """
 
     max_items: int
-    required: bool = False
+    non_empty: bool = False
     canonical: bool = True
     too_many: str = "too_many_items"
 
-    def check(self, value: Any) -> list[str]:
+    def check(self, value: Any) -> list[str] | None:
         """The distinct ids in their order; an id_list or too_many_items error otherwise."""
-        if value is None and not self.required:
-            return []
-        if not isinstance(value, list) or (self.required and not value):
+        if value is None:
+            return None
+        if not isinstance(value, list) or (self.non_empty and not value):
             raise PydanticCustomError("id_list", "must be a list of ids")
         good = is_id if self.canonical else _is_text_id
         if not all(good(v) for v in value):
@@ -240,6 +241,6 @@ class IdList:
         else:
             items.update(minLength=1, maxLength=100)
         result: dict[str, Any] = {"type": "array", "maxItems": self.max_items, "items": items}
-        if self.required:
+        if self.non_empty:
             result["minItems"] = 1
         return result

@@ -82,7 +82,7 @@ def cost_approval_json(approval: CostApproval) -> dict[str, Any]:
     }
 
 
-def _attachments(session: Session, case_id: str, ids: list[str]) -> list[str]:
+def _attachments(session: Session, case_id: str, ids: list[str] | None) -> list[str]:
     """The ids of documents of this case to attach (unknown or foreign ids answer 422)."""
     if not ids:
         return []
