@@ -2,8 +2,9 @@
 
 The plan section shows the target group with its history, the measures and the
 milestones; closing and reopening sit at the end of the page. The forms post here; each
-view turns the form into the payload the JSON API would send and calls the same service
-(``services.plan``, ``services.closing``), which checks the policy, validates and audits.
+view turns the form into the request model the JSON API parses (``dossier_service.bodies``,
+so a form is validated like a body) and calls the same service (``services.plan``,
+``services.closing``), which checks the policy and the case's state and audits.
 On success the browser is sent back to the case page (post/redirect/get) with a message;
 a refused form shows the case page again with the German reason beside the form and
 every value as it was typed.
