@@ -84,6 +84,9 @@ def setup(data_dir: Path, docs: int, total: int, pdfs: int) -> tuple[str, int]:
     from sqlalchemy import select
 
     from dossier_service import schema
+    from dossier_service.bodies.archive import ExportInput
+    from dossier_service.bodies.cases import CaseInput
+    from dossier_service.bodies.plan import CloseInput
     from dossier_service.config import load_settings
     from dossier_service.container import Container
     from dossier_service.db import utcnow
@@ -111,7 +114,9 @@ def setup(data_dir: Path, docs: int, total: int, pdfs: int) -> tuple[str, int]:
     canton, archivist = identity("canton"), identity("archivist")
     with container.db.transaction() as session:
         case = cases.create_case(
-            session, canton, {"person": BENCH_PERSON, "entry_date": "2025-03-01"}
+            session,
+            canton,
+            CaseInput.model_validate({"person": BENCH_PERSON, "entry_date": "2025-03-01"}),
         )
         case_id = case.id
 
@@ -182,9 +187,11 @@ def setup(data_dir: Path, docs: int, total: int, pdfs: int) -> tuple[str, int]:
         file=sys.stderr,
     )
     with container.db.transaction() as session:
-        closing.close_case(session, canton, case_id, {"reason": "other"})
+        closing.close_case(session, canton, case_id, CloseInput.model_validate({"reason": "other"}))
     with container.db.transaction() as session:
-        export = exports.create_export(session, archivist, {"case_ids": [case_id]})
+        export = exports.create_export(
+            session, archivist, ExportInput.model_validate({"case_ids": [case_id]})
+        )
         export_id = export.id
     container.close()
     return export_id, written

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, text
 
 from dossier_service.app import create_app
+from dossier_service.bodies.cases import CaseInput
 from dossier_service.config import load_settings
 from dossier_service.container import Container
 from dossier_service.db import utcnow
@@ -49,18 +50,20 @@ def _setup(container: Container, docs: int) -> str:
         case = cases.create_case(
             session,
             accounts.identity_for_user(user),
-            {
-                "person": {
-                    "family_name": "Haile",
-                    "given_names": "Semhar",
-                    "birth_date": "1998-03",
-                    "sex": "female",
-                    "nationality": "ER",
-                    "zemis_number": "12345678.9",
-                    "residence_status": "F",
-                },
-                "entry_date": "2022-03-01",
-            },
+            CaseInput.model_validate(
+                {
+                    "person": {
+                        "family_name": "Haile",
+                        "given_names": "Semhar",
+                        "birth_date": "1998-03",
+                        "sex": "female",
+                        "nationality": "ER",
+                        "zemis_number": "12345678.9",
+                        "residence_status": "F",
+                    },
+                    "entry_date": "2022-03-01",
+                }
+            ),
         )
         types = list(DOCUMENT_TYPES)
         now = utcnow()

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from dossier_service.bodies.cases import CaseInput, DelegationInput, TransferInput
+from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
+from dossier_service.bodies.plan import CaseUpdate, MeasureInput, MilestoneInput
 from dossier_service.container import Container
 from dossier_service.db import local_today
 from dossier_service.models import Unit, User
@@ -114,10 +117,14 @@ def load_demo(container: Container) -> dict[str, tuple[str, str]] | None:
             case = cases.create_case(
                 session,
                 identity_for_user(canton),
-                {
-                    "person": person,
-                    "entry_date": (local_today() - dt.timedelta(days=400 + 300 * i)).isoformat(),
-                },
+                CaseInput.model_validate(
+                    {
+                        "person": person,
+                        "entry_date": (
+                            local_today() - dt.timedelta(days=400 + 300 * i)
+                        ).isoformat(),
+                    }
+                ),
             )
             case_ids.append(case.id)
     first, second, _third = case_ids
@@ -178,7 +185,7 @@ def load_demo(container: Container) -> dict[str, tuple[str, str]] | None:
             session,
             identity_for_user(canton),
             first,
-            {"to_unit": "aarau", "reason": "Wohnsitznahme in Aarau"},
+            TransferInput.model_validate({"to_unit": "aarau", "reason": "Wohnsitznahme in Aarau"}),
         )
     meeting = _upload(
         container,
@@ -199,7 +206,9 @@ def load_demo(container: Container) -> dict[str, tuple[str, str]] | None:
             session,
             identity_for_user(users["aarau.keller"]),
             first,
-            {"to_unit": "caritas-ag", "reason": "Begleitung im Alltag"},
+            DelegationInput.model_validate(
+                {"to_unit": "caritas-ag", "reason": "Begleitung im Alltag"}
+            ),
         )
     _upload(
         container,
@@ -225,41 +234,49 @@ def _case_process(container: Container, users: dict[str, User], case_id: str, do
     aarau = identity_for_user(users["aarau.keller"])
     today = local_today()
     with container.db.transaction() as session:
-        plan.update_case(session, aarau, case_id, {"target_group": "education"})
+        plan.update_case(
+            session, aarau, case_id, CaseUpdate.model_validate({"target_group": "education"})
+        )
         plan.create_measure(
             session,
             aarau,
             case_id,
-            {
-                "programme": "IKG1",
-                "provider": "ECAP Aargau",
-                "start": (today - dt.timedelta(days=120)).isoformat(),
-                "end": (today + dt.timedelta(days=60)).isoformat(),
-                "status": "running",
-            },
+            MeasureInput.model_validate(
+                {
+                    "programme": "IKG1",
+                    "provider": "ECAP Aargau",
+                    "start": (today - dt.timedelta(days=120)).isoformat(),
+                    "end": (today + dt.timedelta(days=60)).isoformat(),
+                    "status": "running",
+                }
+            ),
         )
         plan.create_milestone(
             session,
             aarau,
             case_id,
-            {
-                "kind": "language_level",
-                "value": "A1",
-                "date": (today - dt.timedelta(days=30)).isoformat(),
-            },
+            MilestoneInput.model_validate(
+                {
+                    "kind": "language_level",
+                    "value": "A1",
+                    "date": (today - dt.timedelta(days=30)).isoformat(),
+                }
+            ),
         )
         approval = cost_approvals.request_cost_approval(
             session,
             aarau,
             case_id,
-            {
-                "programme": "INVOL",
-                "amount_chf": "4800.00",
-                "period_from": dt.date(today.year + 1, 8, 1).isoformat(),
-                "period_to": dt.date(today.year + 2, 7, 31).isoformat(),
-                "justification": "Vorlehre Integration gemäss Potenzialabklärung.",
-                "document_ids": [doc],
-            },
+            CostApprovalInput.model_validate(
+                {
+                    "programme": "INVOL",
+                    "amount_chf": "4800.00",
+                    "period_from": dt.date(today.year + 1, 8, 1).isoformat(),
+                    "period_to": dt.date(today.year + 2, 7, 31).isoformat(),
+                    "justification": "Vorlehre Integration gemäss Potenzialabklärung.",
+                    "document_ids": [doc],
+                }
+            ),
         )
         approval_id = approval.id
     with container.db.transaction() as session:
@@ -268,11 +285,13 @@ def _case_process(container: Container, users: dict[str, User], case_id: str, do
             session,
             identity_for_user(users["ksd.meier"]),
             approval_id,
-            {
-                "decision": "partially_approved",
-                "approved_amount_chf": "3600.00",
-                "reason": "Die Fahrkosten übernimmt die Gemeinde.",
-            },
+            DecisionInput.model_validate(
+                {
+                    "decision": "partially_approved",
+                    "approved_amount_chf": "3600.00",
+                    "reason": "Die Fahrkosten übernimmt die Gemeinde.",
+                }
+            ),
         )
 
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from dossier_service.bodies.archive import ExportInput
 from dossier_service.container import Container
 from dossier_service.db import Database, local_today
 from dossier_service.models import AuditEntry, Export, User
@@ -29,7 +30,9 @@ def queue_export(session: Session, world: World, case_ids: list[str]) -> str:
     """Request an export as the archivist without sending its task (the test runs it)."""
     user = session.execute(select(User).where(User.username == "archivist")).scalar_one()
     export = exports.create_export(
-        session, accounts.identity_for_user(user), {"case_ids": case_ids}
+        session,
+        accounts.identity_for_user(user),
+        ExportInput.model_validate({"case_ids": case_ids}),
     )
     return export.id
 

@@ -19,6 +19,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from dossier_service.api import spec
 from dossier_service.api.health import OPENAPI_PATH
 from dossier_service.samples import make_pdf
 from tests.conftest import World, new_case, upload
@@ -335,3 +336,28 @@ def test_error_schema_refuses_drift(doc):
     ):
         with pytest.raises(ValidationError):
             validator.validate(body)
+
+
+# --- Request schemas generated from the body models ----------------------------------------
+
+
+def test_request_schemas_are_the_generated_ones(doc):
+    """openapi.json holds the request schemas its models generate, and nothing else differs."""
+    assert doc == spec.generated(doc), (
+        f"The request schemas of openapi.json differ from the models; run: {spec.REGENERATE}"
+    )
+
+
+def test_every_json_request_body_is_a_generated_schema(doc):
+    generated = spec.request_schemas()
+    for path, method, operation in operations(doc):
+        content = operation.get("requestBody", {}).get("content", {})
+        if "application/json" in content:
+            name = content["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+            assert name in generated, (path, method, name)
+
+
+def test_the_regeneration_check_sees_a_hand_edited_schema(doc):
+    edited = copy.deepcopy(doc)
+    edited["components"]["schemas"]["ReopenInput"]["properties"]["reason"]["maxLength"] = 9
+    assert spec.generated(edited) != edited

@@ -5,6 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from dossier_service.api.context import json_body
+from dossier_service.bodies.archive import (
+    AcknowledgeInput,
+    ExportInput,
+    LegalHoldInput,
+    LegalHoldRelease,
+)
+from dossier_service.bodies.parse import parse
 from dossier_service.errors import ServiceUnavailable
 from dossier_service.http.context import audit_context, container, identity, session
 from dossier_service.http.downloads import content_disposition
@@ -16,7 +23,7 @@ def create_export() -> tuple[Response, int]:
     """POST /exports: queue the SIP export of closed cases (archivists of the canton)."""
     audit_context("export.create")
     db = session()
-    export = exports.create_export(db, identity(), json_body())
+    export = exports.create_export(db, identity(), parse(ExportInput, json_body()))
     export_id = export.id
     return jsonify({"id": export_id, "status": "queued"}), 202
 
@@ -57,7 +64,7 @@ def acknowledge_export(export_id: str) -> Response:
     """POST /exports/{id}/acknowledge: the archive confirms receipt with its reference."""
     audit_context("export.acknowledge")
     db = session()
-    export = exports.acknowledge(db, identity(), export_id, json_body())
+    export = exports.acknowledge(db, identity(), export_id, parse(AcknowledgeInput, json_body()))
     body = exports.export_json(export)
     return jsonify(body)
 
@@ -66,7 +73,7 @@ def set_legal_hold(case_id: str) -> tuple[Response, int]:
     """POST /cases/{id}/legal-hold: stop deletion of the case (canton)."""
     audit_context("legal_hold.set", case_id=case_id)
     db = session()
-    hold = retention.set_legal_hold(db, identity(), case_id, json_body())
+    hold = retention.set_legal_hold(db, identity(), case_id, parse(LegalHoldInput, json_body()))
     body = retention.legal_hold_json(hold)
     return jsonify(body), 201
 
@@ -75,8 +82,8 @@ def release_legal_hold(case_id: str) -> Response:
     """DELETE /cases/{id}/legal-hold: release the hold (canton); a JSON reason is optional."""
     audit_context("legal_hold.release", case_id=case_id)
     db = session()
-    payload = json_body() if request.content_length else None
-    hold = retention.release_legal_hold(db, identity(), case_id, payload)
+    release = parse(LegalHoldRelease, json_body() if request.content_length else {})
+    hold = retention.release_legal_hold(db, identity(), case_id, release)
     body = retention.legal_hold_json(hold)
     return jsonify(body)
 

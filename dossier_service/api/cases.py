@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from dossier_service.api.context import json_body
+from dossier_service.bodies.cases import CaseInput, DelegationInput, TransferInput
+from dossier_service.bodies.parse import parse
 from dossier_service.http.context import audit_context, identity, session
 from dossier_service.services import cases, transfers
 from dossier_service.validation import int_param
@@ -14,7 +16,7 @@ def create_case() -> tuple[Response, int]:
     """POST /cases: register a case."""
     audit_context("case.create")
     db = session()
-    case = cases.create_case(db, identity(), json_body())
+    case = cases.create_case(db, identity(), parse(CaseInput, json_body()))
     return jsonify(cases.case_json(db, case)), 201
 
 
@@ -69,7 +71,7 @@ def create_transfer(case_id: str) -> tuple[Response, int]:
     """POST /cases/{id}/transfers: hand the case to another unit."""
     audit_context("transfer.create", case_id=case_id)
     db = session()
-    case = transfers.transfer_case(db, identity(), case_id, json_body())
+    case = transfers.transfer_case(db, identity(), case_id, parse(TransferInput, json_body()))
     return jsonify(cases.case_json(db, case)), 201
 
 
@@ -77,7 +79,7 @@ def create_delegation(case_id: str) -> tuple[Response, int]:
     """POST /cases/{id}/delegations: delegate support to an organisation."""
     audit_context("delegation.create", case_id=case_id)
     db = session()
-    case = transfers.delegate_case(db, identity(), case_id, json_body())
+    case = transfers.delegate_case(db, identity(), case_id, parse(DelegationInput, json_body()))
     return jsonify(cases.case_json(db, case)), 201
 
 

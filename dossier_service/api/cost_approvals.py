@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from dossier_service.api.context import json_body
+from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
+from dossier_service.bodies.parse import parse
 from dossier_service.http.context import audit_context, container, identity, session
 from dossier_service.services import cost_approvals
 
@@ -13,7 +15,9 @@ def request_approval(case_id: str) -> tuple[Response, int]:
     """POST /cases/{id}/cost-approvals: request a cost approval from the canton."""
     audit_context("cost_approval.request", case_id=case_id)
     db = session()
-    approval = cost_approvals.request_cost_approval(db, identity(), case_id, json_body())
+    approval = cost_approvals.request_cost_approval(
+        db, identity(), case_id, parse(CostApprovalInput, json_body())
+    )
     body = cost_approvals.cost_approval_json(approval)
     return jsonify(body), 201
 
@@ -41,10 +45,10 @@ def decide(approval_id: str) -> Response:
     """POST /cost-approvals/{id}/decision: the canton decides; the letter is filed."""
     audit_context("cost_approval.decide")
     db = session()
-    payload = json_body()
+    decision = parse(DecisionInput, json_body())
     # The service commits the decision with its letter (and sends the e-mail tasks).
     approval = cost_approvals.decide_cost_approval(
-        container(), db, identity(), approval_id, payload
+        container(), db, identity(), approval_id, decision
     )
     body = cost_approvals.cost_approval_json(approval)
     return jsonify(body)

@@ -5,6 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from dossier_service.api.context import json_body
+from dossier_service.bodies.parse import parse
+from dossier_service.bodies.plan import (
+    CaseUpdate,
+    CloseInput,
+    MeasureInput,
+    MeasureUpdate,
+    MilestoneInput,
+    ReopenInput,
+)
 from dossier_service.http.context import audit_context, identity, session
 from dossier_service.services import cases, closing, plan
 
@@ -13,7 +22,7 @@ def update_case(case_id: str) -> Response:
     """PATCH /cases/{id}: set the target group (a new dated period)."""
     audit_context("case.update", case_id=case_id)
     db = session()
-    case = plan.update_case(db, identity(), case_id, json_body())
+    case = plan.update_case(db, identity(), case_id, parse(CaseUpdate, json_body()))
     return jsonify(cases.case_json(db, case))
 
 
@@ -29,7 +38,7 @@ def create_measure(case_id: str) -> tuple[Response, int]:
     """POST /cases/{id}/measures: add a measure to the plan."""
     audit_context("measure.create", case_id=case_id)
     db = session()
-    measure = plan.create_measure(db, identity(), case_id, json_body())
+    measure = plan.create_measure(db, identity(), case_id, parse(MeasureInput, json_body()))
     body = plan.measure_json(measure)
     return jsonify(body), 201
 
@@ -46,7 +55,7 @@ def update_measure(measure_id: str) -> Response:
     """PATCH /measures/{id}: change dates, provider, note or status."""
     audit_context("measure.update")
     db = session()
-    measure = plan.update_measure(db, identity(), measure_id, json_body())
+    measure = plan.update_measure(db, identity(), measure_id, parse(MeasureUpdate, json_body()))
     body = plan.measure_json(measure)
     return jsonify(body)
 
@@ -55,7 +64,7 @@ def create_milestone(case_id: str) -> tuple[Response, int]:
     """POST /cases/{id}/milestones: record a dated language, education or employment fact."""
     audit_context("milestone.create", case_id=case_id)
     db = session()
-    milestone = plan.create_milestone(db, identity(), case_id, json_body())
+    milestone = plan.create_milestone(db, identity(), case_id, parse(MilestoneInput, json_body()))
     body = plan.milestone_json(milestone)
     return jsonify(body), 201
 
@@ -72,7 +81,7 @@ def close_case(case_id: str) -> Response:
     """POST /cases/{id}/close: close the case with a reason."""
     audit_context("case.close", case_id=case_id)
     db = session()
-    case = closing.close_case(db, identity(), case_id, json_body())
+    case = closing.close_case(db, identity(), case_id, parse(CloseInput, json_body()))
     return jsonify(cases.case_json(db, case))
 
 
@@ -80,7 +89,7 @@ def reopen_case(case_id: str) -> Response:
     """POST /cases/{id}/reopen: reopen a closed case (canton)."""
     audit_context("case.reopen", case_id=case_id)
     db = session()
-    case = closing.reopen_case(db, identity(), case_id, json_body())
+    case = closing.reopen_case(db, identity(), case_id, parse(ReopenInput, json_body()))
     return jsonify(cases.case_json(db, case))
 
 

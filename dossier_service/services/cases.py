@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_service import identifiers
+from dossier_service.bodies.cases import CaseInput
 from dossier_service.db import local_today, utcnow
 from dossier_service.errors import Unprocessable
 from dossier_service.identity import Identity
@@ -25,7 +26,6 @@ from dossier_service.models import (
 )
 from dossier_service.policy import Action, load_case, readable_cases, require
 from dossier_service.services import audit
-from dossier_service.validation import choice_field, date_field, require_object, text_field
 
 #: Continuous case management ends at the latest seven years after entry (IAS).
 HORIZON_YEARS = 7
@@ -58,55 +58,11 @@ def _next_reference(session: Session, year: int) -> str:
     raise RuntimeError("could not allocate a case reference")
 
 
-def parse_person(raw: Any) -> dict[str, Any]:
-    """Validate the person object of a case; raise Unprocessable naming the bad field."""
-    person = require_object(raw) if raw is not None else None
-    if person is None:
-        raise Unprocessable("'person' is required.", field="person")
-    result: dict[str, Any] = {
-        "family_name": text_field(person, "family_name"),
-        "given_names": text_field(person, "given_names"),
-        "nationality": text_field(person, "nationality", max_length=64),
-        "sex": choice_field(person, "sex", identifiers.SEX_CODES),
-        "residence_status": choice_field(
-            person, "residence_status", identifiers.RESIDENCE_STATUSES
-        ),
-    }
-    birth = text_field(person, "birth_date", max_length=10)
-    try:
-        result["birth_date"] = identifiers.parse_partial_date(birth or "").isoformat()
-    except ValueError as exc:
-        raise Unprocessable(
-            f"'birth_date' must be YYYY, YYYY-MM or YYYY-MM-DD: {exc}", field="person.birth_date"
-        ) from None
-    zemis = text_field(person, "zemis_number", max_length=40) or ""
-    try:
-        result["zemis_normalized"] = identifiers.normalize_zemis(zemis)
-    except ValueError as exc:
-        raise Unprocessable(
-            f"'zemis_number' is invalid: {exc}", field="person.zemis_number"
-        ) from None
-    result["zemis_number"] = zemis
-    ahv = text_field(person, "ahv_number", required=False, max_length=20)
-    if ahv:
-        try:
-            result["ahv_number"] = identifiers.normalize_ahv(ahv)
-        except ValueError as exc:
-            raise Unprocessable(
-                f"'ahv_number' is invalid: {exc}", field="person.ahv_number"
-            ) from None
-    else:
-        result["ahv_number"] = None
-    return result
-
-
-def create_case(session: Session, identity: Identity, payload: Any) -> Case:
+def create_case(session: Session, identity: Identity, body: CaseInput) -> Case:
     """Register a new case; the caller's canton unit becomes responsible."""
     require(identity, Action.CASE_CREATE)
-    data = require_object(payload)
-    person = parse_person(data.get("person"))
-    entry_date = date_field(data, "entry_date")
-    assert entry_date is not None
+    person = body.person
+    entry_date = body.entry_date
     if entry_date > local_today():
         raise Unprocessable("'entry_date' lies in the future.", field="entry_date")
     if entry_date.year < 1990:
@@ -120,7 +76,16 @@ def create_case(session: Session, identity: Identity, payload: Any) -> Case:
         created_at=now,
         updated_at=now,
         created_by_id=identity.user_id,
-        **person,
+        family_name=person.family_name,
+        given_names=person.given_names,
+        nationality=person.nationality,
+        sex=person.sex,
+        residence_status=person.residence_status,
+        birth_date=person.birth_date,
+        zemis_number=person.zemis_number,
+        # Validated by the model, so the search key can be formed.
+        zemis_normalized=identifiers.normalize_zemis(person.zemis_number),
+        ahv_number=person.ahv_number,
     )
     session.add(case)
     session.flush()

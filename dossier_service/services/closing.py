@@ -16,15 +16,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from dossier_service.bodies.plan import CloseInput, ReopenInput
 from dossier_service.db import utcnow
 from dossier_service.errors import Conflict
 from dossier_service.identity import Identity
 from dossier_service.models import Case, CaseClosure, CostApproval, User
-from dossier_service.models.process import CLOSE_REASONS
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
 from dossier_service.services.cases import touch
-from dossier_service.validation import choice_field, require_object, text_field
 
 
 def open_closure(session: Session, case_id: str) -> CaseClosure | None:
@@ -60,12 +59,10 @@ def closure_history(session: Session, identity: Identity, case_id: str) -> list[
     ]
 
 
-def close_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+def close_case(session: Session, identity: Identity, case_id: str, body: CloseInput) -> Case:
     """Close the case with a reason and an optional note; 409 if closed already."""
     case = load_case(session, identity, case_id, Action.CASE_CLOSE)
-    data = require_object(payload)
-    reason = choice_field(data, "reason", CLOSE_REASONS)
-    note = text_field(data, "note", required=False, max_length=4000, default="")
+    reason = body.reason
     pending = session.execute(
         select(func.count()).where(
             CostApproval.case_id == case.id, CostApproval.status == "requested"
@@ -78,13 +75,12 @@ def close_case(session: Session, identity: Identity, case_id: str, payload: Any)
             code="cost_approvals_pending",
         )
     now = utcnow()
-    assert reason is not None
     session.add(
         CaseClosure(
             case_id=case.id,
             closed_at=now,
             reason=reason,
-            note=note or "",
+            note=body.note,
             closed_by_id=identity.user_id,
         )
     )
@@ -98,16 +94,14 @@ def close_case(session: Session, identity: Identity, case_id: str, payload: Any)
     return case
 
 
-def reopen_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+def reopen_case(session: Session, identity: Identity, case_id: str, body: ReopenInput) -> Case:
     """Reopen a closed case (canton only) with a reason; 409 if it is open."""
     case = load_case(session, identity, case_id, Action.CASE_REOPEN)
-    data = require_object(payload)
-    reason = text_field(data, "reason", max_length=2000)
     closure = open_closure(session, case.id)
     if case.status != "closed" or closure is None:
         raise Conflict("The case is open.", code="case_not_closed")
     closure.reopened_at = utcnow()
-    closure.reopen_reason = reason
+    closure.reopen_reason = body.reason
     closure.reopened_by_id = identity.user_id
     case.status = "open"
     touch(case)

@@ -24,14 +24,14 @@ Deciding, and why it is never half done:
 
 from __future__ import annotations
 
-import re
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
 from dossier_service.db import LOCAL_ZONE, local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
@@ -49,47 +49,9 @@ from dossier_service.policy import Action, load_case, require, unit_reads_every_
 from dossier_service.services import audit, documents, letters, notifications
 from dossier_service.services.cases import touch
 from dossier_service.uploads import spool_bytes
-from dossier_service.validation import choice_field, date_field, require_object, text_field
 
 if TYPE_CHECKING:
     from dossier_service.container import Container
-
-MAX_AMOUNT = Decimal("1000000.00")
-MAX_ATTACHMENTS = 20
-DECISIONS = ("approved", "partially_approved", "rejected")
-
-_AMOUNT = re.compile(r"\d{1,7}(\.\d{1,2})?")
-
-
-def parse_amount(data: dict[str, Any], name: str, *, required: bool = True) -> Decimal | None:
-    """A CHF amount from a JSON string "4800.00": ≥ 0, at most 2 decimals, ≤ 1,000,000."""
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise Unprocessable(f"'{name}' is required.", field=name)
-        return None
-    if not isinstance(value, str):
-        # Floats lose cents (0.1 + 0.2); amounts travel as strings, e.g. "4800.00".
-        raise Unprocessable(
-            f"'{name}' must be a string with the amount in CHF, e.g. \"4800.00\".",
-            code="amount_not_string",
-            field=name,
-        )
-    text = value.strip()
-    if text.startswith("-"):
-        raise Unprocessable(f"'{name}' must not be negative.", field=name)
-    if not _AMOUNT.fullmatch(text):
-        raise Unprocessable(
-            f"'{name}' must be an amount in CHF with at most two decimals, e.g. \"4800.00\".",
-            field=name,
-        )
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
-        raise Unprocessable(f"'{name}' is not an amount.", field=name) from None
-    if amount > MAX_AMOUNT:
-        raise Unprocessable(f"'{name}' must not exceed 1000000.00.", field=name)
-    return amount.quantize(Decimal("0.01"))
 
 
 def money(amount: Decimal | None) -> str | None:
@@ -122,27 +84,10 @@ def cost_approval_json(approval: CostApproval) -> dict[str, Any]:
     }
 
 
-def _is_id(value: Any) -> bool:
-    """True for an id as this service hands them out (a UUID in its canonical form)."""
-    if not isinstance(value, str) or len(value) != 36:
-        return False
-    try:
-        return str(uuid.UUID(value)) == value.lower()
-    except ValueError:
-        return False
-
-
-def _attachments(session: Session, case_id: str, raw: Any) -> list[str]:
+def _attachments(session: Session, case_id: str, ids: list[str] | None) -> list[str]:
     """The ids of documents of this case to attach (unknown or foreign ids answer 422)."""
-    if raw is None:
+    if not ids:
         return []
-    if not isinstance(raw, list) or not all(_is_id(i) for i in raw):
-        raise Unprocessable("'document_ids' must be a list of document ids.", field="document_ids")
-    ids = list(dict.fromkeys(raw))
-    if len(ids) > MAX_ATTACHMENTS:
-        raise Unprocessable(
-            f"At most {MAX_ATTACHMENTS} documents can be attached.", field="document_ids"
-        )
     found = set(
         session.execute(
             select(Document.id).where(Document.id.in_(ids), Document.case_id == case_id)
@@ -160,44 +105,39 @@ def _attachments(session: Session, case_id: str, raw: Any) -> list[str]:
 
 
 def request_cost_approval(
-    session: Session, identity: Identity, case_id: str, payload: Any
+    session: Session, identity: Identity, case_id: str, body: CostApprovalInput
 ) -> CostApproval:
     """File a request; the canton is notified."""
     case = load_case(session, identity, case_id, Action.COST_APPROVAL_REQUEST)
-    data = require_object(payload)
-    measure_id = data.get("measure_id")
     measure: Measure | None = None
-    if measure_id is not None:
-        if not _is_id(measure_id):
-            raise Unprocessable("'measure_id' must be a measure id.", field="measure_id")
-        measure = session.get(Measure, measure_id)
+    if body.measure_id is not None:
+        measure = session.get(Measure, body.measure_id)
         if measure is None or measure.case_id != case.id:
             raise Unprocessable(
                 "The measure is not part of this case's plan.",
                 code="unknown_measure",
                 field="measure_id",
             )
-    if data.get("programme") is None and measure is not None:
+    if body.programme is None and measure is not None:
         programme = measure.programme
+    elif body.programme is None:
+        allowed = ", ".join(sorted(PROGRAMMES))
+        raise Unprocessable(f"'programme' must be one of: {allowed}.", field="programme")
     else:
-        programme = choice_field(data, "programme", PROGRAMMES) or ""
+        programme = body.programme
         if measure is not None and measure.programme != programme:
             raise Unprocessable(
                 "'programme' differs from the programme of the measure.", field="programme"
             )
-    amount = parse_amount(data, "amount_chf")
-    assert amount is not None
+    amount = body.amount_chf
     if amount == 0:
         raise Unprocessable("'amount_chf' must be more than 0.00.", field="amount_chf")
-    period_from = date_field(data, "period_from")
-    period_to = date_field(data, "period_to")
-    assert period_from is not None and period_to is not None
+    period_from, period_to = body.period_from, body.period_to
     if period_to < period_from:
         raise Unprocessable("'period_to' lies before 'period_from'.", field="period_to")
     if period_from.year < 1990 or period_to.year > local_today().year + 10:
         raise Unprocessable("The period is implausible.", field="period_from")
-    justification = text_field(data, "justification", max_length=4000)
-    document_ids = _attachments(session, case.id, data.get("document_ids"))
+    document_ids = _attachments(session, case.id, body.document_ids)
     approval = CostApproval(
         id=str(uuid.uuid4()),
         case_id=case.id,
@@ -206,7 +146,7 @@ def request_cost_approval(
         amount_chf=amount,
         period_from=period_from,
         period_to=period_to,
-        justification=justification or "",
+        justification=body.justification,
         status="requested",
         requested_at=utcnow(),
         requested_by_id=identity.user_id,
@@ -257,12 +197,11 @@ def load_cost_approval(
     return approval, case
 
 
-def _parse_decision(payload: Any, requested: Decimal) -> tuple[str, Decimal, str]:
+def _check_decision(body: DecisionInput, requested: Decimal) -> tuple[str, Decimal, str]:
     """(decision, approved amount, reason) checked against the requested amount."""
-    data = require_object(payload)
-    decision = choice_field(data, "decision", DECISIONS)
-    approved = parse_amount(data, "approved_amount_chf", required=False)
-    reason = text_field(data, "reason", required=decision != "approved", max_length=4000)
+    decision, approved, reason = body.decision, body.approved_amount_chf, body.reason
+    if decision != "approved" and not reason:
+        raise Unprocessable("'reason' is required.", field="reason")
     if decision == "approved":
         if approved is not None and approved != requested:
             raise Unprocessable(
@@ -270,7 +209,7 @@ def _parse_decision(payload: Any, requested: Decimal) -> tuple[str, Decimal, str
                 "'partially_approved'.",
                 field="approved_amount_chf",
             )
-        return decision, requested, reason or ""
+        return decision, requested, reason
     if decision == "partially_approved":
         if approved is None:
             raise Unprocessable(
@@ -281,13 +220,13 @@ def _parse_decision(payload: Any, requested: Decimal) -> tuple[str, Decimal, str
                 f"A partial approval grants more than 0.00 and less than {money(requested)}.",
                 field="approved_amount_chf",
             )
-        return decision, approved, reason or ""
+        return decision, approved, reason
     if approved is not None and approved != 0:
         raise Unprocessable(
             "A rejection grants nothing; leave out 'approved_amount_chf'.",
             field="approved_amount_chf",
         )
-    return "rejected", Decimal("0.00"), reason or ""
+    return "rejected", Decimal("0.00"), reason
 
 
 def _letter_facts(
@@ -323,13 +262,17 @@ def _letter_facts(
 
 
 def decide_cost_approval(
-    container: Container, session: Session, identity: Identity, approval_id: str, payload: Any
+    container: Container,
+    session: Session,
+    identity: Identity,
+    approval_id: str,
+    body: DecisionInput,
 ) -> CostApproval:
     """Decide a request, file the decision letter and notify the requester."""
     approval, case = load_cost_approval(session, identity, approval_id, Action.COST_APPROVAL_DECIDE)
     if approval.status != "requested":
         raise Conflict("This request has been decided already.", code="already_decided")
-    decision, approved, reason = _parse_decision(payload, approval.amount_chf)
+    decision, approved, reason = _check_decision(body, approval.amount_chf)
     facts = _letter_facts(session, identity, approval, case, decision, approved, reason)
     case_id, requester_unit = case.id, approval.requested_by_unit_id
     requester_reads_every_case = unit_reads_every_case(approval.requested_by_unit.kind)

@@ -32,6 +32,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from dossier_service.bodies.archive import MAX_CASES, AcknowledgeInput, ExportInput
 from dossier_service.db import utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Anonymous, Identity
@@ -50,7 +51,6 @@ from dossier_service.policy import Action, exportable_cases, require
 from dossier_service.services import audit, outbox, sip
 from dossier_service.services.closing import open_closure
 from dossier_service.services.indicators import LOCAL_ZONE
-from dossier_service.validation import date_field, require_object, text_field
 from storage import StorageError, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -59,8 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUILD_TASK = "dossier.build_export"
-#: Most cases one package may hold.
-MAX_CASES = 500
 #: Most version files one package may hold: metadata.xml is built and validated in memory,
 #: about 40 KB per file (bench/export.py: +77 MiB RSS for 2,000 files, whatever their size).
 MAX_FILES = 10_000
@@ -92,19 +90,6 @@ def export_key(export_id: str) -> str:
 
 
 # --- Requests from the API ---------------------------------------------------------------------
-
-
-def _case_ids(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise Unprocessable("'case_ids' must be a non-empty list of case ids.", field="case_ids")
-    if not all(isinstance(v, str) and v for v in value):
-        raise Unprocessable("'case_ids' must contain case ids (text).", field="case_ids")
-    unique = list(dict.fromkeys(value))
-    if len(unique) > MAX_CASES:
-        raise Unprocessable(
-            f"One export holds at most {MAX_CASES} cases.", code="too_many_cases", field="case_ids"
-        )
-    return unique
 
 
 def _local_midnight(day: dt.date) -> dt.datetime:
@@ -197,23 +182,20 @@ def _audit_cases(
         )
 
 
-def create_export(session: Session, identity: Identity, payload: Any) -> Export:
+def create_export(session: Session, identity: Identity, body: ExportInput) -> Export:
     """Queue the export of the chosen closed cases (caller commits, then sends the outbox)."""
     require(identity, Action.EXPORT)
-    data = require_object(payload)
-    has_ids = data.get("case_ids") is not None
-    has_date = data.get("closed_before") is not None
-    if has_ids == has_date:
+    if (body.case_ids is None) == (body.closed_before is None):
         raise Unprocessable(
             "Give either 'case_ids' or 'closed_before' (YYYY-MM-DD).", field="case_ids"
         )
-    if has_ids:
-        ids = _case_ids(data["case_ids"])
+    if body.case_ids is not None:
+        ids = body.case_ids
         selected = _select_by_ids(session, identity, ids)
         criteria: dict[str, Any] = {"case_ids": ids}
     else:
-        day = date_field(data, "closed_before")
-        assert day is not None
+        day = body.closed_before
+        assert day is not None  # one of the two is given
         if day.year < 1900:  # nothing was closed then; and year 1 cannot be shifted to UTC
             raise Unprocessable("'closed_before' must be after 1900.", field="closed_before")
         selected = _select_closed_before(session, day)
@@ -276,11 +258,12 @@ def open_content(
     return export, stream
 
 
-def acknowledge(session: Session, identity: Identity, export_id: str, payload: Any) -> Export:
+def acknowledge(
+    session: Session, identity: Identity, export_id: str, body: AcknowledgeInput
+) -> Export:
     """Record the archive's receipt of a finished package with its archive reference."""
     export = get_export(session, identity, export_id)
-    data = require_object(payload)
-    reference = text_field(data, "archive_reference", max_length=100)
+    reference = body.archive_reference
     session.execute(
         select(Export)
         .where(Export.id == export.id)

@@ -19,20 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dossier_service.bodies.plan import CaseUpdate, MeasureInput, MeasureUpdate, MilestoneInput
 from dossier_service.db import local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Measure, Milestone, TargetGroupAssignment
-from dossier_service.models.process import (
-    MEASURE_STATUSES,
-    MILESTONE_VALUES,
-    PROGRAMMES,
-    TARGET_GROUPS,
-)
+from dossier_service.models.process import PROGRAMMES, TARGET_GROUPS
 from dossier_service.policy import Action, load_case, require
 from dossier_service.services import audit, notifications
 from dossier_service.services.cases import touch
-from dossier_service.validation import choice_field, date_field, require_object, text_field
 
 #: Dates of plan facts must lie in this window (typos like 0202-01-01 are refused).
 EARLIEST_DATE = dt.date(1990, 1, 1)
@@ -51,29 +46,13 @@ def _plausible(value: dt.date, name: str, latest: dt.date) -> dt.date:
     return value
 
 
-def _plausible_date(data: dict[str, Any], name: str, latest: dt.date) -> dt.date:
-    """A required date within the plausible window."""
-    value = date_field(data, name)
-    assert value is not None  # required: date_field raised otherwise
-    return _plausible(value, name, latest)
-
-
-def _only(data: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise Unprocessable("Unknown field(s): " + ", ".join(unknown) + ".", field=unknown[0])
-
-
 # --- Target group -------------------------------------------------------------------------
 
 
-def update_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+def update_case(session: Session, identity: Identity, case_id: str, body: CaseUpdate) -> Case:
     """PATCH a case: today only its target group, which starts a new dated period."""
     case = load_case(session, identity, case_id, Action.CASE_WRITE)
-    data = require_object(payload)
-    _only(data, {"target_group", "reason"})
-    group = choice_field(data, "target_group", TARGET_GROUPS)
-    reason = text_field(data, "reason", required=False, max_length=2000, default="")
+    group = body.target_group
     current = session.execute(
         select(TargetGroupAssignment).where(
             TargetGroupAssignment.case_id == case.id, TargetGroupAssignment.ended_at.is_(None)
@@ -91,7 +70,7 @@ def update_case(session: Session, identity: Identity, case_id: str, payload: Any
             case_id=case.id,
             target_group=group,
             started_at=now,
-            reason=reason or "",
+            reason=body.reason,
             set_by_id=identity.user_id,
         )
     )
@@ -180,32 +159,28 @@ def _check_period(start: dt.date, end: dt.date | None) -> None:
         raise Unprocessable("'end' lies before 'start'.", field="end")
 
 
-def create_measure(session: Session, identity: Identity, case_id: str, payload: Any) -> Measure:
+def create_measure(
+    session: Session, identity: Identity, case_id: str, body: MeasureInput
+) -> Measure:
     """Add a measure to the case's plan."""
     case = load_case(session, identity, case_id, Action.CASE_WRITE)
-    data = require_object(payload)
-    _only(data, {"programme", "provider", "start", "end", "status", "note"})
     latest = local_today() + PLANNING_HORIZON
-    programme = choice_field(data, "programme", PROGRAMMES)
-    provider = text_field(data, "provider", required=False, max_length=200, default="")
-    start = _plausible_date(data, "start", latest)
-    raw_end = date_field(data, "end", required=False)
-    end = _plausible(raw_end, "end", latest) if raw_end else None
+    programme = body.programme
+    start = _plausible(body.start, "start", latest)
+    end = _plausible(body.end, "end", latest) if body.end else None
     _check_period(start, end)
-    status = choice_field(data, "status", MEASURE_STATUSES, required=False) or "planned"
-    note = text_field(data, "note", required=False, max_length=4000, default="")
+    status = body.status or "planned"
     now = utcnow()
-    assert programme is not None
     measure = Measure(
         id=str(uuid.uuid4()),
         case_id=case.id,
         programme=programme,
-        provider=provider or "",
+        provider=body.provider,
         start_date=start,
         end_date=end,
         status=status,
         status_changed_at=now,
-        note=note or "",
+        note=body.note,
         created_at=now,
         created_by_id=identity.user_id,
         updated_at=now,
@@ -244,34 +219,33 @@ def load_measure(
     return measure, case
 
 
-def update_measure(session: Session, identity: Identity, measure_id: str, payload: Any) -> Measure:
+def update_measure(
+    session: Session, identity: Identity, measure_id: str, body: MeasureUpdate
+) -> Measure:
     """Change a measure's provider, dates, status or note; a stop notifies both sides."""
     measure, case = load_measure(session, identity, measure_id, Action.CASE_WRITE)
-    data = require_object(payload)
-    _only(data, {"provider", "start", "end", "status", "note"})
-    if not data:
+    sent = body.model_fields_set
+    if not sent:
         raise Unprocessable("Send at least one field to change.", field="status")
     latest = local_today() + PLANNING_HORIZON
     changed: list[str] = []
-    if "provider" in data:
-        measure.provider = text_field(data, "provider", required=False, default="") or ""
+    if "provider" in sent:
+        measure.provider = body.provider
         changed.append("provider")
-    if "start" in data:
-        measure.start_date = _plausible_date(data, "start", latest)
+    if body.start is not None:  # the model refuses an explicit null
+        measure.start_date = _plausible(body.start, "start", latest)
         changed.append("start")
-    if "end" in data:
-        raw_end = date_field(data, "end", required=False)
-        measure.end_date = _plausible(raw_end, "end", latest) if raw_end else None
+    if "end" in sent:
+        measure.end_date = _plausible(body.end, "end", latest) if body.end else None
         changed.append("end")
-    if "note" in data:
-        measure.note = text_field(data, "note", required=False, max_length=4000, default="") or ""
+    if "note" in sent:
+        measure.note = body.note
         changed.append("note")
     _check_period(measure.start_date, measure.end_date)
     previous = measure.status
     now = utcnow()
-    if "status" in data:
-        status = choice_field(data, "status", MEASURE_STATUSES)
-        assert status is not None
+    if body.status is not None:  # the model refuses an explicit null
+        status = body.status
         if status != previous:
             measure.status = status
             measure.status_changed_at = now
@@ -320,23 +294,19 @@ def milestone_json(milestone: Milestone) -> dict[str, Any]:
     }
 
 
-def create_milestone(session: Session, identity: Identity, case_id: str, payload: Any) -> Milestone:
+def create_milestone(
+    session: Session, identity: Identity, case_id: str, body: MilestoneInput
+) -> Milestone:
     """Record a dated fact: a language level, an education or an employment status."""
     case = load_case(session, identity, case_id, Action.CASE_WRITE)
-    data = require_object(payload)
-    _only(data, {"kind", "value", "date", "note"})
-    kind = choice_field(data, "kind", MILESTONE_VALUES)
-    assert kind is not None
-    value = choice_field(data, "value", MILESTONE_VALUES[kind])
-    assert value is not None
-    date = _plausible_date(data, "date", local_today())
-    note = text_field(data, "note", required=False, max_length=2000, default="")
+    kind, value = body.kind, body.value
+    date = _plausible(body.date, "date", local_today())
     milestone = Milestone(
         case_id=case.id,
         kind=kind,
         value=value,
         date=date,
-        note=note or "",
+        note=body.note,
         created_at=utcnow(),
         created_by_id=identity.user_id,
     )

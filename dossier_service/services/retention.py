@@ -36,6 +36,7 @@ from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dossier_service.bodies.archive import LegalHoldInput, LegalHoldRelease
 from dossier_service.db import Base, utcnow
 from dossier_service.errors import Conflict
 from dossier_service.identity import Anonymous, Identity
@@ -52,7 +53,6 @@ from dossier_service.models import (
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
 from dossier_service.services.indicators import LOCAL_ZONE
-from dossier_service.validation import require_object, text_field
 from search import SearchError
 from storage import StorageError
 
@@ -220,10 +220,12 @@ def plan(session: Session, as_of: dt.date, retention_days: int) -> Plan:
 # --- Legal holds ----------------------------------------------------------------------------------
 
 
-def set_legal_hold(session: Session, identity: Identity, case_id: str, payload: Any) -> LegalHold:
+def set_legal_hold(
+    session: Session, identity: Identity, case_id: str, body: LegalHoldInput
+) -> LegalHold:
     """Put a case under legal hold with a reason (canton); 409 if one is in force already."""
     case = load_case(session, identity, case_id, Action.LEGAL_HOLD)
-    reason = text_field(require_object(payload), "reason", max_length=2000)
+    reason = body.reason
     if _open_hold(session, case.id) is not None:
         raise Conflict("The case is under legal hold already.", code="legal_hold_exists")
     hold = LegalHold(case_id=case.id, reason=reason, set_at=utcnow(), set_by_id=identity.user_id)
@@ -240,12 +242,11 @@ def set_legal_hold(session: Session, identity: Identity, case_id: str, payload: 
 
 
 def release_legal_hold(
-    session: Session, identity: Identity, case_id: str, payload: Any
+    session: Session, identity: Identity, case_id: str, body: LegalHoldRelease
 ) -> LegalHold:
     """Release the legal hold in force (canton), with an optional reason; 409 if none."""
     case = load_case(session, identity, case_id, Action.LEGAL_HOLD)
-    data = require_object(payload if payload is not None else {})
-    reason = text_field(data, "reason", required=False, max_length=2000)
+    reason = body.reason
     hold = _open_hold(session, case.id)
     if hold is None:
         raise Conflict("The case is not under legal hold.", code="no_legal_hold")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dossier_service.bodies.cases import DelegationInput, TransferInput
 from dossier_service.db import utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
@@ -16,7 +16,6 @@ from dossier_service.models import Case, Delegation, Document, Responsibility, U
 from dossier_service.policy import Action, load_case, unit_reads_every_case
 from dossier_service.services import audit, notifications, outbox
 from dossier_service.services.cases import responsible_unit, touch
-from dossier_service.validation import require_object, text_field
 
 #: Kinds of unit that hold cases: a case is handed over only to one of them.
 RESPONSIBLE_KINDS = ("canton", "municipality")
@@ -26,7 +25,7 @@ DELEGATE_KINDS = ("organisation",)
 SYNC_UNIT_TASK = "dossier.sync_case_unit"
 
 
-def _target_unit(session: Session, code: str | None) -> Unit:
+def _target_unit(session: Session, code: str) -> Unit:
     unit = session.execute(select(Unit).where(Unit.code == code)).scalar_one_or_none()
     if unit is None:
         raise Unprocessable(f"There is no unit with the code {code!r}.", code="unknown_unit")
@@ -82,7 +81,7 @@ def preview_transfer(
     )
 
 
-def transfer_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+def transfer_case(session: Session, identity: Identity, case_id: str, body: TransferInput) -> Case:
     """Make another canton or municipality unit responsible for the case.
 
     The previous unit loses access in the same transaction, and so do the organisations
@@ -90,9 +89,8 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
     (Schlussbericht) in the dossier.
     """
     case = load_case(session, identity, case_id, Action.CASE_TRANSFER)
-    data = require_object(payload)
-    target = _target_unit(session, text_field(data, "to_unit", max_length=32))
-    reason = text_field(data, "reason", max_length=2000)
+    target = _target_unit(session, body.to_unit)
+    reason = body.reason
     if target.kind not in RESPONSIBLE_KINDS:
         raise Unprocessable(
             "A case can only be handed to the canton or a municipality.", code="invalid_target"
@@ -122,7 +120,7 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
         case_id=case.id,
         unit_id=target.id,
         started_at=now,
-        reason=reason or "",
+        reason=reason,
         created_by_id=identity.user_id,
     )
     session.add(period)
@@ -153,12 +151,13 @@ def transfer_case(session: Session, identity: Identity, case_id: str, payload: A
     return case
 
 
-def delegate_case(session: Session, identity: Identity, case_id: str, payload: Any) -> Case:
+def delegate_case(
+    session: Session, identity: Identity, case_id: str, body: DelegationInput
+) -> Case:
     """Delegate day-to-day support to an organisation; responsibility stays put."""
     case = load_case(session, identity, case_id, Action.CASE_DELEGATE)
-    data = require_object(payload)
-    target = _target_unit(session, text_field(data, "to_unit", max_length=32))
-    reason = text_field(data, "reason", required=False, max_length=2000, default="")
+    target = _target_unit(session, body.to_unit)
+    reason = body.reason
     if target.kind not in DELEGATE_KINDS:
         raise Unprocessable(
             "A case can only be delegated to an organisation.", code="invalid_target"
@@ -179,7 +178,7 @@ def delegate_case(session: Session, identity: Identity, case_id: str, payload: A
             unit_id=target.id,
             granted_by_unit_id=current.unit_id,
             started_at=utcnow(),
-            reason=reason or "",
+            reason=reason,
             created_by_id=identity.user_id,
         )
     )

@@ -8,6 +8,8 @@ from flask import Blueprint, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
+from dossier_service.bodies.cases import DelegationInput, TransferInput
+from dossier_service.bodies.parse import parse
 from dossier_service.db import local_today
 from dossier_service.errors import DossierError, Forbidden
 from dossier_service.http.context import audit_context
@@ -207,9 +209,8 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
     blocked_by_end_report = bool(preview and preview.end_report_missing)
     if step == "confirm" and not errors and not blocked_by_end_report:
         try:
-            transfers.transfer_case(
-                db, who, case.id, {"to_unit": form["to_unit"], "reason": form["reason"]}
-            )
+            body = parse(TransferInput, {"to_unit": form["to_unit"], "reason": form["reason"]})
+            transfers.transfer_case(db, who, case.id, body)
         except DossierError as exc:
             db.rollback()
             error = message_for(exc)
@@ -271,9 +272,8 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
             errors["reason"] = _("Der Grund ist zu lang (höchstens 2000 Zeichen).")
     if step == "confirm" and not errors:
         try:
-            transfers.delegate_case(
-                db, who, case.id, {"to_unit": form["to_unit"], "reason": form["reason"]}
-            )
+            body = parse(DelegationInput, {"to_unit": form["to_unit"], "reason": form["reason"]})
+            transfers.delegate_case(db, who, case.id, body)
         except DossierError as exc:
             db.rollback()
             error = message_for(exc)

@@ -12,6 +12,8 @@ from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
+from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
+from dossier_service.bodies.parse import parse
 from dossier_service.errors import DossierError, Forbidden, NotFound
 from dossier_service.http.context import audit_context
 from dossier_service.models.process import PROGRAMMES
@@ -76,7 +78,9 @@ def request_approval(case_id: str) -> ResponseReturnValue:
             payload[key] = None
     db = session()
     try:
-        cost_approvals.request_cost_approval(db, identity(), case_id, payload)
+        cost_approvals.request_cost_approval(
+            db, identity(), case_id, parse(CostApprovalInput, payload)
+        )
     except DossierError as exc:
         db.rollback()
         if isinstance(exc, Forbidden | NotFound):
@@ -102,7 +106,9 @@ def decide(approval_id: str) -> ResponseReturnValue:
     _approval, case = cost_approvals.load_cost_approval(db, who, approval_id, Action.CASE_READ)
     case_id = case.id
     try:
-        cost_approvals.decide_cost_approval(container(), db, who, approval_id, payload)
+        cost_approvals.decide_cost_approval(
+            container(), db, who, approval_id, parse(DecisionInput, payload)
+        )
     except DossierError as exc:
         db.rollback()
         if isinstance(exc, NotFound):

@@ -1,7 +1,8 @@
 """The forms of the plan and closing sections: target group, measures, milestones, close, reopen.
 
-Each view turns the form into the payload the JSON API would send and calls the same
-service (``services.plan``, ``services.closing``), which checks the policy, validates and
+Each view turns the form into the request model the JSON API parses
+(``dossier_service.bodies``, so a form is validated like a body) and calls the same service
+(``services.plan``, ``services.closing``), which checks the policy and the case's state and
 audits. On success the browser is sent back to the case page (post/redirect/get) with a
 message; a refused form shows the case page again with the German reason beside the form
 and every value as it was typed.
@@ -19,6 +20,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from dossier_service.bodies.parse import parse
+from dossier_service.bodies.plan import (
+    CaseUpdate,
+    CloseInput,
+    MeasureInput,
+    MeasureUpdate,
+    MilestoneInput,
+    ReopenInput,
+)
 from dossier_service.errors import DossierError, Forbidden, NotFound
 from dossier_service.http.context import audit_context
 from dossier_service.identity import Identity
@@ -141,7 +151,7 @@ def set_target_group(case_id: str) -> ResponseReturnValue:
 
     def change(db: Session, who: Identity) -> str:
         payload = {"target_group": values["target_group"] or None, "reason": values["reason"]}
-        plan.update_case(db, who, case_id, payload)
+        plan.update_case(db, who, case_id, parse(CaseUpdate, payload))
         label = TARGET_GROUP_LABELS[values["target_group"]]
         return _("Die Zielgruppe ist jetzt «%(group)s».", group=label)
 
@@ -162,7 +172,7 @@ def add_measure(case_id: str) -> ResponseReturnValue:
             "status": values["status"] or None,
             "note": values["note"],
         }
-        measure = plan.create_measure(db, who, case_id, payload)
+        measure = plan.create_measure(db, who, case_id, parse(MeasureInput, payload))
         label = PROGRAMME_LABELS[measure.programme]
         message = _("Die Massnahme «%(programme)s» wurde in den Plan aufgenommen.", programme=label)
         return message + _stopped(measure.status)
@@ -195,7 +205,7 @@ def change_measure(measure_id: str) -> ResponseReturnValue:
             # Nothing to change, but the same refusals as a change (403, 404, 409).
             plan.load_measure(db, who, measure_id, Action.CASE_WRITE)
             return _("Die Massnahme «%(programme)s» ist unverändert.", programme=label)
-        updated = plan.update_measure(db, who, measure_id, payload)
+        updated = plan.update_measure(db, who, measure_id, parse(MeasureUpdate, payload))
         message = _("Die Massnahme «%(programme)s» wurde geändert.", programme=label)
         return message + (_stopped(updated.status) if "status" in payload else "")
 
@@ -216,7 +226,7 @@ def add_milestone(case_id: str) -> ResponseReturnValue:
             "date": _iso_date(values["date"]),
             "note": values["note"],
         }
-        milestone = plan.create_milestone(db, who, case_id, payload)
+        milestone = plan.create_milestone(db, who, case_id, parse(MilestoneInput, payload))
         label = MILESTONE_VALUE_LABELS[milestone.kind][milestone.value]
         return _(
             "Der Meilenstein «%(kind)s: %(value)s» wurde erfasst.",
@@ -234,7 +244,7 @@ def close_case(case_id: str) -> ResponseReturnValue:
 
     def change(db: Session, who: Identity) -> str:
         payload = {"reason": values["reason"] or None, "note": values["note"]}
-        closing.close_case(db, who, case_id, payload)
+        closing.close_case(db, who, case_id, parse(CloseInput, payload))
         return _(
             "Der Fall wurde abgeschlossen (%(reason)s). Er kann nur noch gelesen werden; "
             "der Kanton kann ihn wieder eröffnen.",
@@ -250,7 +260,7 @@ def reopen_case(case_id: str) -> ResponseReturnValue:
     values = _form("reason")
 
     def change(db: Session, who: Identity) -> str:
-        closing.reopen_case(db, who, case_id, {"reason": values["reason"]})
+        closing.reopen_case(db, who, case_id, parse(ReopenInput, {"reason": values["reason"]}))
         return _("Der Fall wurde wieder eröffnet und kann wieder bearbeitet werden.")
 
     return _submit(case_id, "reopen", values, change)

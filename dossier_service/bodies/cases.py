@@ -1,0 +1,92 @@
+"""Bodies of registering a case, handing it over and delegating it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from dossier_service import identifiers
+from dossier_service.bodies.fields import BlankIsNone, Date, OneOf, OptionalText, Text
+
+
+class PersonInput(BaseModel):
+    """Text is trimmed; control characters are refused. Unknown fields are ignored."""
+
+    family_name: Annotated[Text, Field(max_length=200)]
+    given_names: Annotated[Text, Field(max_length=200)]
+    birth_date: Annotated[
+        Text,
+        Field(
+            max_length=10,
+            description="YYYY, YYYY-MM or YYYY-MM-DD (eCH-0044); year 1900–2100.",
+            json_schema_extra={"pattern": "^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"},
+        ),
+    ]
+    sex: Annotated[str, OneOf(identifiers.SEX_CODES)]
+    nationality: Annotated[Text, Field(max_length=64)]
+    zemis_number: Annotated[
+        Text, Field(max_length=40, json_schema_extra={"pattern": "^[0-9A-Za-z./ -]+$"})
+    ]
+    ahv_number: Annotated[
+        Annotated[str, Field(max_length=20)] | None,
+        BlankIsNone,
+        Field(description="AHVN13 with a valid check digit, with or without dots."),
+    ] = None
+    residence_status: Annotated[str, OneOf(identifiers.RESIDENCE_STATUSES)]
+
+    @field_validator("birth_date")
+    @classmethod
+    def _partial_date(cls, value: str) -> str:
+        """The eCH-0044 date, written as YYYY, YYYY-MM or YYYY-MM-DD."""
+        try:
+            return identifiers.parse_partial_date(value).isoformat()
+        except ValueError as exc:
+            raise PydanticCustomError("partial_date", "{reason}", {"reason": str(exc)}) from None
+
+    @field_validator("zemis_number")
+    @classmethod
+    def _zemis(cls, value: str) -> str:
+        """A ZEMIS number as entered, once its search key can be formed."""
+        try:
+            identifiers.normalize_zemis(value)
+        except ValueError as exc:
+            raise PydanticCustomError("identifier", "{reason}", {"reason": str(exc)}) from None
+        return value
+
+    @field_validator("ahv_number")
+    @classmethod
+    def _ahv(cls, value: str | None) -> str | None:
+        """The 13 digits of a valid AHV number, or None."""
+        if value is None:
+            return None
+        try:
+            return identifiers.normalize_ahv(value)
+        except ValueError as exc:
+            raise PydanticCustomError("identifier", "{reason}", {"reason": str(exc)}) from None
+
+
+class CaseInput(BaseModel):
+    """A new case: the person and the day of entry into the canton."""
+
+    person: PersonInput
+    entry_date: Annotated[
+        Date, Field(description="Entry into the canton; not in the future, not before 1990.")
+    ]
+
+
+class TransferInput(BaseModel):
+    """Handing the case to another canton or municipality unit, with a reason."""
+
+    to_unit: Annotated[
+        Text, Field(max_length=32, description="Code of a canton or municipality unit.")
+    ]
+    reason: Annotated[Text, Field(max_length=2000)]
+
+
+class DelegationInput(BaseModel):
+    """Delegating day-to-day support to an organisation."""
+
+    to_unit: Annotated[Text, Field(max_length=32, description="Code of an organisation unit.")]
+    reason: Annotated[OptionalText, Field(max_length=2000)] = ""
