@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from dossier_service.container import Container
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.models import Unit, User
 from dossier_service.samples import make_docx, make_pdf
 from dossier_service.services import accounts, cases, cost_approvals, documents, plan, transfers

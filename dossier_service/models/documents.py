@@ -17,7 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dossier_service.db import Base, UTCDateTime, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Base, UTCDateTime
 from dossier_service.models.units import User
 
 #: Document types with the German term a caseworker recognises.

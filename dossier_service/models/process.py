@@ -21,7 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dossier_service.db import Base, BigId, UTCDateTime, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Base, BigId, UTCDateTime
 from dossier_service.models.units import Unit, User
 
 #: Target groups of the Aargau implementation, with the German term.

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from dossier_service.container import Container
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.identity import Anonymous
 from dossier_service.models import AuditEntry
 from dossier_service.services import audit

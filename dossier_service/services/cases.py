@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_service import identifiers
-from dossier_service.db import local_today, utcnow
+from dossier_service.dates import local_today, utcnow
 from dossier_service.errors import Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.errors import Conflict
 from dossier_service.identity import Identity
 from dossier_service.models import Case, CaseClosure, CostApproval

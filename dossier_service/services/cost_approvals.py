@@ -33,7 +33,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
-from dossier_service.db import LOCAL_ZONE, local_today, utcnow
+from dossier_service.dates import local_date, local_today, swiss_date, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (
@@ -310,12 +310,12 @@ def _letter_facts(
         provider=measure.provider if measure else "",
         period_from=approval.period_from,
         period_to=approval.period_to,
-        requested_on=approval.requested_at.astimezone(LOCAL_ZONE).date(),
+        requested_on=local_date(approval.requested_at),
         amount=approval.amount_chf,
         approved_amount=approved,
         decision=decision,
         reason=reason,
-        decided_on=utcnow().astimezone(LOCAL_ZONE).date(),
+        decided_on=local_today(),
         signed_by=signer.display_name or signer.username,
     )
 
@@ -393,7 +393,7 @@ def decide_cost_approval(
             {
                 "type": "cost_approval_decision",
                 "title": f"Kostengutsprache {approval.programme}: Entscheid vom "
-                f"{letters.swiss_date(facts.decided_on)}",
+                f"{swiss_date(facts.decided_on)}",
             },
             action=Action.COST_APPROVAL_DECIDE,
             also_write=also_write,

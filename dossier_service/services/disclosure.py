@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from dossier_service import identifiers
 from dossier_service.container import Container
+from dossier_service.dates import local, swiss_date, swiss_datetime
 from dossier_service.identity import Identity
 from dossier_service.models import (
     DOCUMENT_TYPES,
@@ -62,7 +63,6 @@ from dossier_service.models.process import (
 )
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
-from dossier_service.services.indicators import LOCAL_ZONE
 from storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
@@ -147,12 +147,6 @@ class Disclosure:
 
 def _iso(value: dt.datetime | dt.date | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _local(value: dt.datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(LOCAL_ZONE).strftime("%d.%m.%Y %H:%M")
 
 
 def _segment(text: str, limit: int = 80) -> str:
@@ -373,8 +367,8 @@ class _Sink:
 
 
 def _info(name: str, when: dt.datetime, size: int = 0) -> zipfile.ZipInfo:
-    local = when.astimezone(LOCAL_ZONE)
-    info = zipfile.ZipInfo(name, date_time=(max(local.year, 1980), *local.timetuple()[1:6]))
+    moment = local(when)
+    info = zipfile.ZipInfo(name, date_time=(max(moment.year, 1980), *moment.timetuple()[1:6]))
     info.compress_type = zipfile.ZIP_DEFLATED
     # On an unseekable stream zipfile must know up front whether ZIP64 headers are needed.
     info.file_size = size
@@ -499,10 +493,9 @@ def _unit_text(unit: dict[str, str] | None) -> str:
 def _date(value: str | None) -> str:
     if not value:
         return ""
-    parsed = dt.datetime.fromisoformat(value)
     if len(value) == 10:
-        return parsed.strftime("%d.%m.%Y")
-    return _e(_local(parsed))
+        return swiss_date(dt.date.fromisoformat(value))
+    return _e(swiss_datetime(dt.datetime.fromisoformat(value)))
 
 
 def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> Iterator[str]:
@@ -516,9 +509,10 @@ def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> It
         "table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;"
         "padding:.2em .4em;text-align:left;vertical-align:top}</style>\n</head>\n<body>\n"
         f"<h1>Auskunft über Ihre Daten</h1>\n<p>Fall {_e(disclosure.reference)}, erstellt am "
-        f"{_e(_local(disclosure.generated_at))}. Diese Zusammenstellung enthält alle Daten, die "
-        "im IAS-Dossierdienst zu Ihrem Fall gespeichert sind: Ihre Personendaten, die Angaben "
-        "zum Fall, alle Dokumente in allen Versionen und das Protokoll der Zugriffe.</p>\n"
+        f"{_e(swiss_datetime(disclosure.generated_at))}. Diese Zusammenstellung enthält alle "
+        "Daten, die im IAS-Dossierdienst zu Ihrem Fall gespeichert sind: Ihre Personendaten, "
+        "die Angaben zum Fall, alle Dokumente in allen Versionen und das Protokoll der "
+        "Zugriffe.</p>\n"
     )
     yield "<h2>Personendaten</h2>\n" + _table(
         ["Angabe", "Wert"],
@@ -634,7 +628,7 @@ def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> It
         if document and item["version"]:
             document = f"{document} (Version {item['version']})"
         yield (
-            f"<tr><td>{_e(_local(entry.at))}</td><td>{_e(unit_name)}</td>"
+            f"<tr><td>{_e(swiss_datetime(entry.at))}</td><td>{_e(unit_name)}</td>"
             f"<td>{_e(item['description'])}</td><td>{_e(document)}</td>"
             f"<td>{_e(_OUTCOMES.get(entry.outcome, entry.outcome))}</td></tr>\n"
         )

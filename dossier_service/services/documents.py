@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.errors import (
     Conflict,
     NotFound,

@@ -33,7 +33,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dossier_service.container import Container
-from dossier_service.db import utcnow
+from dossier_service.dates import day_start, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Anonymous, Identity
 from dossier_service.models import (
@@ -50,7 +50,6 @@ from dossier_service.models import (
 from dossier_service.policy import Action, exportable_cases, require
 from dossier_service.services import audit, outbox, sip
 from dossier_service.services.closing import open_closure
-from dossier_service.services.indicators import LOCAL_ZONE
 from dossier_service.validation import date_field, require_object, text_field
 from storage import StorageError, StorageUnavailable
 
@@ -105,10 +104,6 @@ def _case_ids(value: Any) -> list[str]:
     return unique
 
 
-def _local_midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), tzinfo=LOCAL_ZONE)
-
-
 def _archived(case_id_column: Any, closed_at_column: Any) -> Any:
     """SQL: the case is in an acknowledged export made under its current closure."""
     return exists(
@@ -154,7 +149,7 @@ def _select_closed_before(session: Session, day: dt.date) -> list[tuple[Case, Ca
         .where(
             Case.status == "closed",
             CaseClosure.reopened_at.is_(None),
-            CaseClosure.closed_at < _local_midnight(day),
+            CaseClosure.closed_at < day_start(day),
             # Periodic deliveries do not send a case again once the archive has it.
             ~_archived(Case.id, CaseClosure.closed_at),
         )

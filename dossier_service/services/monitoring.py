@@ -31,11 +31,12 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from dossier_service.container import Container
+from dossier_service.dates import day_start, local_date
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Document, Measure, Responsibility, Unit
 from dossier_service.policy import Action, require
 from dossier_service.services import audit, notifications
-from dossier_service.services.indicators import add_months, day_start, local_date
+from dossier_service.services.indicators import add_months
 
 #: Days an interrupted or aborted measure may wait for its follow-up before the reminder.
 FOLLOW_UP_DAYS = 30

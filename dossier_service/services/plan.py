@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dossier_service.db import local_today, utcnow
+from dossier_service.dates import local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Measure, Milestone, TargetGroupAssignment

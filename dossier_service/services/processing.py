@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dossier_service.container import Container
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.models import DocumentVersion
 from dossier_service.services import audit
 from search import SearchError

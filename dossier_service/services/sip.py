@@ -44,9 +44,9 @@ from typing import IO, Any
 
 from lxml import etree
 
+from dossier_service.dates import LOCAL_ZONE
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.models.process import CLOSE_REASONS, TARGET_GROUPS
-from dossier_service.services.indicators import LOCAL_ZONE
 from storage import ObjectNotFound, ObjectStore
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from dossier_service.api.context import audit_context
+from dossier_service.dates import day_start
 from dossier_service.models import AuditEntry
 from dossier_service.policy import Action, require
 from dossier_service.services import audit
 from dossier_service.web.context import Pager, identity, page_arg, render, session
-from dossier_service.web.i18n import LOCAL_ZONE
 
 PER_PAGE = 50
 FILTERS = ("actor", "action", "case_id", "outcome")
@@ -77,10 +77,10 @@ def audit_log() -> ResponseReturnValue:
     if filters["outcome"] in {"ok", "denied"}:
         query = query.where(AuditEntry.outcome == filters["outcome"])
     if day_from:
-        start = dt.datetime.combine(day_from, dt.time(), LOCAL_ZONE)
+        start = day_start(day_from)
         query = query.where(AuditEntry.at >= start)
     if day_to:
-        end = dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time(), LOCAL_ZONE)
+        end = day_start(day_to + dt.timedelta(days=1))
         query = query.where(AuditEntry.at < end)
     page = page_arg()
     db = session()

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from dossier_service.api.context import audit_context
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.errors import DossierError, Forbidden
 from dossier_service.models import (
     DOCUMENT_TYPES,

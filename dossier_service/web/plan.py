@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from dossier_service.api.context import audit_context
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.errors import DossierError, Forbidden, NotFound
 from dossier_service.identity import Identity
 from dossier_service.models import Case, CaseClosure, User
