@@ -13,9 +13,10 @@ from typing import Any
 
 from babel.numbers import format_decimal, get_decimal_symbol
 from flask import Flask, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext
 from markupsafe import Markup, escape
 
+from dossier_service import labels
 from dossier_service.dates import swiss_date, swiss_datetime, swiss_partial_date
 from dossier_service.identifiers import format_ahv
 from dossier_service.money import format_chf
@@ -77,6 +78,12 @@ def ahv(digits: str | None) -> str:
     return format_ahv(digits) if digits else ""
 
 
+def label(kind: str, code: str | None) -> str:
+    """The word for a code from ``labels``, in the reader's language where translated."""
+    text = labels.label(kind, code)
+    return gettext(text) if text else ""
+
+
 def nl2br(text: str | None) -> Markup:
     """Escaped text with its line breaks kept."""
     return Markup("<br>").join(escape(line) for line in (text or "").splitlines())
@@ -102,3 +109,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(filters)
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["current_language"] = select_locale
+    app.jinja_env.globals["label"] = label
