@@ -16,15 +16,14 @@ from dossier_service.errors import Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (
     Case,
-    CaseClosure,
     Delegation,
     ReferenceCounter,
     Responsibility,
-    TargetGroupAssignment,
     Unit,
 )
 from dossier_service.policy import Action, load_case, readable_cases, require
 from dossier_service.services import audit
+from dossier_service.services.snapshot import UnitRef, case_snapshot
 from dossier_service.validation import choice_field, date_field, require_object, text_field
 
 #: Continuous case management ends at the latest seven years after entry (IAS).
@@ -241,52 +240,29 @@ def horizon_date(entry_date: dt.date) -> dt.date:
         return entry_date.replace(year=entry_date.year + HORIZON_YEARS, day=28)
 
 
+def _unit_ref_json(unit: UnitRef) -> dict[str, str]:
+    return {"code": unit.code, "name": unit.name, "kind": unit.kind}
+
+
 def case_json(session: Session, case: Case) -> dict[str, Any]:
-    """The API shape of a case."""
-    ahv = identifiers.format_ahv(case.ahv_number) if case.ahv_number else None
+    """The API shape of a case (from its snapshot)."""
+    snapshot = case_snapshot(session, case)
+    closure = snapshot.open_closure
     return {
-        "id": case.id,
-        "reference": case.reference,
-        "status": case.status,
-        "person": {
-            "family_name": case.family_name,
-            "given_names": case.given_names,
-            "birth_date": case.birth_date,
-            "sex": case.sex,
-            "nationality": case.nationality,
-            "zemis_number": case.zemis_number,
-            "ahv_number": ahv,
-            "residence_status": case.residence_status,
-        },
-        "entry_date": case.entry_date.isoformat(),
-        "horizon_date": horizon_date(case.entry_date).isoformat(),
-        "created_at": case.created_at.isoformat(),
-        "updated_at": case.updated_at.isoformat(),
-        "responsible_unit": unit_json(responsible_unit(session, case.id)),
+        "id": snapshot.id,
+        "reference": snapshot.reference,
+        "status": snapshot.status,
+        "person": snapshot.person,
+        "entry_date": snapshot.entry_date.isoformat(),
+        "horizon_date": horizon_date(snapshot.entry_date).isoformat(),
+        "created_at": snapshot.created_at.isoformat(),
+        "updated_at": snapshot.updated_at.isoformat(),
+        "responsible_unit": _unit_ref_json(snapshot.responsible.unit),
         "delegations": [
-            {"unit": unit_json(d.unit), "from": d.started_at.isoformat()}
-            for d in active_delegations(session, case.id)
+            {"unit": _unit_ref_json(d.unit), "from": d.start.isoformat()}
+            for d in snapshot.active_delegations
         ],
-        **_process_facts(session, case),
-    }
-
-
-def _process_facts(session: Session, case: Case) -> dict[str, Any]:
-    """The case-process facts of the case JSON: target group now, and the closure."""
-    target_group = session.execute(
-        select(TargetGroupAssignment.target_group).where(
-            TargetGroupAssignment.case_id == case.id, TargetGroupAssignment.ended_at.is_(None)
-        )
-    ).scalar_one_or_none()
-    closure = None
-    if case.status == "closed":
-        closure = session.execute(
-            select(CaseClosure).where(
-                CaseClosure.case_id == case.id, CaseClosure.reopened_at.is_(None)
-            )
-        ).scalar_one_or_none()
-    return {
-        "target_group": target_group,
+        "target_group": snapshot.target_group,
         "closed_at": closure.closed_at.isoformat() if closure else None,
         "close_reason": closure.reason if closure else None,
     }

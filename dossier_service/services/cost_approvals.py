@@ -32,6 +32,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from dossier_service import labels
 from dossier_service.container import Container
 from dossier_service.dates import local_date, local_today, swiss_date, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
@@ -102,7 +103,7 @@ def cost_approval_json(approval: CostApproval) -> dict[str, Any]:
         "case_id": approval.case_id,
         "measure_id": approval.measure_id,
         "programme": approval.programme,
-        "programme_label": PROGRAMMES[approval.programme],
+        "programme_label": labels.PROGRAMME[approval.programme],
         "amount_chf": money(approval.amount_chf),
         "period_from": approval.period_from.isoformat(),
         "period_to": approval.period_to.isoformat(),
@@ -306,7 +307,7 @@ def _letter_facts(
         person_name=f"{case.given_names} {case.family_name}",
         birth_date=case.birth_date,
         addressee=addressee.name,
-        programme=PROGRAMMES[approval.programme],
+        programme=labels.PROGRAMME[approval.programme],
         provider=measure.provider if measure else "",
         period_from=approval.period_from,
         period_to=approval.period_to,

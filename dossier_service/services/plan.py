@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dossier_service import labels
 from dossier_service.dates import local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
@@ -147,7 +148,7 @@ def measure_json(measure: Measure) -> dict[str, Any]:
         "id": measure.id,
         "case_id": measure.case_id,
         "programme": measure.programme,
-        "programme_label": PROGRAMMES[measure.programme],
+        "programme_label": labels.PROGRAMME[measure.programme],
         "provider": measure.provider,
         "start": measure.start_date.isoformat(),
         "end": measure.end_date.isoformat() if measure.end_date else None,

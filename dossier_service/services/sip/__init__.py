@@ -18,14 +18,7 @@ The parts: ``facts`` (what the export service hands over; no database here), ``s
 Ghostscript in the sandbox), ``package`` (the ZIP writer) and ``validate`` (the checker).
 """
 
-from dossier_service.services.sip.facts import (
-    CaseFacts,
-    DocumentFacts,
-    GroupPeriod,
-    PackageFacts,
-    UnitPeriod,
-    VersionFacts,
-)
+from dossier_service.services.sip.facts import CaseFacts, PackageFacts
 from dossier_service.services.sip.package import build_sip
 from dossier_service.services.sip.pdfa import PdfaConverter
 from dossier_service.services.sip.schema import (
@@ -37,6 +30,7 @@ from dossier_service.services.sip.schema import (
     sip_schema,
 )
 from dossier_service.services.sip.validate import validate_sip
+from dossier_service.services.snapshot import DocumentFacts, GroupPeriod, UnitPeriod, VersionFacts
 
 __all__ = [
     "CHUNK",

@@ -1,6 +1,7 @@
 """What a package says about its cases: the snapshot the export service hands the writer.
 
-The writer knows no database: these frozen records are all it reads.
+The writer queries no database: these frozen records (built from
+``services.snapshot.case_snapshot``) are all it reads.
 """
 
 from __future__ import annotations
@@ -8,54 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class UnitPeriod:
-    """A dated period of a unit: a responsibility, or a delegation (with who granted it)."""
-
-    unit_code: str
-    unit_name: str
-    unit_kind: str
-    start: dt.datetime
-    end: dt.datetime | None
-    reason: str = ""
-    granted_by: str | None = None
-
-
-@dataclass(frozen=True)
-class GroupPeriod:
-    """A dated period in which the case belonged to a target group."""
-
-    group: str
-    start: dt.datetime
-    end: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class VersionFacts:
-    """One immutable version and where its bytes are."""
-
-    id: str
-    number: int
-    storage_key: str
-    sha256: str
-    size: int
-    media_type: str
-    filename: str
-    created_at: dt.datetime
-    created_by: str
-    created_by_unit: str
-
-
-@dataclass(frozen=True)
-class DocumentFacts:
-    """A document of the dossier with all its versions (oldest first)."""
-
-    id: str
-    type: str
-    title: str
-    created_at: dt.datetime
-    versions: tuple[VersionFacts, ...]
+from dossier_service.services.snapshot import DocumentFacts, GroupPeriod, UnitPeriod
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from lxml import etree
 from dossier_service import labels
 from dossier_service.dates import local
 from dossier_service.models.process import CLOSE_REASONS, TARGET_GROUPS
-from dossier_service.services.sip.facts import CaseFacts, DocumentFacts, PackageFacts, UnitPeriod
+from dossier_service.services.sip.facts import CaseFacts, PackageFacts
 from dossier_service.services.sip.pdfa import PdfaConverter
 from dossier_service.services.sip.schema import NAMESPACE, SCHEMA_VERSION, XSI
+from dossier_service.services.snapshot import DocumentFacts, UnitPeriod
 
 SYSTEM_NAME = "IAS-Dossierdienst"
 # XML 1.0 allows tab, newline, carriage return and everything from U+0020 except surrogates
@@ -122,7 +123,7 @@ def _case_features(case: CaseFacts) -> list[tuple[str, str]]:
             )
         )
     for number, period in enumerate(case.delegations, start=1):
-        by = f" im Auftrag von {period.granted_by}" if period.granted_by else ""
+        by = f" im Auftrag von {period.granted_by.label()}" if period.granted_by else ""
         pairs.append(
             (f"Delegation {number}", f"{_unit_label(period)}{by} {_span(period.start, period.end)}")
         )

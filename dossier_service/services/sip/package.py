@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dossier_service.dates import local
-from dossier_service.services.sip.facts import CaseFacts, DocumentFacts, PackageFacts, VersionFacts
+from dossier_service.services.sip.facts import CaseFacts, PackageFacts
 from dossier_service.services.sip.metadata import FileEntry, build_metadata
 from dossier_service.services.sip.pdfa import PdfaConverter
 from dossier_service.services.sip.schema import (
@@ -29,6 +29,7 @@ from dossier_service.services.sip.schema import (
     metadata_errors,
     xsd_files,
 )
+from dossier_service.services.snapshot import DocumentFacts, VersionFacts
 from storage import ObjectNotFound, ObjectStore
 
 _EXTENSIONS = {
