@@ -41,6 +41,19 @@ def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=LOCAL_ZONE)
 
 
+def local_iso(moment: dt.datetime) -> str:
+    """Local time in ISO 8601 to the second, with its UTC offset."""
+    return local(moment).isoformat(timespec="seconds")
+
+
+def zip_time(moment: dt.datetime) -> tuple[int, int, int, int, int, int]:
+    """A ZIP entry's local date and time (the format knows no zone and nothing before 1980)."""
+    moment = local(moment)
+    if moment.year < 1980:
+        return (1980, 1, 1, 0, 0, 0)
+    return (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+
+
 def swiss_date(value: dt.date | dt.datetime | None) -> str:
     """dd.mm.yyyy (a timestamp is first converted to local time); empty for None."""
     if value is None:

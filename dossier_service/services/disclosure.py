@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from dossier_service import labels
 from dossier_service.container import Container
-from dossier_service.dates import local, swiss_date, swiss_datetime
+from dossier_service.dates import swiss_date, swiss_datetime, zip_time
 from dossier_service.identity import Identity
 from dossier_service.models import (
     AuditEntry,
@@ -343,8 +343,7 @@ class _Sink:
 
 
 def _info(name: str, when: dt.datetime, size: int = 0) -> zipfile.ZipInfo:
-    moment = local(when)
-    info = zipfile.ZipInfo(name, date_time=(max(moment.year, 1980), *moment.timetuple()[1:6]))
+    info = zipfile.ZipInfo(name, date_time=zip_time(when))
     info.compress_type = zipfile.ZIP_DEFLATED
     # On an unseekable stream zipfile must know up front whether ZIP64 headers are needed.
     info.file_size = size

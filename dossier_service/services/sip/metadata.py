@@ -14,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from dossier_service import labels
-from dossier_service.dates import local
+from dossier_service.dates import local_date, local_iso
 from dossier_service.models.process import CLOSE_REASONS, TARGET_GROUPS
 from dossier_service.services.sip.facts import CaseFacts, PackageFacts
 from dossier_service.services.sip.pdfa import PdfaConverter
@@ -39,9 +39,9 @@ class FileEntry:
     properties: list[tuple[str, str]] = field(default_factory=list)
 
 
-def day(moment: dt.datetime) -> str:
+def _day(moment: dt.datetime) -> str:
     """The Zurich calendar day of a timestamp, ISO-formatted."""
-    return local(moment).date().isoformat()
+    return local_date(moment).isoformat()
 
 
 def _clean(text: object, limit: int | None = None) -> str:
@@ -81,8 +81,8 @@ def _unit_label(period: UnitPeriod) -> str:
 
 
 def _span(start: dt.datetime, end: dt.datetime | None) -> str:
-    until = local(end).isoformat(timespec="seconds") if end else "offen"
-    return f"von {local(start).isoformat(timespec='seconds')} bis {until}"
+    until = local_iso(end) if end else "offen"
+    return f"von {local_iso(start)} bis {until}"
 
 
 def _case_features(case: CaseFacts) -> list[tuple[str, str]]:
@@ -136,7 +136,7 @@ def _document_features(document: DocumentFacts) -> list[tuple[str, str]]:
         pairs.append(
             (
                 f"Version {version.number}",
-                f"erfasst {local(version.created_at).isoformat(timespec='seconds')} durch "
+                f"erfasst {local_iso(version.created_at)} durch "
                 f"{version.created_by} ({version.created_by_unit}); Datei {version.filename}; "
                 f"{version.media_type}; {version.size} Bytes; SHA-256 {version.sha256}",
             )
@@ -193,13 +193,13 @@ def build_metadata(
     _el(delivery, "ablieferungstyp", "GEVER")
     _el(delivery, "ablieferndeStelle", _clean(facts.delivering_unit, 200))
     starts = [c.entry_date.isoformat() for c in facts.cases]
-    ends = [day(c.closed_at) for c in facts.cases]
+    ends = [_day(c.closed_at) for c in facts.cases]
     _period(delivery, "entstehungszeitraum", min(starts), max(ends))
     rendition = converter.describe() if converter else "keine (Ghostscript nicht installiert)"
     _el(
         delivery,
         "bemerkung",
-        f"Erstellt am {local(facts.created_at).isoformat(timespec='seconds')} durch "
+        f"Erstellt am {local_iso(facts.created_at)} durch "
         f"{facts.created_by}. Prüfsummen SHA-256. Jede Version jedes Dokuments ist enthalten; "
         f"PDF/A-2b-Renditionen von PDF-Versionen, wo die Konvertierung gelang: {rendition}.",
     )
@@ -251,13 +251,13 @@ def _dossier(parent: etree._Element, case: CaseFacts, file_ids: dict[str, list[s
             "federfuehrendeOrganisationseinheit",
             _clean(case.responsibilities[-1].unit_name, 200),
         )
-    _period(dossier, "entstehungszeitraum", case.entry_date.isoformat(), day(case.closed_at))
+    _period(dossier, "entstehungszeitraum", case.entry_date.isoformat(), _day(case.closed_at))
     _el(dossier, "datenschutz", "true")
     _el(dossier, "oeffentlichkeitsstatus", "nicht öffentlich")
     _features(dossier, _case_features(case))
     _el(dossier, "aktenzeichen", _clean(case.reference, 200))
     _moment(dossier, "eroeffnungsdatum", case.entry_date.isoformat())
-    _moment(dossier, "abschlussdatum", day(case.closed_at))
+    _moment(dossier, "abschlussdatum", _day(case.closed_at))
     for document in case.documents:
         item = _el(dossier, "dokument", id=f"k_{document.id}")
         _el(item, "titel", document.title)
@@ -266,13 +266,13 @@ def _dossier(parent: etree._Element, case: CaseFacts, file_ids: dict[str, list[s
             _el(item, "autor", author)
         _el(item, "erscheinungsform", "digital")
         _el(item, "dokumenttyp", _clean(labels.label("document_type", document.type), 1000))
-        _moment(item, "registrierdatum", day(document.created_at))
+        _moment(item, "registrierdatum", _day(document.created_at))
         if document.versions:
             _period(
                 item,
                 "entstehungszeitraum",
-                day(document.versions[0].created_at),
-                day(document.versions[-1].created_at),
+                _day(document.versions[0].created_at),
+                _day(document.versions[-1].created_at),
             )
         _el(item, "datenschutz", "true")
         _el(item, "oeffentlichkeitsstatus", "nicht öffentlich")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from dossier_service.dates import local
+from dossier_service.dates import local_iso, zip_time
 from dossier_service.services.sip.facts import CaseFacts, PackageFacts
 from dossier_service.services.sip.metadata import FileEntry, build_metadata
 from dossier_service.services.sip.pdfa import PdfaConverter
@@ -53,13 +53,6 @@ class BuildResult:
 
 #: Called after each version file: (version files done, version bytes done).
 Progress = Callable[[int, int], None]
-
-
-def _zip_time(moment: dt.datetime) -> tuple[int, int, int, int, int, int]:
-    moment = local(moment)
-    if moment.year < 1980:  # the ZIP format cannot express earlier times
-        return (1980, 1, 1, 0, 0, 0)
-    return (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
 
 
 def _safe_segment(text: str) -> str:
@@ -102,7 +95,7 @@ def _write_stream(
     tee: _Tee,
 ) -> None:
     """Stream chunks into a stored (uncompressed) ZIP entry, feeding the tee on the way."""
-    info = zipfile.ZipInfo(path, date_time=_zip_time(when))
+    info = zipfile.ZipInfo(path, date_time=zip_time(when))
     info.compress_type = zipfile.ZIP_STORED
     # zipfile decides on ZIP64 headers from the announced size; a 5 GB version needs them.
     info.file_size = expected_size
@@ -175,7 +168,7 @@ def build_sip(
         errors = metadata_errors(metadata)
         if errors:
             raise SipError("metadata.xml does not validate: " + "; ".join(errors[:5]))
-        info = zipfile.ZipInfo(METADATA_PATH, date_time=_zip_time(facts.created_at))
+        info = zipfile.ZipInfo(METADATA_PATH, date_time=zip_time(facts.created_at))
         info.compress_type = zipfile.ZIP_DEFLATED
         archive.writestr(info, metadata)
     return BuildResult(files=files, warnings=warnings, content_bytes=bytes_done)
@@ -231,7 +224,7 @@ def _add_version(
                 ("Version", str(version.number)),
                 ("Medientyp", version.media_type),
                 ("Grösse (Bytes)", str(version.size)),
-                ("Erfasst am", local(version.created_at).isoformat(timespec="seconds")),
+                ("Erfasst am", local_iso(version.created_at)),
                 ("Erfasst durch Stelle", version.created_by_unit),
             ],
         )
