@@ -16,7 +16,6 @@ from dossier_service.errors import Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (
     Case,
-    Delegation,
     ReferenceCounter,
     Responsibility,
     Unit,
@@ -216,18 +215,7 @@ def responsible_unit(session: Session, case_id: str) -> Unit:
     ).scalar_one()
 
 
-def active_delegations(session: Session, case_id: str) -> list[Delegation]:
-    """Delegations of the case that are in force now."""
-    return list(
-        session.execute(
-            select(Delegation)
-            .where(Delegation.case_id == case_id, Delegation.ended_at.is_(None))
-            .order_by(Delegation.started_at)
-        ).scalars()
-    )
-
-
-def unit_json(unit: Unit) -> dict[str, str]:
+def unit_json(unit: Unit | UnitRef) -> dict[str, str]:
     """Short JSON of a unit."""
     return {"code": unit.code, "name": unit.name, "kind": unit.kind}
 
@@ -238,10 +226,6 @@ def horizon_date(entry_date: dt.date) -> dt.date:
         return entry_date.replace(year=entry_date.year + HORIZON_YEARS)
     except ValueError:
         return entry_date.replace(year=entry_date.year + HORIZON_YEARS, day=28)
-
-
-def _unit_ref_json(unit: UnitRef) -> dict[str, str]:
-    return {"code": unit.code, "name": unit.name, "kind": unit.kind}
 
 
 def case_json(session: Session, case: Case) -> dict[str, Any]:
@@ -257,9 +241,9 @@ def case_json(session: Session, case: Case) -> dict[str, Any]:
         "horizon_date": horizon_date(snapshot.entry_date).isoformat(),
         "created_at": snapshot.created_at.isoformat(),
         "updated_at": snapshot.updated_at.isoformat(),
-        "responsible_unit": _unit_ref_json(snapshot.responsible.unit),
+        "responsible_unit": unit_json(snapshot.responsible.unit),
         "delegations": [
-            {"unit": _unit_ref_json(d.unit), "from": d.start.isoformat()}
+            {"unit": unit_json(d.unit), "from": d.start.isoformat()}
             for d in snapshot.active_delegations
         ],
         "target_group": snapshot.target_group,
