@@ -89,7 +89,7 @@ def setup(data_dir: Path, docs: int, total: int, pdfs: int) -> tuple[str, int]:
     from dossier_service.bodies.plan import CloseInput
     from dossier_service.config import load_settings
     from dossier_service.container import Container
-    from dossier_service.db import utcnow
+    from dossier_service.dates import utcnow
     from dossier_service.models import Document, DocumentVersion, User
     from dossier_service.samples import make_pdf
     from dossier_service.services import accounts, cases, closing, exports

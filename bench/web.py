@@ -34,7 +34,7 @@ from dossier_service.app import create_app
 from dossier_service.bodies.cases import CaseInput
 from dossier_service.config import load_settings
 from dossier_service.container import Container
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.models import DOCUMENT_TYPES, Document, DocumentVersion
 from dossier_service.schema import upgrade
 from dossier_service.services import accounts, cases

@@ -337,11 +337,11 @@ def audit_verify() -> None:
 
 def _parse_since(text: str) -> dt.datetime:
     """A day (local midnight in Zurich) or an ISO timestamp (UTC if it names no zone)."""
-    from dossier_service.services.indicators import LOCAL_ZONE
+    from dossier_service.dates import day_start
 
     try:
         if len(text) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(0), LOCAL_ZONE)
+            return day_start(dt.date.fromisoformat(text))
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise click.BadParameter(
@@ -444,11 +444,11 @@ def retention() -> None:
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 def retention_run(as_of: dt.datetime | None, dry_run: bool) -> None:
     """Delete closed, archived (acknowledged) cases past DOSSIER_RETENTION_DAYS, never on hold."""
+    from dossier_service.dates import local_today
     from dossier_service.services import retention as service
-    from dossier_service.services.indicators import LOCAL_ZONE
 
     container = _container()
-    day = as_of.date() if as_of else dt.datetime.now(LOCAL_ZONE).date()
+    day = as_of.date() if as_of else local_today()
     try:
         result = service.run(container, day, dry_run=dry_run, actor=_operator())
     finally:
@@ -512,11 +512,11 @@ def monitor() -> None:
 )
 def monitor_run(as_of: dt.datetime | None) -> None:
     """Notify units of stalled cases and stopped measures, once per occurrence."""
+    from dossier_service.dates import local_today
     from dossier_service.services import monitoring
-    from dossier_service.services.indicators import LOCAL_ZONE
 
     container = _container()
-    day = as_of.date() if as_of else dt.datetime.now(LOCAL_ZONE).date()
+    day = as_of.date() if as_of else local_today()
     try:
         result = monitoring.monitor_run(container, day)
     finally:

@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
@@ -55,20 +54,6 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
-
-
-def utcnow() -> dt.datetime:
-    """Current time as an aware UTC datetime."""
-    return dt.datetime.now(dt.UTC)
-
-
-#: The canton's time zone: calendar days (entry dates, "today") are days in Zurich.
-LOCAL_ZONE = ZoneInfo("Europe/Zurich")
-
-
-def local_today() -> dt.date:
-    """Today's date in Zurich (the server clock runs in UTC)."""
-    return dt.datetime.now(LOCAL_ZONE).date()
 
 
 def make_engine(url: str) -> Engine:

@@ -13,7 +13,7 @@ from dossier_service.bodies.cases import CaseInput, DelegationInput, TransferInp
 from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
 from dossier_service.bodies.plan import CaseUpdate, MeasureInput, MilestoneInput
 from dossier_service.container import Container
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.models import Unit, User
 from dossier_service.samples import make_docx, make_pdf
 from dossier_service.services import accounts, cases, cost_approvals, documents, plan, transfers

@@ -6,9 +6,7 @@ import calendar
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 __all__ = [
     "RESIDENCE_STATUSES",
@@ -193,14 +191,9 @@ def parse_partial_date(text: str) -> PartialDate:
 
 # --- Codes --------------------------------------------------------------------------------
 
-#: Residence status of the people in integration cases (permit letter → German label).
-RESIDENCE_STATUSES: Mapping[str, str] = MappingProxyType(
-    {
-        "N": "Asylsuchende",
-        "F": "vorläufig Aufgenommene",
-        "B": "anerkannte Flüchtlinge",
-    }
-)
+#: Residence status of the people in integration cases: the permit letter (labels in
+#: labels.RESIDENCE_STATUS).
+RESIDENCE_STATUSES: tuple[str, ...] = ("N", "F", "B")
 
 #: Sex codes; eCH-0044 allows "unknown", which asylum cases need.
 SEX_CODES: tuple[str, ...] = ("female", "male", "unknown")

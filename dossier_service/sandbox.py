@@ -8,10 +8,11 @@ started, such as ``tesseract``) when it expires, and again after every run, so n
 behind. This contains hangs, runaway memory and crashes of native parsers; it is not a
 boundary against a parser exploit that runs code (that needs seccomp or namespaces).
 
-Upload inspection (:mod:`dossier_service.files.inspect`) and text extraction
-(:mod:`workers.extract`) both use it. The module uses only the standard library, so the child
-starts lean: the target is a ``"package.module:function"`` that takes the job dict and returns
-something JSON-serialisable.
+Upload inspection (:mod:`dossier_service.files.inspect`), text extraction
+(:mod:`workers.extract`) and the PDF/A renditions of the archive package
+(:mod:`dossier_service.services.sip.pdfa`) use it. The module uses only the standard
+library, so the child starts lean: the target is a ``"package.module:function"`` that takes
+the job dict and returns something JSON-serialisable.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ def run_in_sandbox(
     cpu_seconds: int | None = None,
     env: Mapping[str, str] | None = None,
     min_memory_mb: int = MIN_MEMORY_MB,
+    max_file_bytes: int = 0,
 ) -> SandboxOutcome:
     """Run ``target(job)`` in a limited child process and return how it ended.
 
@@ -141,7 +143,9 @@ def run_in_sandbox(
     the hard deadline, so the target can return partial results instead of being killed;
     the target finds that moment (a ``time.monotonic()`` value) in ``job["soft_deadline"]``.
     *cpu_seconds* (per process) defaults to the timeout plus one second; *env* is added to
-    the child's otherwise minimal environment.
+    the child's otherwise minimal environment. *max_file_bytes* is the largest file the
+    child or its tools may write (default 0: none; a tool that renders into a file needs
+    more).
     """
     if timeout_s <= 0 or max_memory_mb <= 0 or max_output_bytes <= 0 or min_memory_mb <= 0:
         raise ValueError(
@@ -164,6 +168,8 @@ def run_in_sandbox(
         cpu_seconds = math.ceil(timeout_s) + 1
     elif cpu_seconds <= 0:
         raise ValueError("cpu_seconds must be positive")
+    if max_file_bytes < 0:
+        raise ValueError("max_file_bytes must not be negative")
     command = [
         sys.executable,
         "-s",
@@ -174,6 +180,8 @@ def run_in_sandbox(
         str(memory_mb),
         "--cpu-seconds",
         str(cpu_seconds),
+        "--max-file-bytes",
+        str(max_file_bytes),
         "--",
         target,
     ]
@@ -331,7 +339,7 @@ def _parse_result(out: bytes) -> SandboxOutcome | None:
 # --- Child side ---------------------------------------------------------------------------
 
 
-def _apply_limits(max_memory_mb: int, cpu_seconds: int) -> None:
+def _apply_limits(max_memory_mb: int, cpu_seconds: int, max_file_bytes: int = 0) -> None:
     """Cap address space, CPU time, file writes, open files and core dumps (also for tools)."""
     memory = max_memory_mb * 1024 * 1024
     # Soft and hard alike, so nothing in the child can raise them again; tools started by the
@@ -340,10 +348,11 @@ def _apply_limits(max_memory_mb: int, cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     # A core dump would write the parsed personal data to disk.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # Nothing is written to disk: results and images travel through pipes. An ignored
-    # SIGXFSZ turns a write attempt (say a font cache) into an error instead of a kill;
-    # CPython ignores it at start-up already, this keeps that true whatever ran before.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    # Unless the caller allows files (a rendition), nothing is written to disk: results and
+    # images travel through pipes. An ignored SIGXFSZ turns a write beyond the limit (say a
+    # font cache) into an error instead of a kill; CPython ignores it at start-up already,
+    # this keeps that true whatever ran before (tools inherit the ignored signal).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
@@ -391,9 +400,10 @@ def _child_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sandboxed child (internal)")
     parser.add_argument("--max-memory-mb", type=int, required=True)
     parser.add_argument("--cpu-seconds", type=int, required=True)
+    parser.add_argument("--max-file-bytes", type=int, default=0)
     parser.add_argument("target")
     args = parser.parse_args(argv)
-    _apply_limits(args.max_memory_mb, args.cpu_seconds)
+    _apply_limits(args.max_memory_mb, args.cpu_seconds, args.max_file_bytes)
     # Native libraries may print to stdout: send fd 1 to stderr and keep a private copy of
     # the real stdout for the single result line (not inherited by tools: PEP 446).
     result_fd = os.dup(1)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from dossier_service.config import ConfigError, load_settings
 from dossier_service.container import Container
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.models import AuditEntry
 from dossier_service.services import audit_export
 from tests.conftest import new_case

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from dossier_service.cli import main as cli
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.samples import make_pdf
 from dossier_service.services.letters import letter_text
 from tests.conftest import World, new_case, upload

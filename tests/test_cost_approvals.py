@@ -8,13 +8,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from babel.numbers import get_group_symbol
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
+from dossier_service.dates import local_today, swiss_date, swiss_partial_date
 from dossier_service.models import CostApproval, Document
+from dossier_service.money import format_chf
 from dossier_service.samples import make_pdf
-from dossier_service.services import cost_approvals, fsck, letters
-from dossier_service.services.letters import chf, letter_text, swiss_partial_date
+from dossier_service.services import fsck, letters
+from dossier_service.services.letters import letter_text
 from storage import StorageUnavailable
 from tests.conftest import World, new_case, upload
 from tests.test_case_process import held_by, kinds, notifications_of
@@ -99,10 +102,13 @@ def test_amounts_round_trip_to_the_cent(client, world, sent, stored):
 
 
 def test_swiss_formats():
-    assert chf(Decimal("4800")) == "CHF 4'800.00"
-    assert chf(Decimal("1000000.00")) == "CHF 1'000'000.00"
-    assert chf(Decimal("999.5")) == "CHF 999.50"
-    assert chf(Decimal("0")) == "CHF 0.00"
+    group = get_group_symbol("de_CH")
+    assert format_chf(Decimal("4800")) == f"4{group}800.00"
+    assert format_chf(Decimal("1000000.00")) == f"1{group}000{group}000.00"
+    assert format_chf(Decimal("999.5")) == "999.50"
+    assert format_chf(Decimal("0.005")) == "0.01"
+    assert format_chf(Decimal("0")) == "0.00"
+    assert format_chf(Decimal("1234.5"), "fr_CH") == f"1{get_group_symbol('fr_CH')}234,50"
     assert swiss_partial_date("1998") == "1998"
     assert swiss_partial_date("1998-03") == "03.1998"
     assert swiss_partial_date("1987-11-02") == "02.11.1987"
@@ -264,7 +270,7 @@ def test_letter_is_a_complete_german_decision(client, world):
     text = letter_text(
         client.get(f"{API}/documents/{document['id']}/content", headers=world.auth("aarau")).data
     )
-    today = dt.datetime.now(cost_approvals.LOCAL_ZONE).strftime("%d.%m.%Y")
+    today = swiss_date(local_today())
     case = client.get(f"{API}/cases/{cid}", headers=world.auth("aarau")).get_json()
     for line in (
         "Kanton Aargau",

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from dossier_service.bodies.archive import ExportInput
 from dossier_service.container import Container
-from dossier_service.db import Database, local_today
+from dossier_service.dates import local_today
+from dossier_service.db import Database
 from dossier_service.models import AuditEntry, Export, User
 from dossier_service.services import accounts, audit, exports, sip
 from storage import StorageUnavailable

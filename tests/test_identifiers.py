@@ -17,6 +17,7 @@ from dossier_service.identifiers import (
     parse_partial_date,
     sanitize_filename,
 )
+from dossier_service.labels import RESIDENCE_STATUS
 
 # --- AHV ----------------------------------------------------------------------------------
 
@@ -195,12 +196,11 @@ def test_partial_date_is_frozen_and_hashable() -> None:
 
 
 def test_residence_statuses() -> None:
-    assert set(RESIDENCE_STATUSES) == {"N", "F", "B"}
-    assert RESIDENCE_STATUSES["N"] == "Asylsuchende"
-    assert RESIDENCE_STATUSES["F"] == "vorläufig Aufgenommene"
-    assert RESIDENCE_STATUSES["B"] == "anerkannte Flüchtlinge"
+    assert RESIDENCE_STATUSES == ("N", "F", "B")
+    assert set(RESIDENCE_STATUS) == set(RESIDENCE_STATUSES)
+    assert RESIDENCE_STATUS["F"] == "F – vorläufig aufgenommen"
     with pytest.raises(TypeError):
-        RESIDENCE_STATUSES["X"] = "x"  # type: ignore[index]
+        RESIDENCE_STATUS["X"] = "x"  # type: ignore[index]
 
 
 def test_sex_codes() -> None:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from dossier_service.dates import LOCAL_ZONE
 from dossier_service.models import CaseClosure
 from dossier_service.samples import make_pdf
 from dossier_service.services.indicators import (
-    LOCAL_ZONE,
     add_months,
     add_years,
     age_bounds,

@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from dossier_service.cli import main as cli
+from dossier_service.dates import LOCAL_ZONE
 from dossier_service.samples import make_pdf
 from dossier_service.services import monitoring
-from dossier_service.services.indicators import LOCAL_ZONE, add_years
+from dossier_service.services.indicators import add_years
 from tests.conftest import PERSON, new_case, upload
 from tests.test_case_process import held_by, kinds, monitor, notifications_of
 

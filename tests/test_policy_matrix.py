@@ -19,7 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.models import Responsibility, Unit, User
 from dossier_service.samples import make_pdf
 from dossier_service.services import accounts

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from dossier_service.container import Container
+from dossier_service.dates import LOCAL_ZONE
 from dossier_service.db import Base
 from dossier_service.models import (
     AuditEntry,
@@ -20,7 +21,6 @@ from dossier_service.models import (
     Export,
 )
 from dossier_service.services import audit, retention
-from dossier_service.services.indicators import LOCAL_ZONE
 from storage import StorageUnavailable
 from tests.conftest import World, new_case, upload
 from tests.test_cli import run_cli

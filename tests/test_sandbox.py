@@ -248,6 +248,17 @@ def test_a_file_write_fails_instead_of_killing_the_child(tmp_path: Path) -> None
     assert target.stat().st_size == 0
 
 
+def test_a_caller_may_allow_files_up_to_a_size(tmp_path: Path) -> None:
+    """max_file_bytes lets a tool write its output (a rendition), and no more than that."""
+    small = tmp_path / "small.bin"
+    assert run("write_file", {"path": str(small)}, max_file_bytes=4096).value == 1024
+    assert small.stat().st_size == 1024
+    big = tmp_path / "big.bin"
+    outcome = run("write_file", {"path": str(big)}, max_file_bytes=512)
+    assert (outcome.status, outcome.error) == ("error", "OSError")
+    assert big.stat().st_size == 512
+
+
 # --- Output is not trusted ----------------------------------------------------------------
 
 

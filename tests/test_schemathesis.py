@@ -27,7 +27,7 @@ from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.core import NOT_SET
 from schemathesis.generation import GenerationMode
 
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.samples import make_docx, make_pdf
 from tests.conftest import PERSON, UNITS, World, new_case, upload

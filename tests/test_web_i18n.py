@@ -14,7 +14,14 @@ from tests.test_web_support import login, post, set_passwords
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "dossier_service" / "translations"
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
+KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "_l": None,
+    "lazy_gettext": None,
+    "N_": None,
+}
 
 
 def _source_messages() -> set[str]:
@@ -22,6 +29,7 @@ def _source_messages() -> set[str]:
     found: set[str] = set()
     method_map = [
         ("dossier_service/web/**.py", "python"),
+        ("dossier_service/labels.py", "python"),
         ("dossier_service/templates/**.html", "jinja2"),
     ]
     for _file, _line, message, _comments, _context in extract_from_dir(

@@ -9,6 +9,7 @@ from pathlib import Path
 from celery import shared_task
 
 from dossier_service.container import Container
+from dossier_service.dates import local_today
 from dossier_service.services import (
     exports,
     indexing,
@@ -91,9 +92,7 @@ def relay_outbox() -> int:
 @shared_task(name="dossier.monitor_run")
 def monitor_run(as_of: str | None = None) -> dict[str, object]:
     """Daily continuity monitoring; ``as_of`` (YYYY-MM-DD) defaults to today in Zurich."""
-    from dossier_service.services.indicators import LOCAL_ZONE
-
-    day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(LOCAL_ZONE).date()
+    day = dt.date.fromisoformat(as_of) if as_of else local_today()
     return monitoring.monitor_run(container(), day).as_dict()
 
 
@@ -130,9 +129,7 @@ def resume_exports() -> int:
 @shared_task(name="dossier.retention_run")
 def retention_run(as_of: str | None = None) -> dict[str, object]:
     """Daily retention: delete archived cases past their period (never under legal hold)."""
-    from dossier_service.services.indicators import LOCAL_ZONE
-
-    day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(LOCAL_ZONE).date()
+    day = dt.date.fromisoformat(as_of) if as_of else local_today()
     result = retention.run(container(), day)
     return {
         "as_of": day.isoformat(),

@@ -6,6 +6,7 @@ import datetime as dt
 
 from flask import Blueprint, Response, jsonify, request
 
+from dossier_service.dates import local_today
 from dossier_service.errors import BadRequest
 from dossier_service.http.context import audit_context, container, identity, session
 from dossier_service.services import indicators, monitoring
@@ -14,7 +15,7 @@ from dossier_service.services import indicators, monitoring
 def _as_of() -> dt.date:
     raw = request.args.get("as_of")
     if not raw:
-        return dt.datetime.now(indicators.LOCAL_ZONE).date()
+        return local_today()
     try:
         value = dt.date.fromisoformat(raw)
     except ValueError:

@@ -19,7 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dossier_service.db import Base, UTCDateTime, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Base, UTCDateTime
 from dossier_service.models.units import User
 
 EXPORT_STATUSES = ("queued", "running", "done", "failed")

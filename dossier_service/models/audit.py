@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dossier_service.db import Base, BigId, UTCDateTime, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Base, BigId, UTCDateTime
 
 
 class AuditEntry(Base):

@@ -7,7 +7,8 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dossier_service.db import Base, UTCDateTime, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Base, UTCDateTime
 from dossier_service.models.units import Unit
 
 

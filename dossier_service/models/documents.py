@@ -17,24 +17,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dossier_service.db import Base, UTCDateTime, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Base, UTCDateTime
+from dossier_service.labels import DOCUMENT_TYPE
 from dossier_service.models.units import User
 
-#: Document types with the German term a caseworker recognises.
-DOCUMENT_TYPES: dict[str, str] = {
-    "short_assessment": "Kurzassessment",
-    "meeting_record": "Gesprächsprotokoll",
-    "agreement": "Vereinbarung über Rechte und Pflichten",
-    "integration_plan": "Integrationsplan",
-    "end_report": "Schlussbericht",
-    "cost_approval_request": "Gesuch um Kostengutsprache",
-    "cost_approval_decision": "Kostengutsprache (Entscheid)",
-    "programme_report": "Programmanmeldung / -bericht",
-    "certificate": "Kursbestätigung / Zertifikat",
-    "potential_assessment": "Potenzialabklärung",
-    "correspondence": "Korrespondenz",
-    "other": "Anderes",
-}
+#: Document types by code; their words are in labels.DOCUMENT_TYPE (one table for every output).
+DOCUMENT_TYPES = DOCUMENT_TYPE
 
 PROCESSING_STATES = ("pending", "processing", "ready", "failed")
 

@@ -21,7 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dossier_service.db import Base, BigId, UTCDateTime, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Base, BigId, UTCDateTime
+from dossier_service.labels import PROGRAMME
 from dossier_service.models.units import Unit, User
 
 #: Target groups of the Aargau implementation, with the German term.
@@ -31,20 +33,9 @@ TARGET_GROUPS: dict[str, str] = {
     "social_integration": "Soziale Integration",
 }
 
-#: Programmes a measure or a cost approval refers to, with the German name.
-PROGRAMMES: dict[str, str] = {
-    "language_course": "Sprachkurs",
-    "early_language_support": "Frühe Sprachförderung",
-    "IKG1": "Integrationskurs Grundkompetenzen 1 (IKG1)",
-    "IKG2": "Integrationskurs Grundkompetenzen 2 (IKG2)",
-    "BAI": "Brückenangebot Integration (BAI)",
-    "INVOL": "Integrationsvorlehre (INVOL)",
-    "AMIplus": "Arbeitsmarktintegration AMIplus (RAV)",
-    "potential_assessment": "Potenzialabklärung",
-    "employment_programme": "Beschäftigungsprogramm",
-    "childcare": "Kinderbetreuung",
-    "other": "Andere Massnahme",
-}
+#: Programmes a measure or a cost approval refers to, by code; their words are in
+#: labels.PROGRAMME (one table for every output).
+PROGRAMMES = PROGRAMME
 
 MEASURE_STATUSES: dict[str, str] = {
     "planned": "geplant",

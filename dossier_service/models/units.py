@@ -7,7 +7,8 @@ import datetime as dt
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dossier_service.db import Base, UTCDateTime, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Base, UTCDateTime
 
 #: canton (Kantonaler Sozialdienst), municipality (Gemeinde), organisation (e.g. Caritas).
 UNIT_KINDS = ("canton", "municipality", "organisation")

@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.errors import Conflict, Unauthenticated, Unprocessable
 from dossier_service.identity import Anonymous, Identity
 from dossier_service.models import ROLES, UNIT_KINDS, ApiToken, AuditEntry, Unit, User

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.identity import Anonymous, Identity
 from dossier_service.models import AuditEntry
 

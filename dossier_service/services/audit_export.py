@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.identity import Anonymous
 from dossier_service.models import AuditEntry
 from dossier_service.services import audit

@@ -12,20 +12,18 @@ from sqlalchemy.orm import Session
 
 from dossier_service import identifiers
 from dossier_service.bodies.cases import CaseInput
-from dossier_service.db import local_today, utcnow
+from dossier_service.dates import local_today, utcnow
 from dossier_service.errors import Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (
     Case,
-    CaseClosure,
-    Delegation,
     ReferenceCounter,
     Responsibility,
-    TargetGroupAssignment,
     Unit,
 )
 from dossier_service.policy import Action, load_case, readable_cases, require
 from dossier_service.services import audit
+from dossier_service.services.snapshot import UnitRef, case_snapshot
 
 #: Continuous case management ends at the latest seven years after entry (IAS).
 HORIZON_YEARS = 7
@@ -203,18 +201,7 @@ def units_of_kinds(session: Session, kinds: tuple[str, ...]) -> list[Unit]:
     )
 
 
-def active_delegations(session: Session, case_id: str) -> list[Delegation]:
-    """Delegations of the case that are in force now."""
-    return list(
-        session.execute(
-            select(Delegation)
-            .where(Delegation.case_id == case_id, Delegation.ended_at.is_(None))
-            .order_by(Delegation.started_at)
-        ).scalars()
-    )
-
-
-def unit_json(unit: Unit) -> dict[str, str]:
+def unit_json(unit: Unit | UnitRef) -> dict[str, str]:
     """Short JSON of a unit."""
     return {"code": unit.code, "name": unit.name, "kind": unit.kind}
 
@@ -228,51 +215,24 @@ def horizon_date(entry_date: dt.date) -> dt.date:
 
 
 def case_json(session: Session, case: Case) -> dict[str, Any]:
-    """The API shape of a case."""
-    ahv = identifiers.format_ahv(case.ahv_number) if case.ahv_number else None
+    """The API shape of a case (from its snapshot)."""
+    snapshot = case_snapshot(session, case)
+    closure = snapshot.open_closure
     return {
-        "id": case.id,
-        "reference": case.reference,
-        "status": case.status,
-        "person": {
-            "family_name": case.family_name,
-            "given_names": case.given_names,
-            "birth_date": case.birth_date,
-            "sex": case.sex,
-            "nationality": case.nationality,
-            "zemis_number": case.zemis_number,
-            "ahv_number": ahv,
-            "residence_status": case.residence_status,
-        },
-        "entry_date": case.entry_date.isoformat(),
-        "horizon_date": horizon_date(case.entry_date).isoformat(),
-        "created_at": case.created_at.isoformat(),
-        "updated_at": case.updated_at.isoformat(),
-        "responsible_unit": unit_json(responsible_unit(session, case.id)),
+        "id": snapshot.id,
+        "reference": snapshot.reference,
+        "status": snapshot.status,
+        "person": snapshot.person,
+        "entry_date": snapshot.entry_date.isoformat(),
+        "horizon_date": horizon_date(snapshot.entry_date).isoformat(),
+        "created_at": snapshot.created_at.isoformat(),
+        "updated_at": snapshot.updated_at.isoformat(),
+        "responsible_unit": unit_json(snapshot.responsible.unit),
         "delegations": [
-            {"unit": unit_json(d.unit), "from": d.started_at.isoformat()}
-            for d in active_delegations(session, case.id)
+            {"unit": unit_json(d.unit), "from": d.start.isoformat()}
+            for d in snapshot.active_delegations
         ],
-        **_process_facts(session, case),
-    }
-
-
-def _process_facts(session: Session, case: Case) -> dict[str, Any]:
-    """The case-process facts of the case JSON: target group now, and the closure."""
-    target_group = session.execute(
-        select(TargetGroupAssignment.target_group).where(
-            TargetGroupAssignment.case_id == case.id, TargetGroupAssignment.ended_at.is_(None)
-        )
-    ).scalar_one_or_none()
-    closure = None
-    if case.status == "closed":
-        closure = session.execute(
-            select(CaseClosure).where(
-                CaseClosure.case_id == case.id, CaseClosure.reopened_at.is_(None)
-            )
-        ).scalar_one_or_none()
-    return {
-        "target_group": target_group,
+        "target_group": snapshot.target_group,
         "closed_at": closure.closed_at.isoformat() if closure else None,
         "close_reason": closure.reason if closure else None,
     }

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from dossier_service.bodies.plan import CloseInput, ReopenInput
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.errors import Conflict
 from dossier_service.identity import Identity
 from dossier_service.models import Case, CaseClosure, CostApproval, User

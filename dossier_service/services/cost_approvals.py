@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from dossier_service import labels
 from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
-from dossier_service.db import LOCAL_ZONE, local_today, utcnow
+from dossier_service.dates import local_date, local_today, swiss_date, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import (
@@ -66,7 +67,7 @@ def cost_approval_json(approval: CostApproval) -> dict[str, Any]:
         "case_id": approval.case_id,
         "measure_id": approval.measure_id,
         "programme": approval.programme,
-        "programme_label": PROGRAMMES[approval.programme],
+        "programme_label": labels.PROGRAMME[approval.programme],
         "amount_chf": money(approval.amount_chf),
         "period_from": approval.period_from.isoformat(),
         "period_to": approval.period_to.isoformat(),
@@ -247,16 +248,16 @@ def _letter_facts(
         person_name=f"{case.given_names} {case.family_name}",
         birth_date=case.birth_date,
         addressee=addressee.name,
-        programme=PROGRAMMES[approval.programme],
+        programme=labels.PROGRAMME[approval.programme],
         provider=measure.provider if measure else "",
         period_from=approval.period_from,
         period_to=approval.period_to,
-        requested_on=approval.requested_at.astimezone(LOCAL_ZONE).date(),
+        requested_on=local_date(approval.requested_at),
         amount=approval.amount_chf,
         approved_amount=approved,
         decision=decision,
         reason=reason,
-        decided_on=utcnow().astimezone(LOCAL_ZONE).date(),
+        decided_on=local_today(),
         signed_by=signer.display_name or signer.username,
     )
 
@@ -338,7 +339,7 @@ def decide_cost_approval(
             {
                 "type": "cost_approval_decision",
                 "title": f"Kostengutsprache {approval.programme}: Entscheid vom "
-                f"{letters.swiss_date(facts.decided_on)}",
+                f"{swiss_date(facts.decided_on)}",
             },
             action=Action.COST_APPROVAL_DECIDE,
             also_write=also_write,

@@ -36,32 +36,25 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dossier_service import identifiers
+from dossier_service import labels
+from dossier_service.dates import swiss_date, swiss_datetime, zip_time
 from dossier_service.identity import Identity
 from dossier_service.models import (
-    DOCUMENT_TYPES,
     AuditEntry,
-    Case,
-    CaseClosure,
     CostApproval,
-    Delegation,
-    Document,
     Measure,
     Milestone,
     Notification,
-    Responsibility,
-    TargetGroupAssignment,
     Unit,
 )
 from dossier_service.models.process import (
     CLOSE_REASONS,
     MEASURE_STATUSES,
-    PROGRAMMES,
     TARGET_GROUPS,
 )
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
-from dossier_service.services.indicators import LOCAL_ZONE
+from dossier_service.services.snapshot import CaseSnapshot, UnitRef, case_snapshot
 from storage import ObjectNotFound
 
 if TYPE_CHECKING:
@@ -109,12 +102,6 @@ ACTION_LABELS: dict[str, str] = {
     "fixity.check": "Unversehrtheit einer Datei technisch geprüft",
 }
 _OUTCOMES = {"ok": "ausgeführt", "denied": "verweigert"}
-_SEX = {"female": "weiblich", "male": "männlich", "unknown": "unbekannt"}
-_RESIDENCE = {
-    "N": "N (Asylsuchende)",
-    "F": "F (vorläufig aufgenommen)",
-    "B": "B (anerkannter Flüchtling)",
-}
 
 
 @dataclass(frozen=True)
@@ -151,12 +138,6 @@ def _iso(value: dt.datetime | dt.date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _local(value: dt.datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(LOCAL_ZONE).strftime("%d.%m.%Y %H:%M")
-
-
 def _segment(text: str, limit: int = 80) -> str:
     """A readable, safe file or folder name (no slashes, controls or leading dots)."""
     cleaned = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|]+', "_", text).strip().lstrip(".")
@@ -167,17 +148,13 @@ def prepare(container: Container, session: Session, identity: Identity, case_id:
     """Check the caller, audit the disclosure and gather the case's data (caller commits)."""
     case = load_case(session, identity, case_id, Action.DISCLOSURE)
     units = {u.id: u for u in session.execute(select(Unit)).scalars()}
-    data = _case_data(session, case, units)
+    snapshot = case_snapshot(session, case, documents=True)
+    data = _case_data(session, snapshot, units)
     files: list[DisclosedFile] = []
     documents_json = []
     titles: dict[str, str] = {}
-    docs = session.execute(
-        select(Document)
-        .where(Document.case_id == case.id)
-        .order_by(Document.created_at, Document.id)
-    ).scalars()
-    for index, document in enumerate(docs, start=1):
-        type_label = DOCUMENT_TYPES.get(document.type, document.type)
+    for index, document in enumerate(snapshot.documents, start=1):
+        type_label = labels.label("document_type", document.type)
         folder = f"Dokumente/{index:03d} {_segment(type_label, 40)} - {_segment(document.title)}"
         titles[document.id] = f"{type_label}: {document.title}"
         versions = []
@@ -192,7 +169,7 @@ def prepare(container: Container, session: Session, identity: Identity, case_id:
                     "size": version.size,
                     "sha256": version.sha256,
                     "created_at": _iso(version.created_at),
-                    "created_by_unit": version.created_by.unit.code,
+                    "created_by_unit": version.created_by_unit_code,
                     "file": path,
                 }
             )
@@ -228,7 +205,11 @@ def prepare(container: Container, session: Session, identity: Identity, case_id:
     )
 
 
-def _case_data(session: Session, case: Case, units: dict[int, Unit]) -> dict[str, Any]:
+def _unit_ref(unit: UnitRef | None) -> dict[str, str] | None:
+    return {"code": unit.code, "name": unit.name} if unit is not None else None
+
+
+def _case_data(session: Session, case: CaseSnapshot, units: dict[int, Unit]) -> dict[str, Any]:
     """The person and every database fact of the case, as plain JSON values."""
 
     def unit(unit_id: int | None) -> dict[str, str] | None:
@@ -250,52 +231,41 @@ def _case_data(session: Session, case: Case, units: dict[int, Unit]) -> dict[str
             "entry_date": _iso(case.entry_date),
             "created_at": _iso(case.created_at),
         },
-        "person": {
-            "family_name": case.family_name,
-            "given_names": case.given_names,
-            "birth_date": case.birth_date,
-            "sex": case.sex,
-            "nationality": case.nationality,
-            "zemis_number": case.zemis_number,
-            "ahv_number": identifiers.format_ahv(case.ahv_number) if case.ahv_number else None,
-            "residence_status": case.residence_status,
-        },
+        "person": case.person,
         "responsibilities": [
             {
-                "unit": unit(r.unit_id),
-                "from": _iso(r.started_at),
-                "to": _iso(r.ended_at),
+                "unit": _unit_ref(r.unit),
+                "from": _iso(r.start),
+                "to": _iso(r.end),
                 "reason": r.reason,
             }
-            for r in rows(Responsibility, Responsibility.started_at, Responsibility.id)
+            for r in case.responsibilities
         ],
         "delegations": [
             {
-                "unit": unit(d.unit_id),
-                "granted_by": unit(d.granted_by_unit_id),
-                "from": _iso(d.started_at),
-                "to": _iso(d.ended_at),
+                "unit": _unit_ref(d.unit),
+                "granted_by": _unit_ref(d.granted_by),
+                "from": _iso(d.start),
+                "to": _iso(d.end),
                 "reason": d.reason,
                 "end_reason": d.end_reason,
             }
-            for d in rows(Delegation, Delegation.started_at, Delegation.id)
+            for d in case.delegations
         ],
         "target_groups": [
             {
-                "target_group": g.target_group,
-                "label": TARGET_GROUPS.get(g.target_group),
-                "from": _iso(g.started_at),
-                "to": _iso(g.ended_at),
+                "target_group": g.group,
+                "label": TARGET_GROUPS.get(g.group),
+                "from": _iso(g.start),
+                "to": _iso(g.end),
                 "reason": g.reason,
             }
-            for g in rows(
-                TargetGroupAssignment, TargetGroupAssignment.started_at, TargetGroupAssignment.id
-            )
+            for g in case.target_groups
         ],
         "measures": [
             {
                 "programme": m.programme,
-                "label": PROGRAMMES.get(m.programme),
+                "label": labels.PROGRAMME.get(m.programme),
                 "provider": m.provider,
                 "start_date": _iso(m.start_date),
                 "end_date": _iso(m.end_date),
@@ -317,7 +287,7 @@ def _case_data(session: Session, case: Case, units: dict[int, Unit]) -> dict[str
                 "reopened_at": _iso(c.reopened_at),
                 "reopen_reason": c.reopen_reason,
             }
-            for c in rows(CaseClosure, CaseClosure.closed_at, CaseClosure.id)
+            for c in case.closures
         ],
         "cost_approvals": [
             {
@@ -375,8 +345,7 @@ class _Sink:
 
 
 def _info(name: str, when: dt.datetime, size: int = 0) -> zipfile.ZipInfo:
-    local = when.astimezone(LOCAL_ZONE)
-    info = zipfile.ZipInfo(name, date_time=(max(local.year, 1980), *local.timetuple()[1:6]))
+    info = zipfile.ZipInfo(name, date_time=zip_time(when))
     info.compress_type = zipfile.ZIP_DEFLATED
     # On an unseekable stream zipfile must know up front whether ZIP64 headers are needed.
     info.file_size = size
@@ -501,10 +470,9 @@ def _unit_text(unit: dict[str, str] | None) -> str:
 def _date(value: str | None) -> str:
     if not value:
         return ""
-    parsed = dt.datetime.fromisoformat(value)
     if len(value) == 10:
-        return parsed.strftime("%d.%m.%Y")
-    return _e(_local(parsed))
+        return swiss_date(dt.date.fromisoformat(value))
+    return _e(swiss_datetime(dt.datetime.fromisoformat(value)))
 
 
 def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> Iterator[str]:
@@ -518,9 +486,10 @@ def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> It
         "table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;"
         "padding:.2em .4em;text-align:left;vertical-align:top}</style>\n</head>\n<body>\n"
         f"<h1>Auskunft über Ihre Daten</h1>\n<p>Fall {_e(disclosure.reference)}, erstellt am "
-        f"{_e(_local(disclosure.generated_at))}. Diese Zusammenstellung enthält alle Daten, die "
-        "im IAS-Dossierdienst zu Ihrem Fall gespeichert sind: Ihre Personendaten, die Angaben "
-        "zum Fall, alle Dokumente in allen Versionen und das Protokoll der Zugriffe.</p>\n"
+        f"{_e(swiss_datetime(disclosure.generated_at))}. Diese Zusammenstellung enthält alle "
+        "Daten, die im IAS-Dossierdienst zu Ihrem Fall gespeichert sind: Ihre Personendaten, "
+        "die Angaben zum Fall, alle Dokumente in allen Versionen und das Protokoll der "
+        "Zugriffe.</p>\n"
     )
     yield "<h2>Personendaten</h2>\n" + _table(
         ["Angabe", "Wert"],
@@ -528,13 +497,13 @@ def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> It
             ["Familienname", _e(person["family_name"])],
             ["Vornamen", _e(person["given_names"])],
             ["Geburtsdatum", _e(person["birth_date"])],
-            ["Geschlecht", _e(_SEX.get(person["sex"], person["sex"]))],
+            ["Geschlecht", _e(labels.label("sex", person["sex"]))],
             ["Staatsangehörigkeit", _e(person["nationality"])],
             ["ZEMIS-Nummer", _e(person["zemis_number"])],
             ["AHV-Nummer", _e(person["ahv_number"] or "keine")],
             [
                 "Aufenthaltsstatus",
-                _e(_RESIDENCE.get(person["residence_status"], person["residence_status"])),
+                _e(labels.label("residence_status", person["residence_status"])),
             ],
             ["Einreisedatum", _date(data["case"]["entry_date"])],
             ["Fallstatus", "abgeschlossen" if data["case"]["status"] == "closed" else "offen"],
@@ -586,7 +555,7 @@ def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> It
         ["Massnahme", "Betrag CHF", "Zeitraum", "Status", "bewilligt CHF", "Begründung"],
         [
             [
-                _e(PROGRAMMES.get(a["programme"], a["programme"])),
+                _e(labels.label("programme", a["programme"])),
                 _e(a["amount_chf"]),
                 f"{_date(a['period_from'])} – {_date(a['period_to'])}",
                 _e(a["status"]),
@@ -636,7 +605,7 @@ def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> It
         if document and item["version"]:
             document = f"{document} (Version {item['version']})"
         yield (
-            f"<tr><td>{_e(_local(entry.at))}</td><td>{_e(unit_name)}</td>"
+            f"<tr><td>{_e(swiss_datetime(entry.at))}</td><td>{_e(unit_name)}</td>"
             f"<td>{_e(item['description'])}</td><td>{_e(document)}</td>"
             f"<td>{_e(_OUTCOMES.get(entry.outcome, entry.outcome))}</td></tr>\n"
         )

@@ -26,7 +26,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dossier_service.db import on_rollback, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import on_rollback
 from dossier_service.errors import (
     Conflict,
     NotFound,

@@ -33,24 +33,21 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dossier_service.bodies.archive import MAX_CASES, AcknowledgeInput, ExportInput
-from dossier_service.db import utcnow
+from dossier_service.dates import day_start, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Anonymous, Identity
 from dossier_service.models import (
     Case,
     CaseClosure,
-    Delegation,
     Document,
     DocumentVersion,
     Export,
     ExportCase,
-    Responsibility,
-    TargetGroupAssignment,
 )
 from dossier_service.policy import Action, exportable_cases, require
 from dossier_service.services import audit, outbox, sip
 from dossier_service.services.closing import open_closure
-from dossier_service.services.indicators import LOCAL_ZONE
+from dossier_service.services.snapshot import case_snapshot
 from storage import StorageError, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -90,10 +87,6 @@ def export_key(export_id: str) -> str:
 
 
 # --- Requests from the API ---------------------------------------------------------------------
-
-
-def _local_midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), tzinfo=LOCAL_ZONE)
 
 
 def _archived(case_id_column: Any, closed_at_column: Any) -> Any:
@@ -141,7 +134,7 @@ def _select_closed_before(session: Session, day: dt.date) -> list[tuple[Case, Ca
         .where(
             Case.status == "closed",
             CaseClosure.reopened_at.is_(None),
-            CaseClosure.closed_at < _local_midnight(day),
+            CaseClosure.closed_at < day_start(day),
             # Periodic deliveries do not send a case again once the archive has it.
             ~_archived(Case.id, CaseClosure.closed_at),
         )
@@ -417,106 +410,19 @@ def _load_facts(session: Session, export: Export) -> sip.PackageFacts:
 
 
 def _case_facts(session: Session, case: Case, closure: CaseClosure) -> sip.CaseFacts:
-    responsibilities = tuple(
-        sip.UnitPeriod(
-            unit_code=r.unit.code,
-            unit_name=r.unit.name,
-            unit_kind=r.unit.kind,
-            start=r.started_at,
-            end=r.ended_at,
-            reason=r.reason or "",
-        )
-        for r in session.execute(
-            select(Responsibility)
-            .where(Responsibility.case_id == case.id)
-            .order_by(Responsibility.started_at, Responsibility.id)
-        ).scalars()
-    )
-    delegations = tuple(
-        sip.UnitPeriod(
-            unit_code=d.unit.code,
-            unit_name=d.unit.name,
-            unit_kind=d.unit.kind,
-            start=d.started_at,
-            end=d.ended_at,
-            reason=d.reason or "",
-            granted_by=f"{d.granted_by.name} ({d.granted_by.code})",
-        )
-        for d in session.execute(
-            select(Delegation)
-            .where(Delegation.case_id == case.id)
-            .order_by(Delegation.started_at, Delegation.id)
-        ).scalars()
-    )
-    groups = tuple(
-        sip.GroupPeriod(group=g.target_group, start=g.started_at, end=g.ended_at)
-        for g in session.execute(
-            select(TargetGroupAssignment)
-            .where(TargetGroupAssignment.case_id == case.id)
-            .order_by(TargetGroupAssignment.started_at, TargetGroupAssignment.id)
-        ).scalars()
-    )
-    documents = []
-    for document in session.execute(
-        select(Document)
-        .where(Document.case_id == case.id)
-        .order_by(Document.created_at, Document.id)
-    ).scalars():
-        versions = tuple(
-            sip.VersionFacts(
-                id=v.id,
-                number=v.number,
-                storage_key=v.storage_key,
-                sha256=v.sha256,
-                size=v.size,
-                media_type=v.media_type,
-                filename=v.filename,
-                created_at=v.created_at,
-                created_by=v.created_by.username,
-                # A user belongs to one unit for good, so this is the unit at upload time.
-                created_by_unit=v.created_by.unit.name,
-            )
-            for v in document.versions
-        )
-        documents.append(
-            sip.DocumentFacts(
-                id=document.id,
-                type=document.type,
-                title=document.title,
-                created_at=document.created_at,
-                versions=versions,
-            )
-        )
-    person = {
-        "family_name": case.family_name,
-        "given_names": case.given_names,
-        "birth_date": case.birth_date,
-        "sex": case.sex,
-        "nationality": case.nationality,
-        "zemis_number": case.zemis_number,
-        "ahv_number": _format_ahv(case.ahv_number),
-        "residence_status": case.residence_status,
-    }
+    snapshot = case_snapshot(session, case, documents=True)
     return sip.CaseFacts(
-        id=case.id,
-        reference=case.reference,
-        person=person,
-        entry_date=case.entry_date,
+        id=snapshot.id,
+        reference=snapshot.reference,
+        person=snapshot.person,
+        entry_date=snapshot.entry_date,
         closed_at=closure.closed_at,
         close_reason=closure.reason,
-        responsibilities=responsibilities,
-        delegations=delegations,
-        target_groups=groups,
-        documents=tuple(documents),
+        responsibilities=snapshot.responsibilities,
+        delegations=snapshot.delegations,
+        target_groups=snapshot.target_groups,
+        documents=snapshot.documents,
     )
-
-
-def _format_ahv(digits: str | None) -> str | None:
-    if not digits:
-        return None
-    from dossier_service import identifiers
-
-    return identifiers.format_ahv(digits)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

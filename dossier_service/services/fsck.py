@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.models import DocumentVersion
 from dossier_service.services.processing import hash_object
 from storage import ObjectNotFound, StorageError

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.models import Case, Document, DocumentVersion, Responsibility, Unit
 from search import IndexedDocument
 from storage import ObjectNotFound

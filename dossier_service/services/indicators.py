@@ -52,7 +52,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from dossier_service.db import LOCAL_ZONE
+from dossier_service.dates import day_start, local_date, swiss_date
 from dossier_service.identifiers import parse_partial_date
 from dossier_service.identity import Identity
 from dossier_service.models import (
@@ -98,16 +98,6 @@ def add_months(day: dt.date, months: int) -> dt.date:
 def add_years(day: dt.date, years: int) -> dt.date:
     """The same day so many years later (29 February becomes 28 February)."""
     return add_months(day, 12 * years)
-
-
-def day_start(day: dt.date) -> dt.datetime:
-    """Midnight at the start of the day in Zurich, as an aware datetime."""
-    return dt.datetime.combine(day, dt.time(0), tzinfo=LOCAL_ZONE)
-
-
-def local_date(moment: dt.datetime) -> dt.date:
-    """The Zurich calendar day of a timestamp."""
-    return moment.astimezone(LOCAL_ZONE).date()
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:
@@ -307,7 +297,7 @@ def ias_csv(report: dict[str, Any]) -> bytes:
     writer.writerow(
         ["Stichtag", "Bereich", "Schlüssel", "Bezeichnung", "Anzahl", "Zähler", "Nenner", "Anteil"]
     )
-    as_of = dt.date.fromisoformat(report["as_of"]).strftime("%d.%m.%Y")
+    as_of = swiss_date(dt.date.fromisoformat(report["as_of"]))
     cases = report["cases"]
 
     def row(

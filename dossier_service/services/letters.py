@@ -2,9 +2,9 @@
 
 A formal German letter of the Kanton Aargau, Kantonaler Sozialdienst, to the requesting
 unit: the person and case reference, programme, period, requested and approved amount
-(Swiss format, ``CHF 4'800.00``), the decision with its reason, the date (dd.mm.yyyy) and
-the legal-remedies notice (Rechtsmittelbelehrung). The wording of that notice is a
-template the canton's legal service must confirm before production use.
+(Swiss format from ``money.format_chf``, ``CHF 4'800.00``), the decision with its reason,
+the date (dd.mm.yyyy) and the legal-remedies notice (Rechtsmittelbelehrung). The wording
+of that notice is a template the canton's legal service must confirm before production use.
 
 Built with pikepdf like ``samples.py``: the standard Helvetica fonts in WinAnsiEncoding
 cover German (ä ö ü ß, en dash), need no embedded font files, and give the PDF a real
@@ -17,11 +17,12 @@ import datetime as dt
 import io
 import textwrap
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import pikepdf
 
-from dossier_service.identifiers import parse_partial_date
+from dossier_service.dates import swiss_date, swiss_partial_date
+from dossier_service.money import format_chf
 
 #: What the decision says, in the letter's words.
 DECISION_TEXT = {
@@ -62,35 +63,6 @@ class DecisionFacts:
     reason: str
     decided_on: dt.date
     signed_by: str
-
-
-def swiss_date(value: dt.date) -> str:
-    """dd.mm.yyyy."""
-    return value.strftime("%d.%m.%Y")
-
-
-def swiss_partial_date(text: str) -> str:
-    """An eCH-0044 date as a Swiss reader writes it: 1998, 03.1998 or 02.11.1987."""
-    partial = parse_partial_date(text)
-    if partial.month is None:
-        return f"{partial.year}"
-    if partial.day is None:
-        return f"{partial.month:02d}.{partial.year}"
-    return swiss_date(partial.earliest())
-
-
-def chf(amount: Decimal) -> str:
-    """Swiss money format: CHF 4'800.00 (apostrophe as thousands separator)."""
-    rounded = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    whole, _, cents = f"{rounded:.2f}".partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    digits = whole.lstrip("-")
-    groups: list[str] = []
-    while digits:
-        groups.insert(0, digits[-3:])
-        digits = digits[:-3]
-    grouped = "'".join(groups) or "0"
-    return f"CHF {sign}{grouped}.{cents}"
 
 
 def _escape(line: str) -> bytes:
@@ -138,8 +110,8 @@ def _lines(facts: DecisionFacts) -> list[_Line]:
     lines += [
         _Line(f"Zeitraum: {swiss_date(facts.period_from)} – {swiss_date(facts.period_to)}"),
         _Line(f"Gesuch vom: {swiss_date(facts.requested_on)}"),
-        _Line(f"Beantragter Betrag: {chf(facts.amount)}", space_before=10),
-        _Line(f"Bewilligter Betrag: {chf(facts.approved_amount)}", "F2"),
+        _Line(f"Beantragter Betrag: CHF {format_chf(facts.amount)}", space_before=10),
+        _Line(f"Bewilligter Betrag: CHF {format_chf(facts.approved_amount)}", "F2"),
         _Line("Entscheid", "F2", 11, space_before=16),
         *_wrapped(DECISION_TEXT[facts.decision]),
         _Line("Begründung", "F2", 11, space_before=12),

@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
+from dossier_service.dates import day_start, local_date
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Document, Measure, Responsibility, Unit
 from dossier_service.policy import Action, require
 from dossier_service.services import audit, notifications
-from dossier_service.services.indicators import add_months, day_start, local_date
+from dossier_service.services.indicators import add_months
 
 if TYPE_CHECKING:
     from dossier_service.container import Container

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dossier_service.config import Settings, is_email_address
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.errors import NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Notification, Responsibility, Unit, UnitMailbox

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dossier_service.db import Database, utcnow
+from dossier_service.dates import utcnow
+from dossier_service.db import Database
 from dossier_service.models import OutboxMessage
 
 log = logging.getLogger(__name__)

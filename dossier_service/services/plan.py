@@ -19,12 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dossier_service import labels
 from dossier_service.bodies.plan import CaseUpdate, MeasureInput, MeasureUpdate, MilestoneInput
-from dossier_service.db import local_today, utcnow
+from dossier_service.dates import local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Measure, Milestone, TargetGroupAssignment
-from dossier_service.models.process import PROGRAMMES, TARGET_GROUPS
+from dossier_service.models.process import TARGET_GROUPS
 from dossier_service.policy import Action, load_case, require
 from dossier_service.services import audit, notifications
 from dossier_service.services.cases import touch
@@ -126,7 +127,7 @@ def measure_json(measure: Measure) -> dict[str, Any]:
         "id": measure.id,
         "case_id": measure.case_id,
         "programme": measure.programme,
-        "programme_label": PROGRAMMES[measure.programme],
+        "programme_label": labels.PROGRAMME[measure.programme],
         "provider": measure.provider,
         "start": measure.start_date.isoformat(),
         "end": measure.end_date.isoformat() if measure.end_date else None,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.identity import Identity
 from dossier_service.models import Document, DocumentVersion
 from dossier_service.policy import Action, load_case

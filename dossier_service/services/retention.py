@@ -37,7 +37,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_service.bodies.archive import LegalHoldInput, LegalHoldRelease
-from dossier_service.db import Base, utcnow
+from dossier_service.dates import day_start, local_date, utcnow
+from dossier_service.db import Base
 from dossier_service.errors import Conflict
 from dossier_service.identity import Anonymous, Identity
 from dossier_service.models import (
@@ -52,7 +53,6 @@ from dossier_service.models import (
 )
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
-from dossier_service.services.indicators import LOCAL_ZONE
 from search import SearchError
 from storage import StorageError
 
@@ -116,7 +116,7 @@ def cutoff_for(as_of: dt.date, retention_days: int) -> dt.datetime:
     """Cases closed before this instant are due on ``as_of`` (local midnight of the day after
     the last closing day that is due)."""
     last_due_day = as_of - dt.timedelta(days=retention_days)
-    return dt.datetime.combine(last_due_day + dt.timedelta(days=1), dt.time(0), tzinfo=LOCAL_ZONE)
+    return day_start(last_due_day + dt.timedelta(days=1))
 
 
 def _due(cutoff: dt.datetime) -> list[ColumnElement[bool]]:
@@ -158,7 +158,7 @@ def _evaluate(session: Session, case: Case, closed_at: dt.datetime) -> Candidate
     """Decide for one due case: delete it, or keep it and say why."""
     hold = _open_hold(session, case.id)
     if hold is not None:
-        since = hold.set_at.astimezone(LOCAL_ZONE).date().isoformat()
+        since = local_date(hold.set_at).isoformat()
         return Skipped(case.id, case.reference, f"legal hold since {since}")
     record = _archive_record(session, case.id, closed_at)
     if record is None:

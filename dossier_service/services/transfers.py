@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dossier_service.bodies.cases import DelegationInput, TransferInput
-from dossier_service.db import utcnow
+from dossier_service.dates import utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Delegation, Document, Responsibility, Unit

@@ -11,11 +11,11 @@ import datetime as dt
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
+from dossier_service.dates import day_start
 from dossier_service.http.context import audit_context
 from dossier_service.services import audit_log as audit_log_service
 from dossier_service.services.audit_log import AuditFilter
 from dossier_service.web.context import Pager, identity, page_arg, render, session
-from dossier_service.web.i18n import LOCAL_ZONE
 
 PER_PAGE = 50
 FILTERS = ("actor", "action", "case_id", "outcome")
@@ -68,12 +68,8 @@ def audit_log() -> ResponseReturnValue:
         actor=filters["actor"].lower() or None,
         action=filters["action"] or None,
         outcome=filters["outcome"] if filters["outcome"] in {"ok", "denied"} else None,
-        since=dt.datetime.combine(day_from, dt.time(), LOCAL_ZONE) if day_from else None,
-        before=(
-            dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time(), LOCAL_ZONE)
-            if day_to
-            else None
-        ),
+        since=day_start(day_from) if day_from else None,
+        before=(day_start(day_to + dt.timedelta(days=1)) if day_to else None),
     )
     page = page_arg()
     db = session()

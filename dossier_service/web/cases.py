@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from dossier_service.bodies.cases import DelegationInput, TransferInput
 from dossier_service.bodies.parse import parse
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.errors import DossierError, Forbidden
 from dossier_service.http.context import audit_context
 from dossier_service.models import DOCUMENT_TYPES, Document

@@ -7,18 +7,19 @@ the Swiss way, dd.mm.yyyy, in the canton's time zone, whatever the language.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from babel.numbers import format_decimal, get_decimal_symbol
 from flask import Flask, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext
 from markupsafe import Markup, escape
 
-from dossier_service.db import LOCAL_ZONE
+from dossier_service import labels
+from dossier_service.dates import swiss_date, swiss_datetime, swiss_partial_date
 from dossier_service.identifiers import format_ahv
+from dossier_service.money import format_chf
 
 LANGUAGES: dict[str, str] = {"de": "Deutsch", "fr": "Français", "en": "English"}
 DEFAULT_LANGUAGE = "de"
@@ -35,40 +36,11 @@ def _swiss_locale() -> str:
     return f"{get_locale() or DEFAULT_LANGUAGE}_CH"
 
 
-def local(moment: dt.datetime) -> dt.datetime:
-    """A stored (UTC) timestamp in the canton's time zone."""
-    return moment.astimezone(LOCAL_ZONE)
-
-
-def swiss_date(value: dt.date | dt.datetime | None) -> str:
-    """dd.mm.yyyy (a timestamp is first converted to local time)."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        value = local(value)
-    return value.strftime("%d.%m.%Y")
-
-
-def swiss_datetime(value: dt.datetime | None) -> str:
-    """dd.mm.yyyy HH:MM in local time."""
-    if value is None:
-        return ""
-    return local(value).strftime("%d.%m.%Y %H:%M")
-
-
-def partial_date(text: str | None) -> str:
-    """An eCH-0044 partial date (YYYY, YYYY-MM, YYYY-MM-DD) written the Swiss way."""
-    if not text:
-        return ""
-    parts = text.split("-")
-    return ".".join(reversed(parts))
-
-
 def chf(amount: Decimal | str | None) -> str:
-    """An amount in Swiss francs with the Swiss grouping, e.g. 4’800.00."""
+    """An amount in Swiss francs in the reader's language as written in Switzerland."""
     if amount is None:
         return ""
-    return format_decimal(Decimal(amount), format="#,##0.00", locale=_swiss_locale())
+    return format_chf(amount, _swiss_locale())
 
 
 def number(value: float | int) -> str:
@@ -106,6 +78,12 @@ def ahv(digits: str | None) -> str:
     return format_ahv(digits) if digits else ""
 
 
+def label(kind: str, code: str | None) -> str:
+    """The word for a code from ``labels``, in the reader's language where translated."""
+    text = labels.label(kind, code)
+    return gettext(text) if text else ""
+
+
 def nl2br(text: str | None) -> Markup:
     """Escaped text with its line breaks kept."""
     return Markup("<br>").join(escape(line) for line in (text or "").splitlines())
@@ -120,7 +98,7 @@ def init_app(app: Flask) -> None:
     filters: dict[str, Any] = {
         "swiss_date": swiss_date,
         "swiss_datetime": swiss_datetime,
-        "partial_date": partial_date,
+        "partial_date": swiss_partial_date,
         "chf": chf,
         "number": number,
         "percent": percent,
@@ -131,3 +109,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(filters)
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.globals["current_language"] = select_locale
+    app.jinja_env.globals["label"] = label

@@ -15,7 +15,8 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
-from dossier_service.db import local_today
+from dossier_service import labels
+from dossier_service.dates import local_today
 from dossier_service.identity import Identity
 from dossier_service.models import Case
 from dossier_service.services import closing, plan
@@ -27,20 +28,8 @@ TARGET_GROUP_LABELS: dict[str, Any] = {
     "social_integration": _l("Soziale Integration"),
 }
 
-#: Programmes of a measure (the German wording of models.process.PROGRAMMES).
-PROGRAMME_LABELS: dict[str, Any] = {
-    "language_course": _l("Sprachkurs"),
-    "early_language_support": _l("Frühe Sprachförderung"),
-    "IKG1": _l("Integrationskurs Grundkompetenzen 1 (IKG1)"),
-    "IKG2": _l("Integrationskurs Grundkompetenzen 2 (IKG2)"),
-    "BAI": _l("Brückenangebot Integration (BAI)"),
-    "INVOL": _l("Integrationsvorlehre (INVOL)"),
-    "AMIplus": _l("Arbeitsmarktintegration AMIplus (RAV)"),
-    "potential_assessment": _l("Potenzialabklärung"),
-    "employment_programme": _l("Beschäftigungsprogramm"),
-    "childcare": _l("Kinderbetreuung"),
-    "other": _l("Andere Massnahme"),
-}
+#: Programmes of a measure, translated from labels.PROGRAMME.
+PROGRAMME_LABELS: dict[str, Any] = {code: _l(text) for code, text in labels.PROGRAMME.items()}
 
 #: Status of a measure (the German wording of models.process.MEASURE_STATUSES).
 MEASURE_STATUS_LABELS: dict[str, Any] = {

@@ -17,11 +17,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from dossier_service.dates import local_today, swiss_date
 from dossier_service.http.context import audit_context
 from dossier_service.models.process import TARGET_GROUPS
 from dossier_service.services import indicators, monitoring
 from dossier_service.web.context import container, identity, render, session
-from dossier_service.web.i18n import percent, swiss_date
+from dossier_service.web.i18n import percent
 
 INDICATOR_LABELS: dict[str, Any] = {
     "language_a1_within_3_years": _l("Sprachniveau A1 innert 3 Jahren nach Einreise"),
@@ -46,7 +47,7 @@ LABEL_WIDTH = 370
 def _as_of() -> tuple[dt.date, str | None]:
     """The report day from the form (today by default) and an error if it was unusable."""
     raw = request.args.get("as_of") or ""
-    today = dt.datetime.now(indicators.LOCAL_ZONE).date()
+    today = local_today()
     if not raw:
         return today, None
     try:

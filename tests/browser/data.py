@@ -11,7 +11,7 @@ import pikepdf
 from sqlalchemy import select
 
 from dossier_service.container import Container
-from dossier_service.db import local_today
+from dossier_service.dates import local_today
 from dossier_service.models import User
 from dossier_service.samples import make_pdf
 from dossier_service.services import cases, documents, transfers

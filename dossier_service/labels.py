@@ -1,0 +1,91 @@
+"""The German (de-CH) words for coded values: one table per kind of code, for every output.
+
+Pages, letters, the archive package (SIP), reports and the disclosure all name a code with
+these words. German is the source language: texts marked ``N_`` are msgids of the web
+interface's catalogues, and the pages show them translated (``web.i18n.label``); letters,
+the SIP and the disclosure are German documents and use them as they stand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+
+def N_(text: str) -> str:
+    """Mark a text for the catalogues without translating it here."""
+    return text
+
+
+#: Sex (eCH-0044 codes; "unknown" is needed for asylum cases).
+SEX: Mapping[str, str] = MappingProxyType(
+    {"female": N_("weiblich"), "male": N_("männlich"), "unknown": N_("unbekannt")}
+)
+
+#: Residence status: the permit letter and what it means for one person ("F": the person is
+#: provisionally admitted, AIG Art. 83).
+RESIDENCE_STATUS: Mapping[str, str] = MappingProxyType(
+    {
+        "N": N_("N – Asylsuchende/r"),
+        "F": N_("F – vorläufig aufgenommen"),
+        "B": N_("B – anerkannte/r Flüchtling"),
+    }
+)
+
+#: Kinds of unit.
+UNIT_KIND: Mapping[str, str] = MappingProxyType(
+    {"canton": "Kanton", "municipality": "Gemeinde", "organisation": "Organisation"}
+)
+
+#: Document types with the term a caseworker recognises (the pages show them in German).
+DOCUMENT_TYPE: Mapping[str, str] = MappingProxyType(
+    {
+        "short_assessment": "Kurzassessment",
+        "meeting_record": "Gesprächsprotokoll",
+        "agreement": "Vereinbarung über Rechte und Pflichten",
+        "integration_plan": "Integrationsplan",
+        "end_report": "Schlussbericht",
+        "cost_approval_request": "Gesuch um Kostengutsprache",
+        "cost_approval_decision": "Kostengutsprache (Entscheid)",
+        "programme_report": "Programmanmeldung / -bericht",
+        "certificate": "Kursbestätigung / Zertifikat",
+        "potential_assessment": "Potenzialabklärung",
+        "correspondence": "Korrespondenz",
+        "other": "Anderes",
+    }
+)
+
+#: Programmes a measure or a cost approval refers to.
+PROGRAMME: Mapping[str, str] = MappingProxyType(
+    {
+        "language_course": N_("Sprachkurs"),
+        "early_language_support": N_("Frühe Sprachförderung"),
+        "IKG1": N_("Integrationskurs Grundkompetenzen 1 (IKG1)"),
+        "IKG2": N_("Integrationskurs Grundkompetenzen 2 (IKG2)"),
+        "BAI": N_("Brückenangebot Integration (BAI)"),
+        "INVOL": N_("Integrationsvorlehre (INVOL)"),
+        "AMIplus": N_("Arbeitsmarktintegration AMIplus (RAV)"),
+        "potential_assessment": N_("Potenzialabklärung"),
+        "employment_programme": N_("Beschäftigungsprogramm"),
+        "childcare": N_("Kinderbetreuung"),
+        "other": N_("Andere Massnahme"),
+    }
+)
+
+#: Every table by the name templates use: ``label('sex', case.sex)``.
+TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "sex": SEX,
+        "residence_status": RESIDENCE_STATUS,
+        "unit_kind": UNIT_KIND,
+        "document_type": DOCUMENT_TYPE,
+        "programme": PROGRAMME,
+    }
+)
+
+
+def label(kind: str, code: str | None) -> str:
+    """The German word for a code of a kind (the code itself if the table lacks it)."""
+    if code is None:
+        return ""
+    return TABLES[kind].get(code, code)

@@ -1,0 +1,39 @@
+"""What a package says about its cases: the snapshot the export service hands the writer.
+
+The writer queries no database: these frozen records (built from
+``services.snapshot.case_snapshot``) are all it reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from dossier_service.services.snapshot import DocumentFacts, GroupPeriod, UnitPeriod
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """Everything the SIP says about one case."""
+
+    id: str
+    reference: str
+    person: dict[str, str | None]
+    entry_date: dt.date
+    closed_at: dt.datetime
+    close_reason: str
+    responsibilities: tuple[UnitPeriod, ...]
+    delegations: tuple[UnitPeriod, ...]
+    target_groups: tuple[GroupPeriod, ...]
+    documents: tuple[DocumentFacts, ...]
+
+
+@dataclass(frozen=True)
+class PackageFacts:
+    """One delivery: who delivers, when, and the cases."""
+
+    export_id: str
+    created_at: dt.datetime
+    created_by: str
+    delivering_unit: str
+    cases: tuple[CaseFacts, ...]
