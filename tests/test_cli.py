@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, text
 
+from dossier_service.app import create_app
 from dossier_service.cli import main
 from dossier_service.config import Settings
 from dossier_service.container import Container
@@ -278,6 +279,20 @@ def test_unknown_setting_is_a_clear_error(bare_settings):
         assert "Traceback" not in result.output
     # Nothing was created on the way to the error.
     assert not bare_settings.data_dir.exists()
+
+
+def test_test_suite_variables_do_not_stop_the_service(bare_settings, monkeypatch):
+    result = run_cli(bare_settings, "init", DOSSIER_TEST_SOMETHING="1")
+    assert result.exit_code == 0, result.output
+    for name in list(os.environ):
+        if name.startswith("DOSSIER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DOSSIER_DATA_DIR", str(bare_settings.data_dir))
+    monkeypatch.setenv("DOSSIER_DATABASE_URL", bare_settings.database_url)
+    monkeypatch.setenv("DOSSIER_TEST_SOMETHING", "1")
+    app = create_app()
+    assert app.test_client().get("/api/v1/openapi.json").status_code == 200
+    app.extensions["dossier"].close()
 
 
 def test_s3_without_endpoint_is_a_clear_error(bare_settings):

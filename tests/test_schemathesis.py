@@ -50,7 +50,7 @@ CHECKS = [
 ]
 
 # Bounded so that the whole file stays well below three minutes per database backend.
-MAX_EXAMPLES = int(os.environ.get("DOSSIER_FUZZ_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("DOSSIER_TEST_FUZZ_EXAMPLES", "30"))
 FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
     deadline=dt.timedelta(seconds=10),
