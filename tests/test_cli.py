@@ -9,39 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, text
 
 from dossier_service.app import create_app
-from dossier_service.cli import main
 from dossier_service.config import Settings
 from dossier_service.container import Container
 from dossier_service.db import Database
 from dossier_service.models import ApiToken, AuditEntry, Unit, User
 from dossier_service.services import accounts, outbox
-from tests.conftest import World, new_case, upload
-from tests.test_uploads import make_png
-
-
-def cli_env(settings: Settings, **extra: str | None) -> dict[str, str | None]:
-    """The environment of a CLI run on the test's data dir and database, nothing inherited."""
-    # Unset the caller's DOSSIER_* settings so the run sees exactly what the test gives it.
-    env: dict[str, str | None] = {
-        name: None
-        for name in os.environ
-        if name.startswith("DOSSIER_") and not name.startswith("DOSSIER_TEST_")
-    }
-    env.update(DOSSIER_DATA_DIR=str(settings.data_dir), DOSSIER_DATABASE_URL=settings.database_url)
-    env.update(extra)
-    return env
-
-
-def run_cli(settings: Settings, *args: str, **extra: str | None) -> Result:
-    """Invoke ``dossier ARGS`` in-process; exceptions other than exits propagate."""
-    return CliRunner().invoke(
-        main, list(args), env=cli_env(settings, **extra), catch_exceptions=False
-    )
+from tests.factories import World, new_case, run_cli, upload
+from tests.sample_files import make_png
 
 
 def dossier_executable() -> str:
