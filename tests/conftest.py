@@ -6,13 +6,14 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from dossier_service.app import create_app
@@ -20,11 +21,30 @@ from dossier_service.config import Settings, load_settings
 from dossier_service.container import Container
 from dossier_service.db import Base, Database
 from dossier_service.schema import upgrade
-from dossier_service.services import accounts
+from tests.factories import World, create_world
 
 #: PostgreSQL runs when this is set (CI and `make test` set it when a server answers).
 PG_URL = os.environ.get("DOSSIER_TEST_DATABASE_URL")
 DB_BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+# Hypothesis: "ci" replays the same examples on every run and keeps no example database;
+# "dev" explores new examples each run and remembers failures in the git-ignored .hypothesis/.
+# The explain phase traces every line on Python < 3.12 and can take minutes per failure.
+PHASES = tuple(phase for phase in Phase if phase is not Phase.explain)
+hypothesis_settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=200,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=PHASES,
+)
+hypothesis_settings.register_profile("dev", max_examples=200, deadline=None, phases=PHASES)
+hypothesis_settings.load_profile(
+    os.environ.get("DOSSIER_TEST_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -95,6 +115,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 
 @pytest.fixture
+def empty_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated database of the same backend as ``database_url``."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
+        return
+    name = f"dossier_empty_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield database_url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings for one test: its own data dir, eager tasks, local storage."""
     base = load_settings({"DOSSIER_DATA_DIR": str(tmp_path / "data")})
@@ -117,99 +153,13 @@ def app(container: Container) -> Flask:
     return flask_app
 
 
-@dataclass
-class World:
-    """Units and users of a small canton, with one token per user."""
-
-    tokens: dict[str, str]
-
-    def auth(self, username: str) -> dict[str, str]:
-        """The Authorization header of a user."""
-        return {"Authorization": f"Bearer {self.tokens[username]}"}
-
-
-UNITS = [
-    ("ag", "Kanton Aargau KSD", "canton"),
-    ("aarau", "Gemeinde Aarau", "municipality"),
-    ("baden", "Stadt Baden", "municipality"),
-    ("wettingen", "Gemeinde Wettingen", "municipality"),
-    ("caritas", "Caritas Aargau", "organisation"),
-    ("ors", "ORS Service AG", "organisation"),
-]
-USERS = [
-    ("canton", "ag", "caseworker"),
-    ("aarau", "aarau", "caseworker"),
-    ("baden", "baden", "caseworker"),
-    ("wettingen", "wettingen", "caseworker"),
-    ("caritas", "caritas", "caseworker"),
-    ("ors", "ors", "caseworker"),
-    ("auditor", "ag", "auditor"),
-    ("archivist", "ag", "archivist"),
-    ("admin", "ag", "admin"),
-]
-
-
 @pytest.fixture
 def world(container: Container) -> World:
     """Create the units and users and a token for each user."""
-    with container.db.transaction() as session:
-        for code, name, kind in UNITS:
-            accounts.create_unit(session, code, name, kind)
-        for username, unit, role in USERS:
-            accounts.create_user(session, username, unit, role)
-        tokens = {u: accounts.create_token(session, u) for u, _, _ in USERS}
-    return World(tokens)
+    return create_world(container)
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     """A test client of the app."""
     return app.test_client()
-
-
-PERSON = {
-    "family_name": "Haile",
-    "given_names": "Semhar",
-    "birth_date": "1998-03",
-    "sex": "female",
-    "nationality": "ER",
-    "zemis_number": "12345678.9",
-    "ahv_number": "756.9217.0769.85",
-    "residence_status": "F",
-}
-
-
-def new_case(client: FlaskClient, world: World, **person: Any) -> dict[str, Any]:
-    """Register a case as the canton and return its JSON."""
-    response = client.post(
-        "/api/v1/cases",
-        json={"person": {**PERSON, **person}, "entry_date": "2025-03-01"},
-        headers=world.auth("canton"),
-    )
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()  # type: ignore[no-any-return]
-
-
-def upload(
-    client: FlaskClient,
-    world: World,
-    user: str,
-    case_id: str,
-    data: bytes,
-    *,
-    doc_type: str = "other",
-    filename: str = "dokument.pdf",
-    title: str | None = None,
-) -> Any:
-    """POST a document and return the response."""
-    import io
-
-    form: dict[str, Any] = {"type": doc_type, "file": (io.BytesIO(data), filename)}
-    if title is not None:
-        form["title"] = title
-    return client.post(
-        f"/api/v1/cases/{case_id}/documents",
-        data=form,
-        headers=world.auth(user),
-        content_type="multipart/form-data",
-    )

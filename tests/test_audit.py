@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from dossier_service.container import Container
 from dossier_service.models import AuditEntry
 from dossier_service.services import audit
-from tests.conftest import World, new_case, upload
+from tests.factories import World, new_case, upload
 
 
 @pytest.fixture

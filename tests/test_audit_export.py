@@ -15,8 +15,7 @@ from dossier_service.container import Container
 from dossier_service.dates import local_today
 from dossier_service.models import AuditEntry
 from dossier_service.services import audit_export
-from tests.conftest import new_case
-from tests.test_cli import run_cli
+from tests.factories import new_case, run_cli
 
 KEY = "k" * 40
 OTHER_KEY = "o" * 40

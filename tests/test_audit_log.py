@@ -13,7 +13,7 @@ from dossier_service.identity import Identity
 from dossier_service.models import AuditEntry, User
 from dossier_service.services import accounts, audit, audit_log
 from dossier_service.services.audit_log import AuditFilter
-from tests.conftest import World
+from tests.factories import World
 
 
 def _identity(container: Container, username: str) -> Identity:

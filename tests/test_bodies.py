@@ -20,7 +20,7 @@ from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInp
 from dossier_service.bodies.parse import parse
 from dossier_service.bodies.plan import MeasureUpdate, MilestoneInput
 from dossier_service.errors import BadRequest, Unprocessable
-from tests.conftest import PERSON, World, new_case
+from tests.factories import PERSON, World, new_case
 
 API = "/api/v1"
 NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"

@@ -12,60 +12,17 @@ import json
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from dossier_service.cli import main as cli
 from dossier_service.dates import local_today
 from dossier_service.samples import make_pdf
 from dossier_service.services.letters import letter_text
-from tests.conftest import World, new_case, upload
+from tests.factories import World, held_by, kinds, monitor, new_case, notifications_of, upload
 
 API = "/api/v1"
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde Aarau."])
 OFFER = make_pdf("Kursangebot IKG1", ["Kurskosten CHF 4'800.00 für das Semester."])
 NOTE = make_pdf("Gesprächsnotiz", ["Standortgespräch."])
-
-
-def held_by(client: FlaskClient, world: World, unit: str = "aarau", **person: Any) -> str:
-    """A case registered by the canton and handed to a municipality; its id."""
-    cid = new_case(client, world, **person)["id"]
-    assert (
-        upload(client, world, "canton", cid, END_REPORT, doc_type="end_report").status_code == 201
-    )
-    moved = client.post(
-        f"{API}/cases/{cid}/transfers",
-        json={"to_unit": unit, "reason": "Wohnsitznahme"},
-        headers=world.auth("canton"),
-    )
-    assert moved.status_code == 201, moved.get_json()
-    return cid
-
-
-def notifications_of(client: FlaskClient, world: World, user: str, **params: str) -> list[dict]:
-    """The notifications the user's unit sees (all pages merged, newest first)."""
-    response = client.get(
-        f"{API}/notifications", query_string={"per_page": "200", **params}, headers=world.auth(user)
-    )
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["items"]
-
-
-def kinds(items: list[dict], case_id: str) -> list[str]:
-    """The kinds of the notifications about one case, oldest first."""
-    return sorted(n["kind"] for n in items if n["case_id"] == case_id)
-
-
-def monitor(settings: Any, as_of: dt.date) -> str:
-    """Run ``dossier monitor run --as-of`` against the test's database and data dir."""
-    env = {
-        "DOSSIER_DATA_DIR": str(settings.data_dir),
-        "DOSSIER_DATABASE_URL": settings.database_url,
-        "DOSSIER_TASKS_EAGER": "true",
-    }
-    result = CliRunner().invoke(cli, ["monitor", "run", "--as-of", as_of.isoformat()], env=env)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_issue_scenario(client, world, settings):
@@ -563,7 +520,7 @@ def test_undecided_cost_approval_blocks_closing(client, world):
 
 def test_process_responses_match_the_openapi_document(client, world):
     from dossier_service.api.health import OPENAPI_PATH
-    from tests.test_openapi import assert_matches
+    from tests.openapi_schema import assert_matches
 
     doc = json.loads(OPENAPI_PATH.read_text("utf-8"))
     cid = held_by(client, world)

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, text
 
-from dossier_service.cli import main
+from dossier_service.app import create_app
 from dossier_service.config import (
     KNOWN_VARIABLES,
     ConfigError,
@@ -26,28 +26,8 @@ from dossier_service.container import Container
 from dossier_service.db import Database
 from dossier_service.models import ApiToken, AuditEntry, Unit, User
 from dossier_service.services import accounts, outbox
-from tests.conftest import World, new_case, upload
-from tests.test_uploads import make_png
-
-
-def cli_env(settings: Settings, **extra: str | None) -> dict[str, str | None]:
-    """The environment of a CLI run on the test's data dir and database, nothing inherited."""
-    # Unset the caller's DOSSIER_* settings so the run sees exactly what the test gives it.
-    env: dict[str, str | None] = {
-        name: None
-        for name in os.environ
-        if name.startswith("DOSSIER_") and not name.startswith("DOSSIER_TEST_")
-    }
-    env.update(DOSSIER_DATA_DIR=str(settings.data_dir), DOSSIER_DATABASE_URL=settings.database_url)
-    env.update(extra)
-    return env
-
-
-def run_cli(settings: Settings, *args: str, **extra: str | None) -> Result:
-    """Invoke ``dossier ARGS`` in-process; exceptions other than exits propagate."""
-    return CliRunner().invoke(
-        main, list(args), env=cli_env(settings, **extra), catch_exceptions=False
-    )
+from tests.factories import World, new_case, run_cli, upload
+from tests.sample_files import make_png
 
 
 def dossier_executable() -> str:
@@ -296,6 +276,20 @@ def test_known_variables_are_the_settings_fields(tmp_path):
     assert load_settings({**base, "DOSSIER_SESSION_IDLE_MINUTES": "5"}).session_idle_minutes == 5
     with pytest.raises(ConfigError, match=r"^unknown setting\(s\): DOSSIER_EXTRA \(known: "):
         load_settings({**base, "DOSSIER_EXTRA": "{}"})
+
+
+def test_test_suite_variables_do_not_stop_the_service(bare_settings, monkeypatch):
+    result = run_cli(bare_settings, "init", DOSSIER_TEST_SOMETHING="1")
+    assert result.exit_code == 0, result.output
+    for name in list(os.environ):
+        if name.startswith("DOSSIER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DOSSIER_DATA_DIR", str(bare_settings.data_dir))
+    monkeypatch.setenv("DOSSIER_DATABASE_URL", bare_settings.database_url)
+    monkeypatch.setenv("DOSSIER_TEST_SOMETHING", "1")
+    app = create_app()
+    assert app.test_client().get("/api/v1/openapi.json").status_code == 200
+    app.extensions["dossier"].close()
 
 
 def test_s3_without_endpoint_is_a_clear_error(bare_settings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from dossier_service.samples import make_docx, make_pdf
-from tests.conftest import new_case, upload
+from tests.factories import new_case, upload
 
 PDF = make_pdf("Kurzassessment", ["Deutschkenntnisse A1. Ziel: Vorlehre Integration."])
 DOCX = make_docx(

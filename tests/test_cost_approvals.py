@@ -19,27 +19,19 @@ from dossier_service.samples import make_pdf
 from dossier_service.services import fsck, letters
 from dossier_service.services.letters import letter_text
 from storage import StorageUnavailable
-from tests.conftest import World, new_case, upload
-from tests.test_case_process import held_by, kinds, notifications_of
+from tests.factories import (
+    REQUEST,
+    World,
+    held_by,
+    kinds,
+    new_case,
+    notifications_of,
+    request_approval,
+    upload,
+)
 
 API = "/api/v1"
 OFFER = make_pdf("Kursangebot", ["Kurskosten CHF 4'800.00."])
-REQUEST = {
-    "programme": "IKG1",
-    "amount_chf": "4800.00",
-    "period_from": "2026-02-01",
-    "period_to": "2026-06-30",
-    "justification": "IKG1 gemäss Integrationsplan.",
-}
-
-
-def request_approval(
-    client: FlaskClient, world: World, cid: str, user: str = "aarau", **fields: Any
-) -> Any:
-    """POST a cost-approval request and return the response."""
-    return client.post(
-        f"{API}/cases/{cid}/cost-approvals", json={**REQUEST, **fields}, headers=world.auth(user)
-    )
 
 
 def decide(

@@ -17,8 +17,7 @@ from sqlalchemy import select
 from dossier_service.models import AuditEntry, User
 from dossier_service.services import disclosure
 from dossier_service.services.accounts import identity_for_user
-from tests.conftest import new_case, upload
-from tests.test_sip import PDF_V1, closed_case, small_closed_case
+from tests.factories import PDF_V1, closed_case, new_case, small_closed_case, upload
 
 API = "/api/v1"
 HOSTILE = '<script>alert("x")</script> & Co'

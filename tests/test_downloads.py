@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from dossier_service.container import Container
 from dossier_service.models import AuditEntry
-from tests.conftest import World, new_case, upload
-from tests.test_uploads import assert_nothing_left, make_png, snapshot
+from tests.factories import World, new_case, upload
+from tests.sample_files import make_png
+from tests.upload_checks import assert_nothing_left, snapshot
 
 # Binary (every byte value occurs) and inspected in-process, which keeps the tests quick.
 V1 = make_png(40, 40, seed=1)

@@ -2,51 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import io
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
-from dossier_service.bodies.archive import ExportInput
 from dossier_service.container import Container
 from dossier_service.dates import local_today
-from dossier_service.db import Database
-from dossier_service.models import AuditEntry, Export, User
-from dossier_service.services import accounts, audit, exports, sip
+from dossier_service.models import AuditEntry, Export
+from dossier_service.services import audit, exports, sip
 from storage import StorageUnavailable
-from tests.conftest import World, new_case
-from tests.test_sip import closed_case, export_and_download, small_closed_case
+from tests.factories import (
+    closed_case,
+    export_and_download,
+    new_case,
+    queue_export,
+    quiet_transaction,
+    small_closed_case,
+)
 
 API = "/api/v1"
-
-
-def queue_export(session: Session, world: World, case_ids: list[str]) -> str:
-    """Request an export as the archivist without sending its task (the test runs it)."""
-    user = session.execute(select(User).where(User.username == "archivist")).scalar_one()
-    export = exports.create_export(
-        session,
-        accounts.identity_for_user(user),
-        ExportInput.model_validate({"case_ids": case_ids}),
-    )
-    return export.id
-
-
-@contextlib.contextmanager
-def quiet_transaction(container: Container) -> Iterator[Session]:
-    """A transaction whose commit sends no task (a bare Database has no after-commit hook)."""
-    db = Database(container.settings.database_url)
-    try:
-        with db.transaction() as session:
-            yield session
-    finally:
-        db.dispose()
 
 
 def export_row(container: Container, export_id: str) -> Export:

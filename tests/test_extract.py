@@ -20,13 +20,14 @@ import pikepdf
 import psutil
 import pytest
 from docx.oxml import parse_xml
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 import workers.extract as extract_package
 from dossier_service.files.inspect import MAX_IMAGE_PIXELS, inspect_file
 from dossier_service.files.sniff import DOCX, JPEG, PDF, PNG, TEXT, TIFF
 from dossier_service.samples import make_pdf
 from dossier_service.sandbox import SandboxOutcome, SoftTimeout, run_in_sandbox
+from tests.sample_files import image_only_pdf, scanned_page
 from workers.extract import Extraction, extract_text
 from workers.extract import pdf as pdf_module
 from workers.extract.image import OcrError, run_tesseract
@@ -140,36 +141,6 @@ SECOND_PAGE_LINES = [
     "Beilage: Arbeitsbestätigung",
     "Die Teilnehmerin besucht den Integrationskurs regelmässig.",
 ]
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans if installed (it has umlauts), else Pillow's built-in font."""
-    for candidate in (
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    ):
-        if Path(candidate).is_file():
-            return ImageFont.truetype(candidate, size)
-    return ImageFont.load_default(size=size)
-
-
-def scanned_page(lines: list[str], dpi: int = 200) -> Image.Image:
-    """A white A4 page with black 12 pt text, as a scanner would deliver it (grayscale)."""
-    image = Image.new("L", (round(8.27 * dpi), round(11.69 * dpi)), 255)
-    draw = ImageDraw.Draw(image)
-    font = _font(round(12 / 72 * dpi))
-    y = dpi
-    for line in lines:
-        draw.text((dpi, y), line, fill=0, font=font)
-        y += round(20 / 72 * dpi)
-    return image
-
-
-def image_only_pdf(pages: list[Image.Image], dpi: int = 200) -> bytes:
-    """A PDF whose pages are nothing but images (no text layer), like a scanner's output."""
-    buffer = io.BytesIO()
-    pages[0].save(buffer, "PDF", resolution=dpi, save_all=True, append_images=pages[1:])
-    return buffer.getvalue()
 
 
 def has_words(text: str, *words: str) -> bool:

@@ -22,8 +22,9 @@ from dossier_service.models import AuditEntry, Document, DocumentVersion, Outbox
 from dossier_service.services import accounts, audit, documents, fsck, outbox, processing
 from dossier_service.uploads import SpooledFile
 from storage import StorageUnavailable
-from tests.conftest import World, new_case, upload
-from tests.test_uploads import assert_nothing_left, make_png, snapshot, spool_entries
+from tests.factories import World, new_case, upload
+from tests.sample_files import make_png
+from tests.upload_checks import assert_nothing_left, snapshot, spool_entries
 from workers.celery_app import make_sender
 
 # Inspected in-process (no sandbox child), which keeps these tests quick; the faults under

@@ -19,7 +19,7 @@ from dossier_service.services.indicators import (
     age_bounds,
     ias_csv,
 )
-from tests.conftest import PERSON, upload
+from tests.factories import PERSON, upload
 
 API = "/api/v1"
 TODAY = dt.datetime.now(LOCAL_ZONE).date()

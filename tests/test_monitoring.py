@@ -13,8 +13,7 @@ from dossier_service.dates import LOCAL_ZONE
 from dossier_service.samples import make_pdf
 from dossier_service.services import monitoring
 from dossier_service.services.indicators import add_years
-from tests.conftest import PERSON, new_case, upload
-from tests.test_case_process import held_by, kinds, monitor, notifications_of
+from tests.factories import PERSON, held_by, kinds, monitor, new_case, notifications_of, upload
 
 API = "/api/v1"
 TODAY = dt.datetime.now(LOCAL_ZONE).date()

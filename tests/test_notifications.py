@@ -21,9 +21,7 @@ from dossier_service.config import ConfigError, load_settings
 from dossier_service.container import Container
 from dossier_service.models import Case, Notification, OutboxMessage, Unit
 from dossier_service.services import notifications
-from tests.conftest import new_case
-from tests.test_case_process import held_by, kinds, notifications_of
-from tests.test_cost_approvals import request_approval
+from tests.factories import held_by, kinds, new_case, notifications_of, request_approval
 
 API = "/api/v1"
 NOTIFICATION_KEYS = {"id", "kind", "label", "case_id", "link", "created_at", "read", "read_at"}

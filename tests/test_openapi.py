@@ -13,21 +13,19 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import ValidationError
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from dossier_service.api import spec
 from dossier_service.api.health import OPENAPI_PATH
 from dossier_service.samples import make_pdf
-from tests.conftest import World, new_case, upload
+from tests.factories import World, new_case, upload
+from tests.openapi_schema import assert_matches, schema_validator
 
 API = "/api/v1"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 PUBLIC = {("/health", "get"), ("/openapi.json", "get")}
-DOC_URI = "urn:dossier:openapi"
 PDF = make_pdf("Kurzassessment", ["Deutschkenntnisse A1."])
 
 
@@ -52,41 +50,11 @@ def flask_routes(app: Flask) -> set[tuple[str, str]]:
         if not rule.rule.startswith(API + "/"):
             continue
         # <case_id> and <int:number> become {case_id} and {number}.
-        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule[len(API):])
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule[len(API) :])
         for method in rule.methods or ():
             if method not in {"HEAD", "OPTIONS"}:  # Flask adds these to every GET rule
                 routes.add((path, method.lower()))
     return routes
-
-
-def schema_validator(doc: dict[str, Any], name: str) -> Draft202012Validator:
-    """A validator (formats checked) for one component schema, resolving $refs in the doc.
-
-    OpenAPI 3.1 schemas are JSON Schema 2020-12, so the stock validator applies.
-    """
-    registry: Registry = Registry().with_resource(
-        DOC_URI, Resource.from_contents(doc, default_specification=DRAFT202012)
-    )
-    return Draft202012Validator(
-        {"$ref": f"{DOC_URI}#/components/schemas/{name}"},
-        registry=registry,
-        format_checker=Draft202012Validator.FORMAT_CHECKER,
-    )
-
-
-def response_schema(doc: dict[str, Any], path: str, method: str, status: int) -> dict[str, Any]:
-    """The JSON schema the document gives for one response, with a response $ref followed."""
-    response = doc["paths"][path][method]["responses"][str(status)]
-    if "$ref" in response:
-        response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
-    return response["content"]["application/json"]["schema"]  # type: ignore[no-any-return]
-
-
-def assert_matches(doc: dict[str, Any], path: str, method: str, status: int, body: Any) -> None:
-    """The body validates against the schema documented for this operation and status."""
-    schema = response_schema(doc, path, method, status)
-    name = schema["$ref"].rsplit("/", 1)[1]
-    schema_validator(doc, name).validate(body)
 
 
 # --- The document as a whole --------------------------------------------------------------
@@ -217,21 +185,26 @@ def test_case_responses_match_their_schemas(client: FlaskClient, world: World, d
 
     report = upload(client, world, "canton", case["id"], PDF, doc_type="end_report")
     assert report.status_code == 201
-    moved = client.post(f"{API}/cases/{case['id']}/transfers",
-                        json={"to_unit": "aarau", "reason": "Wohnsitz Aarau"},
-                        headers=world.auth("canton"))
+    moved = client.post(
+        f"{API}/cases/{case['id']}/transfers",
+        json={"to_unit": "aarau", "reason": "Wohnsitz Aarau"},
+        headers=world.auth("canton"),
+    )
     assert moved.status_code == 201
     assert_matches(doc, "/cases/{case_id}/transfers", "post", 201, moved.get_json())
-    delegated = client.post(f"{API}/cases/{case['id']}/delegations",
-                            json={"to_unit": "caritas"}, headers=world.auth("aarau"))
+    delegated = client.post(
+        f"{API}/cases/{case['id']}/delegations",
+        json={"to_unit": "caritas"},
+        headers=world.auth("aarau"),
+    )
     assert delegated.status_code == 201
     assert delegated.get_json()["delegations"][0]["unit"]["code"] == "caritas"
     assert_matches(doc, "/cases/{case_id}/delegations", "post", 201, delegated.get_json())
-    ended = client.delete(f"{API}/cases/{case['id']}/delegations/caritas",
-                          headers=world.auth("aarau"))
+    ended = client.delete(
+        f"{API}/cases/{case['id']}/delegations/caritas", headers=world.auth("aarau")
+    )
     assert ended.status_code == 200
-    assert_matches(doc, "/cases/{case_id}/delegations/{unit_code}", "delete", 200,
-                   ended.get_json())
+    assert_matches(doc, "/cases/{case_id}/delegations/{unit_code}", "delete", 200, ended.get_json())
 
     history = client.get(f"{API}/cases/{case['id']}/responsibilities", headers=world.auth("aarau"))
     assert history.status_code == 200
@@ -284,13 +257,15 @@ def test_health_matches_its_schema(client: FlaskClient, doc):
 
 
 def test_error_responses_match_the_error_schema(client: FlaskClient, world: World, doc):
-    unknown = client.get(f"{API}/cases/{'0' * 8}-0000-4000-8000-{'0' * 12}",
-                         headers=world.auth("canton"))
+    unknown = client.get(
+        f"{API}/cases/{'0' * 8}-0000-4000-8000-{'0' * 12}", headers=world.auth("canton")
+    )
     assert unknown.status_code == 404
     assert_matches(doc, "/cases/{case_id}", "get", 404, unknown.get_json())
 
-    invalid = client.post(f"{API}/cases", json={"person": {"family_name": "X"}},
-                          headers=world.auth("canton"))
+    invalid = client.post(
+        f"{API}/cases", json={"person": {"family_name": "X"}}, headers=world.auth("canton")
+    )
     assert invalid.status_code == 422
     assert "field" in invalid.get_json()["error"]
     assert_matches(doc, "/cases", "post", 422, invalid.get_json())

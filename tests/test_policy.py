@@ -29,13 +29,19 @@ from dossier_service.policy import (
     writable_cases,
 )
 from dossier_service.services import accounts
-from tests.conftest import World
+from tests.factories import World
 
 A = Action
 #: The actions of the access rules proved here; the case-process actions (cost approvals,
 #: closing, notifications, reports) belong to their own tests.
-CORE_ACTIONS = (A.CASE_CREATE, A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER, A.CASE_DELEGATE,
-                A.AUDIT_READ)
+CORE_ACTIONS = (
+    A.CASE_CREATE,
+    A.CASE_READ,
+    A.CASE_WRITE,
+    A.CASE_TRANSFER,
+    A.CASE_DELEGATE,
+    A.AUDIT_READ,
+)
 #: What each role may ever do, per kind of unit it sits in.
 ROLE_TABLE: dict[tuple[str, str], set[Action]] = {
     ("caseworker", "canton"): {A.CASE_CREATE, A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER},
@@ -84,8 +90,10 @@ CASES: dict[str, dict[str, Any]] = {
     "aarau_to_caritas": {"periods": ["ag", "aarau"], "delegations": [("caritas", "aarau", True)]},
     # Inconsistent data a transfer should have cleaned up: the delegation is still open but
     # its granter is no longer responsible, so it must not count.
-    "stale_delegation": {"periods": ["ag", "aarau", "baden"],
-                         "delegations": [("caritas", "aarau", True)]},
+    "stale_delegation": {
+        "periods": ["ag", "aarau", "baden"],
+        "delegations": [("caritas", "aarau", True)],
+    },
     # A delegation "granted" by a unit that never held the case counts for nothing either.
     "foreign_granter": {"periods": ["ag", "wettingen"], "delegations": [("ors", "baden", True)]},
     "back_at_canton": {"periods": ["ag", "aarau", "ag"], "delegations": []},
@@ -96,21 +104,48 @@ NOTHING: set[str] = set()
 
 #: Expected case sets per user and action.
 EXPECTED: dict[str, dict[Action, set[str]]] = {
-    "canton": {A.CASE_READ: ALL, A.CASE_WRITE: {"at_canton", "back_at_canton"},
-               A.CASE_TRANSFER: ALL, A.CASE_DELEGATE: NOTHING},
-    "aarau": {A.CASE_READ: AARAU, A.CASE_WRITE: AARAU, A.CASE_TRANSFER: AARAU,
-              A.CASE_DELEGATE: AARAU},
-    "baden": {A.CASE_READ: {"stale_delegation"}, A.CASE_WRITE: {"stale_delegation"},
-              A.CASE_TRANSFER: {"stale_delegation"}, A.CASE_DELEGATE: {"stale_delegation"}},
-    "wettingen": {A.CASE_READ: {"foreign_granter"}, A.CASE_WRITE: {"foreign_granter"},
-                  A.CASE_TRANSFER: {"foreign_granter"}, A.CASE_DELEGATE: {"foreign_granter"}},
-    "caritas": {A.CASE_READ: {"aarau_to_caritas"}, A.CASE_WRITE: {"aarau_to_caritas"},
-                A.CASE_TRANSFER: NOTHING, A.CASE_DELEGATE: NOTHING},
-    "ors": {A.CASE_READ: NOTHING, A.CASE_WRITE: NOTHING, A.CASE_TRANSFER: NOTHING,
-            A.CASE_DELEGATE: NOTHING},
-    **{outsider: dict.fromkeys((A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER, A.CASE_DELEGATE),
-                               NOTHING)
-       for outsider in ("auditor", "archivist", "admin")},
+    "canton": {
+        A.CASE_READ: ALL,
+        A.CASE_WRITE: {"at_canton", "back_at_canton"},
+        A.CASE_TRANSFER: ALL,
+        A.CASE_DELEGATE: NOTHING,
+    },
+    "aarau": {
+        A.CASE_READ: AARAU,
+        A.CASE_WRITE: AARAU,
+        A.CASE_TRANSFER: AARAU,
+        A.CASE_DELEGATE: AARAU,
+    },
+    "baden": {
+        A.CASE_READ: {"stale_delegation"},
+        A.CASE_WRITE: {"stale_delegation"},
+        A.CASE_TRANSFER: {"stale_delegation"},
+        A.CASE_DELEGATE: {"stale_delegation"},
+    },
+    "wettingen": {
+        A.CASE_READ: {"foreign_granter"},
+        A.CASE_WRITE: {"foreign_granter"},
+        A.CASE_TRANSFER: {"foreign_granter"},
+        A.CASE_DELEGATE: {"foreign_granter"},
+    },
+    "caritas": {
+        A.CASE_READ: {"aarau_to_caritas"},
+        A.CASE_WRITE: {"aarau_to_caritas"},
+        A.CASE_TRANSFER: NOTHING,
+        A.CASE_DELEGATE: NOTHING,
+    },
+    "ors": {
+        A.CASE_READ: NOTHING,
+        A.CASE_WRITE: NOTHING,
+        A.CASE_TRANSFER: NOTHING,
+        A.CASE_DELEGATE: NOTHING,
+    },
+    **{
+        outsider: dict.fromkeys(
+            (A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER, A.CASE_DELEGATE), NOTHING
+        )
+        for outsider in ("auditor", "archivist", "admin")
+    },
 }
 CONDITIONS = {
     A.CASE_READ: readable_cases,
@@ -126,26 +161,53 @@ def _insert_cases(session: Session) -> None:
     creator = session.execute(select(User).where(User.username == "canton")).scalar_one().id
     start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     for n, (name, spec) in enumerate(CASES.items()):
-        session.add(Case(
-            id=name, reference=f"IAS-2024-{n:06d}", status="open", family_name="Test",
-            given_names=name, birth_date="1990", sex="unknown", nationality="ER",
-            zemis_number="1", zemis_normalized="1", ahv_number=None, residence_status="F",
-            entry_date=dt.date(2024, 1, 1), created_at=start, updated_at=start,
-            created_by_id=creator,
-        ))
+        session.add(
+            Case(
+                id=name,
+                reference=f"IAS-2024-{n:06d}",
+                status="open",
+                family_name="Test",
+                given_names=name,
+                birth_date="1990",
+                sex="unknown",
+                nationality="ER",
+                zemis_number="1",
+                zemis_normalized="1",
+                ahv_number=None,
+                residence_status="F",
+                entry_date=dt.date(2024, 1, 1),
+                created_at=start,
+                updated_at=start,
+                created_by_id=creator,
+            )
+        )
         session.flush()
         periods = spec["periods"]
         for i, code in enumerate(periods):
             ended = start + dt.timedelta(days=i + 1) if i < len(periods) - 1 else None
-            session.add(Responsibility(case_id=name, unit_id=units[code], reason="",
-                                       started_at=start + dt.timedelta(days=i),
-                                       ended_at=ended, created_by_id=creator))
+            session.add(
+                Responsibility(
+                    case_id=name,
+                    unit_id=units[code],
+                    reason="",
+                    started_at=start + dt.timedelta(days=i),
+                    ended_at=ended,
+                    created_by_id=creator,
+                )
+            )
             session.flush()
         for org, granter, still_open in spec["delegations"]:
-            session.add(Delegation(case_id=name, unit_id=units[org],
-                                   granted_by_unit_id=units[granter], started_at=start,
-                                   ended_at=None if still_open else start + dt.timedelta(days=1),
-                                   reason="", created_by_id=creator))
+            session.add(
+                Delegation(
+                    case_id=name,
+                    unit_id=units[org],
+                    granted_by_unit_id=units[granter],
+                    started_at=start,
+                    ended_at=None if still_open else start + dt.timedelta(days=1),
+                    reason="",
+                    created_by_id=creator,
+                )
+            )
         session.flush()
 
 
@@ -176,8 +238,9 @@ def test_conditions_select_exactly_the_expected_cases(crafted):
             condition = CONDITIONS[action](identities[user])
             listed = set(session.execute(select(Case.id).where(condition)).scalars())
             if listed != expected:
-                problems.append(f"{user} {action.value}: expected {sorted(expected)}, "
-                                f"listed {sorted(listed)}")
+                problems.append(
+                    f"{user} {action.value}: expected {sorted(expected)}, listed {sorted(listed)}"
+                )
     assert not problems, "\n".join(problems)
 
 
@@ -215,8 +278,7 @@ def test_load_case_answers_404_for_unseen_and_403_for_unchangeable(crafted):
                 except (Forbidden, NotFound) as exc:
                     got = (type(exc), exc.code)
                 if got != expected:
-                    problems.append(f"{user} {action.value} {case}: expected {expected}, "
-                                    f"got {got}")
+                    problems.append(f"{user} {action.value} {case}: expected {expected}, got {got}")
     assert not problems, "\n".join(problems)
 
 
@@ -228,8 +290,9 @@ def test_conditions_follow_the_database_at_query_time(crafted, container):
     session.rollback()  # end the read transaction, as a request would
     with container.db.transaction() as other:
         period = other.execute(
-            select(Responsibility).where(Responsibility.case_id == "aarau_to_caritas",
-                                         Responsibility.ended_at.is_(None))
+            select(Responsibility).where(
+                Responsibility.case_id == "aarau_to_caritas", Responsibility.ended_at.is_(None)
+            )
         ).scalar_one()
         period.ended_at = dt.datetime.now(dt.UTC)
     # Nobody is responsible now: neither Aarau nor its delegate sees the case any more.
@@ -241,16 +304,31 @@ def test_conditions_follow_the_database_at_query_time(crafted, container):
 # ---- policy.rights: what the pages may offer on one case ---------------------------------
 
 #: Every case-bound action: the ones rights() answers for.
-CASE_ACTIONS = (A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER, A.CASE_DELEGATE,
-                A.COST_APPROVAL_REQUEST, A.COST_APPROVAL_DECIDE, A.CASE_CLOSE, A.CASE_REOPEN,
-                A.LEGAL_HOLD, A.DISCLOSURE)
+CASE_ACTIONS = (
+    A.CASE_READ,
+    A.CASE_WRITE,
+    A.CASE_TRANSFER,
+    A.CASE_DELEGATE,
+    A.COST_APPROVAL_REQUEST,
+    A.COST_APPROVAL_DECIDE,
+    A.CASE_CLOSE,
+    A.CASE_REOPEN,
+    A.LEGAL_HOLD,
+    A.DISCLOSURE,
+)
 
 
 def _every_role_in_every_unit(session: Session) -> dict[str, Identity]:
     """One identity per role and crafted unit (canton, municipalities, organisations)."""
     return {
-        f"{role}@{unit.code}": Identity(user_id=1, username=f"{role}-{unit.code}", role=role,
-                                        unit_id=unit.id, unit_code=unit.code, unit_kind=unit.kind)
+        f"{role}@{unit.code}": Identity(
+            user_id=1,
+            username=f"{role}-{unit.code}",
+            role=role,
+            unit_id=unit.id,
+            unit_code=unit.code,
+            unit_kind=unit.kind,
+        )
         for role in ROLES
         for unit in session.execute(select(Unit)).scalars()
     }
@@ -286,16 +364,29 @@ def test_rights_are_exactly_what_load_case_grants(crafted, state):
             assert case is not None
             granted = rights(session, identity, case)
             if granted != expected:
-                problems.append(f"{name} {case_id} ({state}): expected "
-                                f"{sorted(expected)}, got {sorted(granted)}")
+                problems.append(
+                    f"{name} {case_id} ({state}): expected "
+                    f"{sorted(expected)}, got {sorted(granted)}"
+                )
     assert not problems, "\n".join(problems)
 
 
 #: Hand-written answers for the cases people ask about (an oracle independent of load_case).
 RIGHTS_EXAMPLES = [
     # The responsible municipality works on its case; closed, it only reads it.
-    ("aarau", "at_aarau", "open", {A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER, A.CASE_DELEGATE,
-                                   A.COST_APPROVAL_REQUEST, A.CASE_CLOSE}),
+    (
+        "aarau",
+        "at_aarau",
+        "open",
+        {
+            A.CASE_READ,
+            A.CASE_WRITE,
+            A.CASE_TRANSFER,
+            A.CASE_DELEGATE,
+            A.COST_APPROVAL_REQUEST,
+            A.CASE_CLOSE,
+        },
+    ),
     ("aarau", "at_aarau", "closed", {A.CASE_READ}),
     # The organisation the case is delegated to reads and uploads, nothing more.
     ("caritas", "aarau_to_caritas", "open", {A.CASE_READ, A.CASE_WRITE}),
@@ -303,12 +394,35 @@ RIGHTS_EXAMPLES = [
     # A delegation granted by a unit no longer responsible gives nothing.
     ("caritas", "stale_delegation", "open", set()),
     # The canton on a case a municipality holds: reads, transfers, decides costs, closes.
-    ("canton", "at_aarau", "open", {A.CASE_READ, A.CASE_TRANSFER, A.COST_APPROVAL_DECIDE,
-                                    A.CASE_CLOSE, A.LEGAL_HOLD, A.DISCLOSURE}),
+    (
+        "canton",
+        "at_aarau",
+        "open",
+        {
+            A.CASE_READ,
+            A.CASE_TRANSFER,
+            A.COST_APPROVAL_DECIDE,
+            A.CASE_CLOSE,
+            A.LEGAL_HOLD,
+            A.DISCLOSURE,
+        },
+    ),
     # The canton on its own case also writes and requests costs.
-    ("canton", "at_canton", "open", {A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER,
-                                     A.COST_APPROVAL_REQUEST, A.COST_APPROVAL_DECIDE,
-                                     A.CASE_CLOSE, A.LEGAL_HOLD, A.DISCLOSURE}),
+    (
+        "canton",
+        "at_canton",
+        "open",
+        {
+            A.CASE_READ,
+            A.CASE_WRITE,
+            A.CASE_TRANSFER,
+            A.COST_APPROVAL_REQUEST,
+            A.COST_APPROVAL_DECIDE,
+            A.CASE_CLOSE,
+            A.LEGAL_HOLD,
+            A.DISCLOSURE,
+        },
+    ),
     # Closed: the canton reads, reopens, holds and discloses.
     ("canton", "at_aarau", "closed", {A.CASE_READ, A.CASE_REOPEN, A.LEGAL_HOLD, A.DISCLOSURE}),
     # A municipality that no longer holds the case, and the roles that never read cases.

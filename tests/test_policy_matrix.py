@@ -23,7 +23,7 @@ from dossier_service.dates import utcnow
 from dossier_service.models import Responsibility, Unit, User
 from dossier_service.samples import make_pdf
 from dossier_service.services import accounts
-from tests.conftest import World, new_case, upload
+from tests.factories import World, new_case, upload
 
 API = "/api/v1"
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde."])
@@ -104,38 +104,56 @@ OUTSIDERS = {"auditor": NO_CASE_ACCESS, "archivist": NO_CASE_ACCESS, "admin": NO
 MATRIX: dict[str, dict[str, tuple[Expectation, ...]]] = {
     "a_canton_holds": {
         "canton": CANTON_HOLDS,
-        "aarau": STRANGER_MUNI, "baden": STRANGER_MUNI, "wettingen": STRANGER_MUNI,
-        "caritas": STRANGER_ORG, "ors": STRANGER_ORG,
+        "aarau": STRANGER_MUNI,
+        "baden": STRANGER_MUNI,
+        "wettingen": STRANGER_MUNI,
+        "caritas": STRANGER_ORG,
+        "ors": STRANGER_ORG,
         **OUTSIDERS,
     },
     "b_transferred_to_aarau": {
         "canton": CANTON_READS,
-        "aarau": MUNI_HOLDS, "baden": STRANGER_MUNI, "wettingen": STRANGER_MUNI,
-        "caritas": STRANGER_ORG, "ors": STRANGER_ORG,
+        "aarau": MUNI_HOLDS,
+        "baden": STRANGER_MUNI,
+        "wettingen": STRANGER_MUNI,
+        "caritas": STRANGER_ORG,
+        "ors": STRANGER_ORG,
         **OUTSIDERS,
     },
     "c_aarau_delegates_to_caritas": {
         "canton": CANTON_READS,
-        "aarau": MUNI_DELEGATED, "baden": STRANGER_MUNI, "wettingen": STRANGER_MUNI,
-        "caritas": ORG_DELEGATED, "ors": STRANGER_ORG,
+        "aarau": MUNI_DELEGATED,
+        "baden": STRANGER_MUNI,
+        "wettingen": STRANGER_MUNI,
+        "caritas": ORG_DELEGATED,
+        "ors": STRANGER_ORG,
         **OUTSIDERS,
     },
     "d_delegation_ended": {
         "canton": CANTON_READS,
-        "aarau": MUNI_HOLDS, "baden": STRANGER_MUNI, "wettingen": STRANGER_MUNI,
-        "caritas": STRANGER_ORG, "ors": STRANGER_ORG,
+        "aarau": MUNI_HOLDS,
+        "baden": STRANGER_MUNI,
+        "wettingen": STRANGER_MUNI,
+        "caritas": STRANGER_ORG,
+        "ors": STRANGER_ORG,
         **OUTSIDERS,
     },
     "e_aarau_transfers_to_baden": {
         "canton": CANTON_READS,
-        "aarau": STRANGER_MUNI, "baden": MUNI_HOLDS, "wettingen": STRANGER_MUNI,
-        "caritas": STRANGER_ORG, "ors": STRANGER_ORG,
+        "aarau": STRANGER_MUNI,
+        "baden": MUNI_HOLDS,
+        "wettingen": STRANGER_MUNI,
+        "caritas": STRANGER_ORG,
+        "ors": STRANGER_ORG,
         **OUTSIDERS,
     },
     "f_baden_returns_to_canton": {
         "canton": CANTON_HOLDS,
-        "aarau": STRANGER_MUNI, "baden": STRANGER_MUNI, "wettingen": STRANGER_MUNI,
-        "caritas": STRANGER_ORG, "ors": STRANGER_ORG,
+        "aarau": STRANGER_MUNI,
+        "baden": STRANGER_MUNI,
+        "wettingen": STRANGER_MUNI,
+        "caritas": STRANGER_ORG,
+        "ors": STRANGER_ORG,
         **OUTSIDERS,
     },
 }
@@ -207,12 +225,18 @@ def _perform(client: FlaskClient, world: World, case_id: str, step: Step) -> Any
     action, user, unit = step
     if action == "transfer":
         return _json_post(
-            client, world, user, f"{API}/cases/{case_id}/transfers",
+            client,
+            world,
+            user,
+            f"{API}/cases/{case_id}/transfers",
             {"to_unit": unit, "reason": f"Test: an {unit}"},
         )
     if action == "delegate":
         return _json_post(
-            client, world, user, f"{API}/cases/{case_id}/delegations",
+            client,
+            world,
+            user,
+            f"{API}/cases/{case_id}/delegations",
             {"to_unit": unit, "reason": "Begleitung"},
         )
     assert action == "undelegate", action
@@ -222,8 +246,15 @@ def _perform(client: FlaskClient, world: World, case_id: str, step: Step) -> Any
 def build_dossier(client: FlaskClient, world: World, steps: tuple[Step, ...]) -> Dossier:
     """Register a case with an end report and drive it through the steps via the API."""
     case_id = new_case(client, world, family_name="Tesfay")["id"]
-    report = upload(client, world, "canton", case_id, END_REPORT, doc_type="end_report",
-                    filename="schlussbericht.pdf")
+    report = upload(
+        client,
+        world,
+        "canton",
+        case_id,
+        END_REPORT,
+        doc_type="end_report",
+        filename="schlussbericht.pdf",
+    )
     assert report.status_code == 201, report.get_json()
     for step in steps:
         response = _perform(client, world, case_id, step)
@@ -235,8 +266,9 @@ def _file_form(data: bytes, filename: str, **fields: str) -> dict[str, Any]:
     return {"file": (io.BytesIO(data), filename), **fields}
 
 
-def call(client: FlaskClient, world: World, user: str, name: str, dossier: Dossier,
-         state: State) -> Any:
+def call(
+    client: FlaskClient, world: World, user: str, name: str, dossier: Dossier, state: State
+) -> Any:
     """Send the request of one matrix column as the user."""
     headers = world.auth(user)
     cid, did = dossier.case_id, dossier.doc_id
@@ -255,13 +287,19 @@ def call(client: FlaskClient, world: World, user: str, name: str, dossier: Dossi
     if name == "content_v1":
         return client.get(f"{API}/documents/{did}/versions/1/content", headers=headers)
     if name == "upload":
-        return client.post(f"{API}/cases/{cid}/documents", headers=headers,
-                           data=_file_form(NEW_DOCUMENT, "notiz.pdf", type="meeting_record"),
-                           content_type="multipart/form-data")
+        return client.post(
+            f"{API}/cases/{cid}/documents",
+            headers=headers,
+            data=_file_form(NEW_DOCUMENT, "notiz.pdf", type="meeting_record"),
+            content_type="multipart/form-data",
+        )
     if name == "version":
-        return client.post(f"{API}/documents/{did}/versions", headers=headers,
-                           data=_file_form(NEW_VERSION, "schlussbericht-v2.pdf"),
-                           content_type="multipart/form-data")
+        return client.post(
+            f"{API}/documents/{did}/versions",
+            headers=headers,
+            data=_file_form(NEW_VERSION, "schlussbericht-v2.pdf"),
+            content_type="multipart/form-data",
+        )
     if name == "transfer":
         return _perform(client, world, cid, ("transfer", user, state.transfer_to))
     if name == "delegate":
@@ -285,16 +323,24 @@ def expected_status(expectation: Expectation, endpoint: Endpoint) -> tuple[int, 
 
 
 def _latest_audit_entry(client: FlaskClient, world: World, actor: str) -> dict[str, Any] | None:
-    items = client.get(f"{API}/audit?actor={actor}&per_page=1",
-                       headers=world.auth("auditor")).get_json()["items"]
+    items = client.get(
+        f"{API}/audit?actor={actor}&per_page=1", headers=world.auth("auditor")
+    ).get_json()["items"]
     return items[0] if items else None
 
 
 class Checker:
     """Runs matrix cells and collects every mismatch, each naming state, user and endpoint."""
 
-    def __init__(self, client: FlaskClient, world: World, state_name: str, state: State,
-                 dossier: Dossier, bystander: Dossier) -> None:
+    def __init__(
+        self,
+        client: FlaskClient,
+        world: World,
+        state_name: str,
+        state: State,
+        dossier: Dossier,
+        bystander: Dossier,
+    ) -> None:
         self.client, self.world = client, world
         self.state_name, self.state = state_name, state
         self.dossier, self.bystander = dossier, bystander
@@ -306,8 +352,9 @@ class Checker:
             f"state {self.state_name}, user {user}, {ENDPOINTS[name].label} [{name}]: {message}"
         )
 
-    def cell(self, user: str, name: str, expectation: Expectation,
-             dossier: Dossier | None = None) -> Any:
+    def cell(
+        self, user: str, name: str, expectation: Expectation, dossier: Dossier | None = None
+    ) -> Any:
         """Call one endpoint as the user and check status, error code, body and audit."""
         dossier = dossier or self.dossier
         endpoint = ENDPOINTS[name]
@@ -316,8 +363,9 @@ class Checker:
         body = response.get_json(silent=True)
         if response.status_code != status:
             shown = str(body)[:200] if body is not None else repr(response.data[:80])
-            self.fail(user, name, f"expected {status} {code or ''}, got {response.status_code} "
-                                  f"{shown}")
+            self.fail(
+                user, name, f"expected {status} {code or ''}, got {response.status_code} {shown}"
+            )
             return response
         if code is not None:
             self._check_denial(user, name, response, status, code, dossier)
@@ -325,11 +373,15 @@ class Checker:
             self._check_success(user, name, expectation, response, dossier)
         return response
 
-    def _check_denial(self, user: str, name: str, response: Any, status: int, code: str,
-                      dossier: Dossier) -> None:
+    def _check_denial(
+        self, user: str, name: str, response: Any, status: int, code: str, dossier: Dossier
+    ) -> None:
         body = response.get_json(silent=True)
-        if not (isinstance(body, dict) and body.get("error", {}).get("code") == code
-                and body["error"].get("message")):
+        if not (
+            isinstance(body, dict)
+            and body.get("error", {}).get("code") == code
+            and body["error"].get("message")
+        ):
             self.fail(user, name, f"expected error code {code!r} in the JSON shape, got {body}")
         entry = _latest_audit_entry(self.client, self.world, user)
         wanted = {
@@ -343,8 +395,9 @@ class Checker:
         if name == "content_v1" and (entry or {}).get("version") != 1:
             self.fail(user, name, f"the denied audit entry does not name version 1: {entry}")
 
-    def _check_success(self, user: str, name: str, expectation: Expectation, response: Any,
-                       dossier: Dossier) -> None:
+    def _check_success(
+        self, user: str, name: str, expectation: Expectation, response: Any, dossier: Dossier
+    ) -> None:
         body = response.get_json(silent=True)
         state = self.state
         if name == "list":
@@ -352,16 +405,25 @@ class Checker:
             seen = expectation == SEEN
             total = int(seen) + int(user in BYSTANDER_READERS)
             if (dossier.case_id in ids) != seen or body["total"] != total:
-                self.fail(user, name, f"expected case {'' if seen else 'not '}listed and "
-                                      f"total {total}, got total {body['total']}")
+                self.fail(
+                    user,
+                    name,
+                    f"expected case {'' if seen else 'not '}listed and "
+                    f"total {total}, got total {body['total']}",
+                )
             if (self.bystander.case_id in ids) != (user in BYSTANDER_READERS):
                 self.fail(user, name, "the bystander case held by Wettingen is listed wrongly")
         elif name == "case":
-            got = (body["responsible_unit"]["code"],
-                   tuple(d["unit"]["code"] for d in body["delegations"]))
+            got = (
+                body["responsible_unit"]["code"],
+                tuple(d["unit"]["code"] for d in body["delegations"]),
+            )
             if body["id"] != dossier.case_id or got != (state.holder, state.delegated):
-                self.fail(user, name, f"expected holder/delegations {state.holder, state.delegated}"
-                                      f", got {got}")
+                self.fail(
+                    user,
+                    name,
+                    f"expected holder/delegations {state.holder, state.delegated}, got {got}",
+                )
         elif name == "history":
             got_history = tuple(h["unit"]["code"] for h in body["items"])
             if got_history != state.history:
@@ -384,8 +446,12 @@ class Checker:
         elif name == "transfer":
             got = (body["responsible_unit"]["code"], body["delegations"])
             if got != (state.transfer_to, []):
-                self.fail(user, name, f"expected {state.transfer_to} responsible and no "
-                                      f"delegations after the transfer, got {got}")
+                self.fail(
+                    user,
+                    name,
+                    f"expected {state.transfer_to} responsible and no "
+                    f"delegations after the transfer, got {got}",
+                )
         elif name == "delegate":
             if state.delegate_to not in {d["unit"]["code"] for d in body["delegations"]}:
                 self.fail(user, name, f"{state.delegate_to} is not delegated after delegating")
@@ -450,15 +516,24 @@ def test_hidden_case_answers_like_a_case_that_does_not_exist(client, world):
     dossier = build_dossier(client, world, ())
     unknown_case, unknown_doc = str(uuid.uuid4()), str(uuid.uuid4())
     for user in ("aarau", "caritas"):
-        for template in ("/cases/{c}", "/cases/{c}/documents", "/cases/{c}/responsibilities",
-                         "/documents/{d}", "/documents/{d}/content",
-                         "/documents/{d}/versions/1/content"):
-            hidden = client.get(API + template.format(c=dossier.case_id, d=dossier.doc_id),
-                                headers=world.auth(user))
-            absent = client.get(API + template.format(c=unknown_case, d=unknown_doc),
-                                headers=world.auth(user))
+        for template in (
+            "/cases/{c}",
+            "/cases/{c}/documents",
+            "/cases/{c}/responsibilities",
+            "/documents/{d}",
+            "/documents/{d}/content",
+            "/documents/{d}/versions/1/content",
+        ):
+            hidden = client.get(
+                API + template.format(c=dossier.case_id, d=dossier.doc_id), headers=world.auth(user)
+            )
+            absent = client.get(
+                API + template.format(c=unknown_case, d=unknown_doc), headers=world.auth(user)
+            )
             assert (hidden.status_code, hidden.get_json()) == (404, absent.get_json()), (
-                user, template)
+                user,
+                template,
+            )
             assert absent.status_code == 404
 
 
@@ -484,7 +559,9 @@ def test_canton_hands_to_a_municipality_only_with_an_end_report(client, world):
     other = upload(client, world, "canton", cid, NEW_DOCUMENT, doc_type="meeting_record")
     assert other.status_code == 201
     assert _error(_perform(client, world, cid, ("transfer", "canton", "aarau"))) == (
-        409, "end_report_required")
+        409,
+        "end_report_required",
+    )
     report = upload(client, world, "canton", cid, END_REPORT, doc_type="end_report")
     assert report.status_code == 201
     assert _perform(client, world, cid, ("transfer", "canton", "aarau")).status_code == 201
@@ -504,10 +581,19 @@ def test_municipality_hands_back_to_the_canton_without_an_end_report(client, wor
         session.flush()
         aarau = session.execute(select(Unit).where(Unit.code == "aarau")).scalar_one()
         user = session.execute(select(User).where(User.username == "aarau")).scalar_one()
-        session.add(Responsibility(case_id=cid, unit_id=aarau.id, started_at=utcnow(),
-                                   reason="Migration", created_by_id=user.id))
-    assert client.get(f"{API}/cases/{cid}/documents", headers=world.auth("aarau")).get_json()[
-        "items"] == []
+        session.add(
+            Responsibility(
+                case_id=cid,
+                unit_id=aarau.id,
+                started_at=utcnow(),
+                reason="Migration",
+                created_by_id=user.id,
+            )
+        )
+    assert (
+        client.get(f"{API}/cases/{cid}/documents", headers=world.auth("aarau")).get_json()["items"]
+        == []
+    )
     moved = _perform(client, world, cid, ("transfer", "aarau", "ag"))
     assert moved.status_code == 201, moved.get_json()
     assert _holder(client, world, cid) == "ag"
@@ -526,12 +612,18 @@ def test_transfer_targets_are_checked(client, world):
     ]
     for user, target, expected in cases:
         assert _error(_perform(client, world, cid, ("transfer", user, target))) == expected, (
-            user, target)
+            user,
+            target,
+        )
     assert _error(_json_post(client, world, "aarau", f"{API}/cases/{cid}/transfers", {})) == (
-        422, "validation_failed")
+        422,
+        "validation_failed",
+    )
     canton_case = build_dossier(client, world, ())
     assert _error(_perform(client, world, canton_case.case_id, ("transfer", "canton", "ag"))) == (
-        409, "already_responsible")
+        409,
+        "already_responsible",
+    )
     # Nothing of the above moved the case.
     history = client.get(f"{API}/cases/{cid}/responsibilities", headers=world.auth("aarau"))
     assert [h["unit"]["code"] for h in history.get_json()["items"]] == ["ag", "aarau"]
@@ -540,19 +632,28 @@ def test_transfer_targets_are_checked(client, world):
 def test_delegation_rules(client, world):
     """Only organisations take delegations, once at a time; ending an absent one is 404."""
     cid = build_dossier(client, world, (TO_AARAU,)).case_id
-    for target, expected in [("baden", (422, "invalid_target")), ("ag", (422, "invalid_target")),
-                             ("nowhere", (422, "unknown_unit"))]:
+    for target, expected in [
+        ("baden", (422, "invalid_target")),
+        ("ag", (422, "invalid_target")),
+        ("nowhere", (422, "unknown_unit")),
+    ]:
         assert _error(_perform(client, world, cid, ("delegate", "aarau", target))) == expected
     assert _perform(client, world, cid, ("delegate", "aarau", "caritas")).status_code == 201
     assert _error(_perform(client, world, cid, ("delegate", "aarau", "caritas"))) == (
-        409, "already_delegated")
+        409,
+        "already_delegated",
+    )
     for code in ("ors", "nowhere"):
         assert _error(_perform(client, world, cid, ("undelegate", "aarau", code))) == (
-            404, "delegation_not_found")
+            404,
+            "delegation_not_found",
+        )
     ended = _perform(client, world, cid, ("undelegate", "aarau", "caritas"))
     assert ended.status_code == 200 and ended.get_json()["delegations"] == []
     assert _error(_perform(client, world, cid, ("undelegate", "aarau", "caritas"))) == (
-        404, "delegation_not_found")
+        404,
+        "delegation_not_found",
+    )
     # A delegation can be granted again after it ended.
     again = _perform(client, world, cid, ("delegate", "aarau", "caritas"))
     assert again.status_code == 201
@@ -584,28 +685,31 @@ def test_roles_that_may_never_act_get_403_even_for_unknown_ids(client, world):
 #: POST /cases and GET /audit per user (status, error code or None).
 ROLE_ENDPOINTS: dict[str, dict[str, tuple[int, str | None]]] = {
     #              POST /cases            GET /audit
-    "canton":    {"create": (201, None), "audit": (403, "forbidden")},
-    "aarau":     {"create": (403, "forbidden"), "audit": (403, "forbidden")},
-    "baden":     {"create": (403, "forbidden"), "audit": (403, "forbidden")},
+    "canton": {"create": (201, None), "audit": (403, "forbidden")},
+    "aarau": {"create": (403, "forbidden"), "audit": (403, "forbidden")},
+    "baden": {"create": (403, "forbidden"), "audit": (403, "forbidden")},
     "wettingen": {"create": (403, "forbidden"), "audit": (403, "forbidden")},
-    "caritas":   {"create": (403, "forbidden"), "audit": (403, "forbidden")},
-    "ors":       {"create": (403, "forbidden"), "audit": (403, "forbidden")},
-    "auditor":   {"create": (403, "forbidden"), "audit": (200, None)},
+    "caritas": {"create": (403, "forbidden"), "audit": (403, "forbidden")},
+    "ors": {"create": (403, "forbidden"), "audit": (403, "forbidden")},
+    "auditor": {"create": (403, "forbidden"), "audit": (200, None)},
     "archivist": {"create": (403, "forbidden"), "audit": (403, "forbidden")},
-    "admin":     {"create": (403, "forbidden"), "audit": (403, "forbidden")},
+    "admin": {"create": (403, "forbidden"), "audit": (403, "forbidden")},
 }
 
 
 def test_role_bound_endpoints(client, world):
     """Only canton caseworkers register cases; only the auditor reads the audit log."""
-    from tests.conftest import PERSON
+    from tests.factories import PERSON
 
     problems = []
     for user in USERS:
         for name, (status, code) in ROLE_ENDPOINTS[user].items():
             if name == "create":
-                response = client.post(f"{API}/cases", headers=world.auth(user),
-                                       json={"person": PERSON, "entry_date": "2025-03-01"})
+                response = client.post(
+                    f"{API}/cases",
+                    headers=world.auth(user),
+                    json={"person": PERSON, "entry_date": "2025-03-01"},
+                )
                 action = "case.create"
             else:
                 response = client.get(f"{API}/audit", headers=world.auth(user))
@@ -650,14 +754,19 @@ CREDENTIALS: dict[str, Callable[[World], dict[str, str]]] = {
     "revoked": lambda w: w.auth("aarau"),
 }
 EXPECTED_401_CODE = {
-    "none": "missing_token", "basic_scheme": "missing_token", "empty_bearer": "missing_token",
-    "unknown_token": "invalid_token", "garbage": "invalid_token", "revoked": "invalid_token",
+    "none": "missing_token",
+    "basic_scheme": "missing_token",
+    "empty_bearer": "missing_token",
+    "unknown_token": "invalid_token",
+    "garbage": "invalid_token",
+    "revoked": "invalid_token",
 }
 
 
 def _auth_failures(client: FlaskClient, world: World) -> list[dict[str, Any]]:
-    body = client.get(f"{API}/audit?action=auth.failed&per_page=1000",
-                      headers=world.auth("auditor")).get_json()
+    body = client.get(
+        f"{API}/audit?action=auth.failed&per_page=1000", headers=world.auth("auditor")
+    ).get_json()
     return body["items"]  # type: ignore[no-any-return]
 
 
@@ -676,8 +785,10 @@ def test_requests_without_valid_token_get_401_and_are_logged(client, world, cont
         path = API + template.format(c=dossier.case_id, d=dossier.doc_id)
         kwargs: dict[str, Any] = {"headers": headers}
         if method == "post" and ("documents" in template or "versions" in template):
-            kwargs.update(data=_file_form(NEW_VERSION, "x.pdf", type="other"),
-                          content_type="multipart/form-data")
+            kwargs.update(
+                data=_file_form(NEW_VERSION, "x.pdf", type="other"),
+                content_type="multipart/form-data",
+            )
         elif method == "post":
             kwargs["json"] = {"to_unit": "baden", "reason": "x"}
         response = getattr(client, method)(path, **kwargs)

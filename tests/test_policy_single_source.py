@@ -59,8 +59,9 @@ def _literals(node: ast.expr) -> set[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return {node.value}
     if isinstance(node, ast.Set | ast.Tuple | ast.List):
-        return {e.value for e in node.elts if isinstance(e, ast.Constant) and
-                isinstance(e.value, str)}
+        return {
+            e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+        }
     return set()
 
 
@@ -167,5 +168,9 @@ def test_the_detector_finds_the_tests_it_is_meant_to_find(tmp_path):
         encoding="utf-8",
     )
     assert [(f, line) for f, line, _ in _findings(sample)] == [
-        ("a", 2), ("a", 3), ("a", 4), ("a", 5), ("a", 6)
+        ("a", 2),
+        ("a", 3),
+        ("a", 4),
+        ("a", 5),
+        ("a", 6),
     ]

@@ -22,9 +22,16 @@ from dossier_service.models import (
 )
 from dossier_service.services import audit, retention
 from storage import StorageUnavailable
-from tests.conftest import World, new_case, upload
-from tests.test_cli import run_cli
-from tests.test_sip import PDF_V1, closed_case, export_and_download, small_closed_case
+from tests.factories import (
+    PDF_V1,
+    World,
+    closed_case,
+    export_and_download,
+    new_case,
+    run_cli,
+    small_closed_case,
+    upload,
+)
 
 API = "/api/v1"
 #: Tables that keep rows naming a deleted case on purpose: the log, the record of what went

@@ -11,7 +11,7 @@ from dossier_service.app import create_app
 from dossier_service.container import Container
 from dossier_service.samples import make_docx, make_pdf
 from dossier_service.services import fsck
-from tests.conftest import new_case, upload
+from tests.factories import new_case, upload
 from tests.s3_peer import s3_endpoint  # noqa: F401
 
 

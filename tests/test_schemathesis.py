@@ -30,7 +30,7 @@ from schemathesis.generation import GenerationMode
 from dossier_service.dates import local_today
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.samples import make_docx, make_pdf
-from tests.conftest import PERSON, UNITS, World, new_case, upload
+from tests.factories import PERSON, UNITS, World, new_case, upload
 
 # Schemathesis draws upload bodies from its own built-in sample files; Hypothesis warns once
 # per run that the repr of that strategy is large. Harmless, and not ours to shorten.
@@ -50,7 +50,7 @@ CHECKS = [
 ]
 
 # Bounded so that the whole file stays well below three minutes per database backend.
-MAX_EXAMPLES = int(os.environ.get("DOSSIER_FUZZ_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("DOSSIER_TEST_FUZZ_EXAMPLES", "30"))
 FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
     deadline=dt.timedelta(seconds=10),
@@ -91,7 +91,11 @@ def seed(client: FlaskClient, world: World) -> Seed:
 
     aarau_case = new_case(client, world, family_name="Tesfay", ahv_number=None)
     report = upload(
-        client, world, "canton", aarau_case["id"], make_pdf("Schlussbericht", ["Übergabe."]),
+        client,
+        world,
+        "canton",
+        aarau_case["id"],
+        make_pdf("Schlussbericht", ["Übergabe."]),
         doc_type="end_report",
     )
     assert report.status_code == 201, report.get_json()
@@ -375,38 +379,46 @@ def _hostile_cases(operation: Any, seed: Seed, headers: dict[str, str]) -> list[
         for value in HOSTILE_TEXT:
             if _is_integer(parameter) and not value.isdigit():
                 continue  # the route's int converter answers 404 before any view runs
-            cases.append(operation.Case(
-                path_parameters={**base_paths, parameter.name: value},
-                query=base_query,
-                headers=headers,
-                **kwargs,
-            ))
+            cases.append(
+                operation.Case(
+                    path_parameters={**base_paths, parameter.name: value},
+                    query=base_query,
+                    headers=headers,
+                    **kwargs,
+                )
+            )
     for parameter in operation.query:
         for value in ["", *HOSTILE_TEXT]:
-            cases.append(operation.Case(
-                path_parameters=base_paths,
-                query={**base_query, parameter.name: value},
-                headers=headers,
-                **kwargs,
-            ))
+            cases.append(
+                operation.Case(
+                    path_parameters=base_paths,
+                    query={**base_query, parameter.name: value},
+                    headers=headers,
+                    **kwargs,
+                )
+            )
     for parameter in operation.headers:
         for value in HOSTILE_HEADERS:
-            cases.append(operation.Case(
-                path_parameters=base_paths,
-                query=base_query,
-                headers={**headers, parameter.name: value},
-                **kwargs,
-            ))
+            cases.append(
+                operation.Case(
+                    path_parameters=base_paths,
+                    query=base_query,
+                    headers={**headers, parameter.name: value},
+                    **kwargs,
+                )
+            )
     if base_body is not None:
         multipart = media_type == "multipart/form-data"
         for body in _body_variants(base_body, multipart):
-            cases.append(operation.Case(
-                path_parameters=base_paths,
-                query=base_query,
-                headers=headers,
-                body=body,
-                media_type=media_type,
-            ))
+            cases.append(
+                operation.Case(
+                    path_parameters=base_paths,
+                    query=base_query,
+                    headers=headers,
+                    body=body,
+                    media_type=media_type,
+                )
+            )
     return cases
 
 

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from dossier_service.samples import make_docx, make_pdf
-from tests.conftest import new_case, upload
-from tests.test_extract import image_only_pdf, scanned_page
+from tests.factories import new_case, upload
+from tests.sample_files import image_only_pdf, scanned_page
 
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde."])
 

@@ -10,167 +10,24 @@ import shutil
 import tracemalloc
 import uuid
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pikepdf
 import pytest
-from flask.testing import FlaskClient
 from lxml import etree
 
 from dossier_service.models import DOCUMENT_TYPES
-from dossier_service.samples import make_docx, make_pdf
+from dossier_service.samples import make_pdf
 from dossier_service.services import sip
-from tests.conftest import World, new_case, upload
-from tests.test_cli import run_cli
+from tests.factories import PDF_V1, closed_case, export_and_download, run_cli
 
 API = "/api/v1"
 NS = {"a": sip.NAMESPACE}
 #: The official XSDs' checksums and KOST's sample metadata.xml (see tests/data/README.md).
 REFERENCE = Path(__file__).resolve().parent / "data" / "ech-0160-1.1"
-PDF_V1 = make_pdf("Kurzassessment", ["Deutschkenntnisse A1."])
-PDF_V2 = make_pdf("Kurzassessment", ["Deutschkenntnisse A2."])
-DOCX = make_docx("Integrationsplan", ["IKG1 ab Februar."])
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde Aarau."])
-
-
-@dataclass
-class ClosedCase:
-    """A case as the issue describes it, closed: ids of the case and its documents."""
-
-    id: str
-    reference: str
-    entry_date: str
-    pdf_id: str
-    docx_id: str
-    end_report_id: str
-    versions: dict[str, bytes]  # sha256 -> bytes of every version
-
-
-def closed_case(
-    client: FlaskClient,
-    world: World,
-    before_close: Callable[[str], None] | None = None,
-    **person: Any,
-) -> ClosedCase:
-    """Canton registers and files, hands to Aarau (who delegates to Caritas and adds version 2
-    of the PDF), target group set; ``before_close(case_id)`` may add more; Aarau closes it."""
-    case = new_case(client, world, **person)
-    cid = case["id"]
-    canton, aarau = world.auth("canton"), world.auth("aarau")
-    assert (
-        client.patch(
-            f"{API}/cases/{cid}", json={"target_group": "education"}, headers=canton
-        ).status_code
-        == 200
-    )
-    pdf = upload(
-        client,
-        world,
-        "canton",
-        cid,
-        PDF_V1,
-        doc_type="short_assessment",
-        filename="kurz.pdf",
-        title="Kurzassessment",
-    )
-    assert pdf.status_code == 201, pdf.get_json()
-    docx = upload(
-        client,
-        world,
-        "canton",
-        cid,
-        DOCX,
-        doc_type="integration_plan",
-        filename="plan.docx",
-        title="Integrationsplan",
-    )
-    assert docx.status_code == 201, docx.get_json()
-    report = upload(
-        client,
-        world,
-        "canton",
-        cid,
-        END_REPORT,
-        doc_type="end_report",
-        filename="schlussbericht.pdf",
-    )
-    assert report.status_code == 201
-    moved = client.post(
-        f"{API}/cases/{cid}/transfers",
-        json={"to_unit": "aarau", "reason": "Wohnsitz Aarau"},
-        headers=canton,
-    )
-    assert moved.status_code == 201, moved.get_json()
-    delegated = client.post(
-        f"{API}/cases/{cid}/delegations",
-        json={"to_unit": "caritas", "reason": "Begleitung"},
-        headers=aarau,
-    )
-    assert delegated.status_code == 201, delegated.get_json()
-    v2 = client.post(
-        f"{API}/documents/{pdf.get_json()['id']}/versions",
-        data={"file": (io.BytesIO(PDF_V2), "kurz-v2.pdf")},
-        headers=aarau,
-        content_type="multipart/form-data",
-    )
-    assert v2.status_code == 201, v2.get_json()
-    if before_close is not None:
-        before_close(cid)
-    closed = client.post(
-        f"{API}/cases/{cid}/close", json={"reason": "integrated_employment"}, headers=aarau
-    )
-    assert closed.status_code == 200, closed.get_json()
-    return ClosedCase(
-        id=cid,
-        reference=case["reference"],
-        entry_date=case["entry_date"],
-        pdf_id=pdf.get_json()["id"],
-        docx_id=docx.get_json()["id"],
-        end_report_id=report.get_json()["id"],
-        versions={hashlib.sha256(b).hexdigest(): b for b in (PDF_V1, PDF_V2, DOCX, END_REPORT)},
-    )
-
-
-def small_closed_case(client: FlaskClient, world: World, **person: Any) -> ClosedCase:
-    """A closed case with one PDF (for tests where the dossier's shape does not matter)."""
-    case = new_case(client, world, **person)
-    pdf = upload(client, world, "canton", case["id"], PDF_V1, doc_type="short_assessment")
-    assert pdf.status_code == 201, pdf.get_json()
-    closed = client.post(
-        f"{API}/cases/{case['id']}/close", json={"reason": "other"}, headers=world.auth("canton")
-    )
-    assert closed.status_code == 200, closed.get_json()
-    return ClosedCase(
-        id=case["id"],
-        reference=case["reference"],
-        entry_date=case["entry_date"],
-        pdf_id=pdf.get_json()["id"],
-        docx_id="",
-        end_report_id="",
-        versions={hashlib.sha256(PDF_V1).hexdigest(): PDF_V1},
-    )
-
-
-def export_and_download(
-    client: FlaskClient, world: World, case_ids: list[str]
-) -> tuple[str, bytes]:
-    """Export as the archivist (eager tasks build it at once) and download the ZIP."""
-    created = client.post(
-        f"{API}/exports", json={"case_ids": case_ids}, headers=world.auth("archivist")
-    )
-    assert created.status_code == 202, created.get_json()
-    assert created.get_json()["status"] == "queued"
-    export_id = created.get_json()["id"]
-    status = client.get(f"{API}/exports/{export_id}", headers=world.auth("archivist")).get_json()
-    assert status["status"] == "done", status
-    content = client.get(f"{API}/exports/{export_id}/content", headers=world.auth("archivist"))
-    assert content.status_code == 200
-    assert content.mimetype == "application/zip"
-    return export_id, content.data
 
 
 def official_checksums() -> dict[str, str]:
@@ -596,7 +453,7 @@ def test_failed_pdfa_conversion_is_recorded_and_the_export_still_succeeds(
 
     case = closed_case(client, world)
     failing = sip.PdfaConverter(gs=shutil.which("false") or "/bin/false", icc=Path("/dev/null"))
-    from tests.test_exports import queue_export, quiet_transaction
+    from tests.factories import queue_export, quiet_transaction
 
     with quiet_transaction(container) as session:
         export_id = queue_export(session, world, [case.id])

@@ -17,7 +17,7 @@ from dossier_service.container import Container
 from dossier_service.models import AuditEntry, Case, Document
 from dossier_service.samples import make_pdf
 from dossier_service.services import accounts, audit
-from tests.conftest import World, new_case, upload
+from tests.factories import World, new_case, upload
 
 API = "/api/v1"
 PDF = make_pdf("Kursbestätigung", ["Deutschkurs A2 abgeschlossen."])

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.http import parse_options_header
 
 from dossier_service.config import Settings
 from dossier_service.container import Container
-from dossier_service.models import Document, DocumentVersion, OutboxMessage
+from dossier_service.models import DocumentVersion
 from dossier_service.samples import make_docx, make_pdf
-from tests.conftest import World, new_case, upload
+from tests.factories import World, new_case, upload
+from tests.sample_files import make_png
+from tests.upload_checks import assert_nothing_left, snapshot, spool_entries
 
 #: A copy of the public py-pdf sample files (CC-BY-SA-4.0), see tests/data/README.md.
 CORPUS = Path(__file__).resolve().parent / "data" / "py-pdf-sample-files"
@@ -54,25 +54,6 @@ def attachment_pdf() -> bytes:
     return (CORPUS / "025-attachment" / "with-attachment.pdf").read_bytes()
 
 
-def make_png(width: int = 32, height: int = 32, seed: int = 0) -> bytes:
-    """A valid RGB PNG of random pixels: binary, incompressible, and inspected in-process."""
-    rng = random.Random(seed)
-    rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
 def zip_bytes(entries: dict[str, bytes]) -> bytes:
     """A deflated ZIP archive holding the given entries."""
     buffer = io.BytesIO()
@@ -104,37 +85,6 @@ def settings(settings: Settings) -> Settings:
 def _initialised_store(container: Container) -> None:
     """Create the store's layout, as ``dossier init`` does in a real installation."""
     container.store.check()
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What an upload could leave behind: rows, objects, outbox messages."""
-
-    documents: int
-    versions: int
-    outbox: int
-    objects: frozenset[str]
-
-
-def snapshot(container: Container) -> Snapshot:
-    """Count rows and list stored objects now."""
-    with container.db.transaction() as session:
-        documents = session.execute(select(func.count()).select_from(Document)).scalar_one()
-        versions = session.execute(select(func.count()).select_from(DocumentVersion)).scalar_one()
-        outbox = session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
-    objects = frozenset(container.store.iter_keys("versions/"))
-    return Snapshot(documents, versions, outbox, objects)
-
-
-def spool_entries(settings: Settings) -> list[Path]:
-    """Files left in the spool directory (none if it was never created)."""
-    return sorted(settings.spool_dir.iterdir()) if settings.spool_dir.exists() else []
-
-
-def assert_nothing_left(container: Container, before: Snapshot) -> None:
-    """No new row, object, outbox message or spool file since ``before``."""
-    assert snapshot(container) == before
-    assert spool_entries(container.settings) == []
 
 
 def error_code(response: Any) -> str:

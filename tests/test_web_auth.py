@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from dossier_service.config import load_settings, session_secret
 from dossier_service.models import AuditEntry, User
-from tests.test_web_support import PASSWORD, csrf, login, post, set_passwords
+from tests.factories import PASSWORD, csrf, login, post, set_passwords
 
 
 def _audit(container, action):

@@ -9,8 +9,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from tests.conftest import new_case
-from tests.test_web_support import login, post, set_passwords
+from tests.factories import login, new_case, post, set_passwords
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "dossier_service" / "translations"

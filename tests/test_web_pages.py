@@ -12,8 +12,7 @@ from sqlalchemy import select
 from dossier_service.models import AuditEntry
 from dossier_service.money import format_chf
 from dossier_service.samples import make_docx, make_pdf
-from tests.conftest import new_case, upload
-from tests.test_web_support import csrf, login, post, set_passwords
+from tests.factories import csrf, login, new_case, post, set_passwords, upload
 
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde."])
 USERS = ("canton", "aarau", "baden", "wettingen", "caritas", "auditor", "archivist")

@@ -24,8 +24,7 @@ from dossier_service.web.plan import (
     PROGRAMME_LABELS,
     TARGET_GROUP_LABELS,
 )
-from tests.conftest import new_case, upload
-from tests.test_web_support import csrf, login, post, set_passwords
+from tests.factories import csrf, login, new_case, post, set_passwords, upload
 
 API = "/api/v1"
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde."])

@@ -14,7 +14,7 @@ import pytest
 from dossier_service.app import create_app
 from dossier_service.container import Container
 from dossier_service.samples import make_pdf
-from tests.conftest import new_case, upload
+from tests.factories import new_case, upload
 from workers.celery_app import make_sender
 
 BROKERS = ["embedded"] + (["redis"] if os.environ.get("DOSSIER_TEST_REDIS_URL") else [])

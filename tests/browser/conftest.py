@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -21,8 +19,8 @@ from dossier_service.config import load_settings
 from dossier_service.container import Container
 from dossier_service.schema import upgrade
 from dossier_service.services import accounts
-from tests.conftest import UNITS, USERS
-from tests.test_web_support import PASSWORD
+from tests.browser.pages import LiveServer
+from tests.factories import PASSWORD, UNITS, USERS
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -34,16 +32,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--lang=de-CH",  # the browser's own texts (e.g. the file chooser button) in German
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 900}
-
-
-@dataclass
-class LiveServer:
-    """The running app: its address and its container (for setting up data directly)."""
-
-    url: str
-    container: Container
 
 
 @pytest.fixture(scope="session")
@@ -112,18 +101,3 @@ def page(context: BrowserContext) -> Page:
     )
     new_page.script_errors = errors  # type: ignore[attr-defined]
     return new_page
-
-
-def login(page: Page, username: str) -> None:
-    """Log in through the form, as a person would."""
-    page.goto("/login")
-    page.get_by_label("Benutzername").fill(username)
-    page.get_by_label("Passwort").fill(PASSWORD)
-    page.get_by_role("button", name="Anmelden").click()
-    page.wait_for_load_state()
-
-
-def screenshot(page: Page, name: str) -> None:
-    """Save the page as docs/screenshots/<name>.png (shown in the README)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)

@@ -8,8 +8,8 @@ import re
 from playwright.sync_api import Page, expect
 
 from dossier_service.samples import make_pdf
-from tests.browser.conftest import LiveServer, login, screenshot
 from tests.browser.data import add_document, padded_pdf, register_case, transfer
+from tests.browser.pages import LiveServer, login, screenshot
 
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde Aarau nach Wohnsitznahme."])
 

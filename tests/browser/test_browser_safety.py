@@ -7,8 +7,8 @@ import re
 from playwright.sync_api import Page, expect
 
 from dossier_service.samples import make_pdf
-from tests.browser.conftest import LiveServer, login, screenshot
 from tests.browser.data import add_document, register_case
+from tests.browser.pages import LiveServer, login, screenshot
 
 HOSTILE_TITLE = '<script>alert("titel")</script>'
 HOSTILE_FILENAME = "<img src=x onerror=alert(1)>.pdf"

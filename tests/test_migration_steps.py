@@ -1,0 +1,217 @@
+"""Migrations step by step with rows present, and downgrade/upgrade round trips.
+
+The rows come from a real scenario run at head (cases handed over, delegated, closed,
+exported, a cost approval, notifications, the audit log). A fresh database is then upgraded
+one revision at a time; after each revision the rows of the tables it created are inserted
+with the columns that revision knows. At head every row must be there unchanged, and every
+column a later revision added must hold what that revision promises for existing rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask.testing import FlaskClient
+from sqlalchemy import MetaData, Table, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import NullType
+
+from dossier_service.container import Container
+from dossier_service.db import Base, Database
+from dossier_service.schema import alembic_config
+from dossier_service.services import audit, notifications
+from tests.factories import (
+    API,
+    PDF_V1,
+    World,
+    closed_case,
+    export_and_download,
+    held_by,
+    request_approval,
+    upload,
+)
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value whether the driver decoded it (PostgreSQL) or not (SQLite)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+#: What a revision that adds a column to an existing table puts into the rows already there.
+#: A new migration that adds a column must say it here, or the step test fails.
+ADDED_TO_EXISTING_ROWS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
+    ("document_versions", "text_key"): lambda row: None,
+    ("document_versions", "text_chars"): lambda row: None,
+    ("document_versions", "extraction"): lambda row: {},
+    ("document_versions", "indexed_at"): lambda row: None,
+    ("responsibilities", "index_synced_at"): lambda row: row["started_at"],
+}
+#: Tables the scenario leaves empty (their rows need a retention run or a legal hold).
+EMPTY_IN_SCENARIO = {"case_tombstones", "legal_holds"}
+COMPARED_AS_JSON = {"extraction"}
+
+
+def _comparable(column: str, got: Any, want: Any) -> tuple[str, Any]:
+    """(column, got) with JSON decoded where ``want`` is decoded: for one equality check."""
+    if column in COMPARED_AS_JSON and not isinstance(want, str):
+        got = _json(got)
+    return column, got
+
+
+def _tables(conn: Connection) -> list[Table]:
+    """The tables at the connection's current revision, dependencies first, values raw."""
+    metadata = MetaData()
+    metadata.reflect(conn)
+    tables = [t for t in metadata.sorted_tables if t.name != "alembic_version"]
+    if conn.dialect.name == "sqlite":
+        # Raw values: stored strings are copied as they are, not re-formatted by a type.
+        for table in tables:
+            for column in table.columns:
+                column.type = NullType()
+    return tables
+
+
+def _dump(conn: Connection) -> Rows:
+    """Every row of every table, ordered by primary key."""
+    rows: Rows = {}
+    for table in _tables(conn):
+        order = list(table.primary_key.columns) or list(table.columns)
+        result = conn.execute(select(table).order_by(*order))
+        rows[table.name] = [dict(row._mapping) for row in result]
+    return rows
+
+
+def _revisions(url: str) -> list[str]:
+    """Revision ids from the first to head."""
+    script = ScriptDirectory.from_config(alembic_config(url))
+    return [r.revision for r in reversed(list(script.walk_revisions("base", "heads")))]
+
+
+def _scenario(client: FlaskClient, world: World, container: Container) -> None:
+    """Work that fills the tables: hand-over, delegation, versions, closing, export, plan."""
+    case = closed_case(client, world)
+    export_and_download(client, world, [case.id])
+    cid = held_by(client, world, unit="baden", family_name="Tesfay")
+    baden = world.auth("baden")
+    offer = upload(client, world, "baden", cid, PDF_V1, doc_type="programme_report")
+    assert offer.status_code == 201, offer.get_json()
+    requested = request_approval(
+        client, world, cid, user="baden", document_ids=[offer.get_json()["id"]]
+    )
+    assert requested.status_code == 201, requested.get_json()
+    measure = {"programme": "IKG1", "provider": "ECAP", "start": "2026-02-01"}
+    assert (
+        client.post(f"{API}/cases/{cid}/measures", json=measure, headers=baden).status_code == 201
+    )
+    milestone = {"kind": "language_level", "value": "A1", "date": "2025-09-01"}
+    posted = client.post(f"{API}/cases/{cid}/milestones", json=milestone, headers=baden)
+    assert posted.status_code == 201, posted.get_json()
+    with container.db.transaction() as session:
+        notifications.set_mailbox(session, "baden", "integration@baden.example")
+
+
+def _columns_at(url: str) -> dict[str, set[str]]:
+    db = Database(url)
+    with db.engine.connect() as conn:
+        columns = {t.name: set(t.columns.keys()) for t in _tables(conn)}
+    db.dispose()
+    return columns
+
+
+def test_upgrade_step_by_step_keeps_and_transforms_existing_rows(
+    client: FlaskClient, world: World, container: Container, empty_database_url: str
+):
+    _scenario(client, world, container)
+    with container.db.engine.connect() as conn:
+        expected = _dump(conn)
+    empty = {name for name, rows in expected.items() if not rows}
+    assert empty == EMPTY_IN_SCENARIO, "the scenario should fill every table"
+
+    config = alembic_config(empty_database_url)
+    created_at: dict[str, set[str]] = {}
+    for revision in _revisions(empty_database_url):
+        command.upgrade(config, revision)
+        columns = _columns_at(empty_database_url)
+        new_tables = {name: cols for name, cols in columns.items() if name not in created_at}
+        db = Database(empty_database_url)
+        with db.engine.begin() as conn:
+            for table in _tables(conn):
+                if table.name in new_tables and expected[table.name]:
+                    rows = [
+                        {k: v for k, v in row.items() if k in new_tables[table.name]}
+                        for row in expected[table.name]
+                    ]
+                    conn.execute(table.insert(), rows)
+        db.dispose()
+        created_at.update(new_tables)
+
+    db = Database(empty_database_url)
+    with db.engine.connect() as conn:
+        migrated = _dump(conn)
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    with db.transaction() as session:
+        assert list(audit.verify_chain(session)) == []
+    db.dispose()
+
+    assert migrated.keys() == expected.keys()
+    for table, rows in expected.items():
+        assert len(migrated[table]) == len(rows), table
+        for before, after in zip(rows, migrated[table], strict=True):
+            for column, value in before.items():
+                if column in created_at[table]:
+                    got, want = after[column], value
+                else:
+                    assert (table, column) in ADDED_TO_EXISTING_ROWS, (
+                        f"{table}.{column} was added by a migration: "
+                        "say in ADDED_TO_EXISTING_ROWS what existing rows get"
+                    )
+                    got, want = after[column], ADDED_TO_EXISTING_ROWS[(table, column)](after)
+                assert _comparable(column, got, want) == (column, want), table
+
+
+def test_downgrade_to_base_and_back_to_head(empty_database_url: str):
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")
+    assert set(_columns_at(empty_database_url)) == set()
+    command.upgrade(config, "head")
+    db = Database(empty_database_url)
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    db.dispose()
+
+
+def test_last_migration_down_and_up_again_with_rows(
+    client: FlaskClient, world: World, container: Container
+):
+    _scenario(client, world, container)
+    url = container.settings.database_url
+    with container.db.engine.connect() as conn:
+        before = _dump(conn)
+    config = alembic_config(url)
+    command.downgrade(config, "-1")
+    kept = _columns_at(url)
+    command.upgrade(config, "head")
+    with container.db.engine.connect() as conn:
+        after = _dump(conn)
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    assert after.keys() == before.keys()
+    for table, rows in before.items():
+        assert len(after[table]) == len(rows), table
+        for old, new in zip(rows, after[table], strict=True):
+            for column, value in old.items():
+                want = value
+                if column not in kept.get(table, set()):
+                    want = ADDED_TO_EXISTING_ROWS[(table, column)](new)
+                assert _comparable(column, new[column], want) == (column, want), table
