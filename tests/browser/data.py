@@ -10,6 +10,7 @@ from typing import Any
 import pikepdf
 from sqlalchemy import select
 
+from dossier_service.bodies.cases import CaseInput, TransferInput
 from dossier_service.container import Container
 from dossier_service.dates import local_today
 from dossier_service.models import User
@@ -30,19 +31,21 @@ def register_case(container: Container, family_name: str, given_names: str) -> s
         case = cases.create_case(
             session,
             _who(container, session, "canton"),
-            {
-                "person": {
-                    "family_name": family_name,
-                    "given_names": given_names,
-                    "birth_date": "1998-03",
-                    "sex": "female",
-                    "nationality": "ER",
-                    "zemis_number": "12345678.9",
-                    "ahv_number": "756.9217.0769.85",
-                    "residence_status": "F",
-                },
-                "entry_date": (local_today() - dt.timedelta(days=500)).isoformat(),
-            },
+            CaseInput.model_validate(
+                {
+                    "person": {
+                        "family_name": family_name,
+                        "given_names": given_names,
+                        "birth_date": "1998-03",
+                        "sex": "female",
+                        "nationality": "ER",
+                        "zemis_number": "12345678.9",
+                        "ahv_number": "756.9217.0769.85",
+                        "residence_status": "F",
+                    },
+                    "entry_date": (local_today() - dt.timedelta(days=500)).isoformat(),
+                }
+            ),
         )
         return case.id
 
@@ -81,7 +84,7 @@ def transfer(container: Container, username: str, case_id: str, to_unit: str) ->
             session,
             _who(container, session, username),
             case_id,
-            {"to_unit": to_unit, "reason": "Wohnsitz"},
+            TransferInput.model_validate({"to_unit": to_unit, "reason": "Wohnsitz"}),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from dossier_service.samples import make_pdf
 from tests.browser.data import add_document, register_case
@@ -102,8 +103,20 @@ def test_keyboard_only_reaches_the_upload(page: Page, live_server: LiveServer) -
     else:
         raise AssertionError("the upload was not reachable with Tab")
     assert now["outline"] != "none", "the focused file input shows no focus outline"
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
+    chooser = None
+    # Space on the focused file input opens the chooser; headless Chromium now and then
+    # drops that first key event under load (about one run in four), so it is pressed
+    # again: what is tested is that the keyboard reaches and opens it, not the first try.
+    for _ in range(3):
+        try:
+            with page.expect_file_chooser(timeout=5_000) as chooser:
+                page.keyboard.press("Space")
+            break
+        except PlaywrightTimeoutError:
+            assert focused()["id"] == "upload-file", "focus left the file input"
+    else:
+        raise AssertionError("Space on the focused file input opened no file chooser")
+    assert chooser is not None
     chooser.value.set_files(
         files=[
             {
