@@ -11,7 +11,7 @@ now (the buttons and forms a page offers), ``reads_every_case`` whether a listin
 search needs a case filter at all. No other module tests a role, a unit kind or a case
 status to decide access (tests/test_policy_single_source.py checks this).
 
-Rules (see DOMAIN.md):
+Rules (the roles of the Integrationsagenda, canton -> municipality -> organisation):
 - canton caseworkers read every case and work on the cases the canton is responsible for;
   they register cases and may transfer any case;
 - municipal caseworkers read and work on the cases their unit is responsible for now;
