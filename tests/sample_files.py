@@ -1,4 +1,4 @@
-"""Bytes of test files built in code: a random PNG, a scanned page, an image-only PDF."""
+"""Bytes of test files built in code: PNGs, a scanned page, an image-only PDF."""
 
 from __future__ import annotations
 
@@ -11,22 +11,21 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def make_png(width: int = 32, height: int = 32, seed: int = 0) -> bytes:
     """A valid RGB PNG of random pixels: binary, incompressible, and inspected in-process."""
     rng = random.Random(seed)
     rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows))
+        + _chunk(b"IEND", b"")
     )
 
 
@@ -58,3 +57,14 @@ def image_only_pdf(pages: list[Image.Image], dpi: int = 200) -> bytes:
     buffer = io.BytesIO()
     pages[0].save(buffer, "PDF", resolution=dpi, save_all=True, append_images=pages[1:])
     return buffer.getvalue()
+
+
+def declared_png(width: int, height: int) -> bytes:
+    """A grey PNG whose header declares *width* × *height* pixels, with a tiny IDAT."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + _chunk(b"IEND", b"")
+    )

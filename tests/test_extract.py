@@ -11,7 +11,6 @@ import subprocess
 import threading
 import time
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from dossier_service.files.inspect import MAX_IMAGE_PIXELS, inspect_file
 from dossier_service.files.sniff import DOCX, JPEG, PDF, PNG, TEXT, TIFF
 from dossier_service.samples import make_pdf
 from dossier_service.sandbox import SandboxOutcome, SoftTimeout, run_in_sandbox
-from tests.sample_files import image_only_pdf, scanned_page
+from tests.sample_files import declared_png, image_only_pdf, scanned_page
 from workers.extract import Extraction, extract_text
 from workers.extract import pdf as pdf_module
 from workers.extract.image import OcrError, run_tesseract
@@ -381,29 +380,12 @@ def test_truncated_png_is_refused_as_damaged(tmp_path: Path) -> None:
     assert (result.ok, result.reason) == (False, "the PNG image is damaged or incomplete")
 
 
-def _png_with_declared_size(width: int, height: int) -> bytes:
-    """A PNG whose header declares *width* × *height* pixels, with a tiny IDAT."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_decompression_bomb_png_is_refused_quickly_from_its_header(
     tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
     """A PNG declaring 4 gigapixels is refused without decoding anything (no child)."""
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_with_declared_size(65_536, 65_536))
+    path.write_bytes(declared_png(65_536, 65_536))
     started = time.monotonic()
     result = extract_text(path, PNG)
     assert time.monotonic() - started < 1.0
@@ -418,9 +400,9 @@ def test_one_pixel_limit_for_upload_and_extraction(tmp_path: Path) -> None:
     check; one row more is refused by both, for the same reason, without decoding."""
     assert MAX_IMAGE_PIXELS == 100_000_000
     at_limit = tmp_path / "limit.png"
-    at_limit.write_bytes(_png_with_declared_size(10_000, 10_000))
+    at_limit.write_bytes(declared_png(10_000, 10_000))
     over = tmp_path / "over.png"
-    over.write_bytes(_png_with_declared_size(10_000, 10_001))
+    over.write_bytes(declared_png(10_000, 10_001))
     reason = "the image is too large (10000 × 10001 pixels; the limit is 100 million)"
 
     accepted = inspect_file(at_limit, PNG)

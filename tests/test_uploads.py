@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from dossier_service.container import Container
 from dossier_service.models import DocumentVersion
 from dossier_service.samples import make_docx, make_pdf
 from tests.factories import World, new_case, upload
-from tests.sample_files import make_png
+from tests.sample_files import declared_png, make_png
 from tests.upload_checks import assert_nothing_left, snapshot, spool_entries
 
 #: A copy of the public py-pdf sample files (CC-BY-SA-4.0), see tests/data/README.md.
@@ -152,23 +150,6 @@ def test_hostile_files_refused_and_nothing_left(client, world, container):
         response = upload(client, world, "canton", cid, data, filename=filename)
         assert (name, response.status_code, error_code(response)) == (name, status, code)
         assert_nothing_left(container, before)
-
-
-def declared_png(width: int, height: int) -> bytes:
-    """A grey PNG whose header declares *width* × *height* pixels, with a tiny IDAT."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_image_over_the_pixel_limit_refused_and_nothing_left(client, world, container):
