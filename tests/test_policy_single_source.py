@@ -30,7 +30,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("services/notifications.py", "canton_unit_id"): "finds the canton unit to notify",
     ("services/closing.py", "reopen_case"): "only a closed case can be reopened (409, state)",
-    ("services/cases.py", "_process_facts"): "reads the closure of a closed case for its facts",
+    ("services/snapshot.py", "open_closure"): "the closing in force of a closed case (a fact)",
     ("services/exports.py", "_select_by_ids"): "exports only closed cases (archive business)",
     ("services/exports.py", "_select_closed_before"): "selects closed cases to export",
     ("services/exports.py", "_load_facts"): "re-checks that the packaged case is still closed",

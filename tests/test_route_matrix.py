@@ -297,7 +297,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("/cases/<case_id>/milestones", "POST"): _web(
         "POST",
         "/cases/{case}/milestones",
-        {"kind": "language_level", "value": "A1", "date": "2025-09-01"},
+        {"milestone": "language_level:A1", "date": "2025-09-01"},
     ),
     ("/cases/<case_id>/processing", "GET"): _web("GET", "/cases/{case}/processing"),
     ("/cases/<case_id>/reopen", "POST"): _web(
@@ -400,7 +400,7 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/cases/<case_id>/delegations/<unit_code>/end", "POST"): {"open": "403 302 404 403 403 403 403 403", "closed": "403 302 404 403 403 403 403 403"},
     ("/cases/<case_id>/documents", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/cases/<case_id>/measures", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
-    ("/cases/<case_id>/milestones", "POST"): {"open": "403 422 404 422 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/cases/<case_id>/milestones", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/cases/<case_id>/processing", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/cases/<case_id>/reopen", "POST"): {"open": "409 403 403 403 403 403 403 403", "closed": "303 403 403 403 403 403 403 403"},
     ("/cases/<case_id>/target-group", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
