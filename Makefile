@@ -10,9 +10,9 @@ BIN := $(VENV)/bin
 # Written after a successful install; older than the lock file means "install again".
 INSTALL_STAMP := $(VENV)/.install-stamp
 # Every package pip installs comes from a lock file with hashes (`make lock` refreshes
-# both): dev.lock for make and CI, runtime.lock (the same versions, no dev tools) for the image.
-DEV_LOCK := requirements/dev.lock
-RUNTIME_LOCK := requirements/runtime.lock
+# both): the dev lock for make and CI, the runtime lock (same versions, no dev tools) for the image.
+DEV_LOCK := requirements-dev.lock
+RUNTIME_LOCK := requirements-runtime.lock
 # What `make lock` resolves for: the Python of the Dockerfile and of CI, any platform.
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
 
@@ -53,12 +53,12 @@ $(INSTALL_STAMP): $(DEV_LOCK) pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-install: $(INSTALL_STAMP) ## Install the package and dev tools into .venv from requirements/dev.lock
+install: $(INSTALL_STAMP) ## Install the package and dev tools into .venv from requirements-dev.lock
 
 # The build backend (pyproject's build-system.requires) is locked along with the rest.
 BUILD_REQUIRES = $(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))'
 
-lock: install ## Resolve pyproject.toml anew into requirements/*.lock (then commit them)
+lock: install ## Resolve pyproject.toml anew into requirements-*.lock (then commit them)
 	$(BUILD_REQUIRES) | $(BIN)/uv pip compile pyproject.toml - --extra dev $(LOCK_FLAGS) \
 	  --upgrade --custom-compile-command 'make lock' -o $(DEV_LOCK)
 	@# The runtime lock is constrained by the dev lock: the image runs the tested versions.

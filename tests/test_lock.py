@@ -13,9 +13,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV_LOCK = ROOT / "requirements" / "dev.lock"
-RUNTIME_LOCK = ROOT / "requirements" / "runtime.lock"
-FIX = "run 'make lock' and commit requirements/*.lock"
+DEV_LOCK = ROOT / "requirements-dev.lock"
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
+FIX = "run 'make lock' and commit requirements-*.lock"
 PROJECT = "dossier-service (pyproject.toml)"
 
 
@@ -106,7 +106,7 @@ def test_the_lock_holds_no_direct_dependency_pyproject_dropped():
         stale = [
             name
             for name, pin in read_lock(lock).items()
-            if pin.via and pin.via <= {PROJECT, "-c requirements/dev.lock"} and name not in declared
+            if pin.via and pin.via <= {PROJECT, "-c requirements-dev.lock"} and name not in declared
         ]
         assert stale == [], f"{lock.name} pins {stale} that pyproject.toml no longer names: {FIX}"
 

@@ -219,10 +219,8 @@ class GenerationStore:
     def _initialise(self, *, locked: bool) -> str:
         """Create the first generation if there is none yet; return the live name."""
         with contextlib.nullcontext() if locked else self.write_lock():
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 return os.readlink(self._root / _CURRENT)
-            except FileNotFoundError:
-                pass
             try:
                 name, _ = self._new_generation()
                 self._point_to(name)
