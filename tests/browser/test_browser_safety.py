@@ -67,10 +67,14 @@ def test_form_without_csrf_token_is_refused(page: Page, live_server: LiveServer)
 def test_keyboard_only_reaches_the_upload(page: Page, live_server: LiveServer) -> None:
     case_id = register_case(live_server.container, "Yohannes", "Abel")
     page.goto("/login")
-    # The username field has autofocus; everything else is typed and tabbed.
+    # The username field has autofocus; everything else is typed and tabbed. Typing starts
+    # once the focus is there (keys sent before it would go to the page, not the field).
+    expect(page.locator("#username")).to_be_focused()
     page.keyboard.type("canton")
     page.keyboard.press("Tab")
     page.keyboard.type("Sicheres-Passwort-2026")
+    expect(page.locator("#username")).to_have_value("canton")
+    expect(page.locator("#password")).to_have_value("Sicheres-Passwort-2026")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/cases$"))
 
