@@ -91,8 +91,7 @@ class TantivyIndex:
 
     def _apply(self, index: tantivy.Index, ops: list[dict[str, Any]]) -> None:
         """Apply write operations to ``index`` in order, then commit and reload."""
-        writer = index.writer(heap_size=self._writer_heap, num_threads=1)
-        try:
+        with _writing(index, index.writer(heap_size=self._writer_heap, num_threads=1)) as writer:
             for op in ops:
                 kind = op["op"]
                 if kind == "upsert":
@@ -125,15 +124,6 @@ class TantivyIndex:
                         writer.add_document(to_tantivy(dataclasses.replace(doc, is_current=False)))
                 else:  # pragma: no cover - ops are built in this module
                     raise ValueError(f"unknown operation {kind!r}")
-            writer.commit()
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                writer.rollback()
-            raise
-        finally:
-            with contextlib.suppress(BaseException):
-                writer.wait_merging_threads()
-        index.reload()
 
     def _stale_versions(self, index: tantivy.Index, op: dict[str, Any]) -> list[IndexedDocument]:
         """Current versions of op's document other than op's except_version."""
@@ -422,7 +412,7 @@ class TantivyIndex:
             heap_size=self._rebuild_heap, num_threads=max(1, min(4, os.cpu_count() or 1))
         )
         loaded = 0
-        try:
+        with _writing(index, writer):
             for doc in docs:
                 if not isinstance(doc, IndexedDocument):
                     raise InvalidRequest(
@@ -434,15 +424,6 @@ class TantivyIndex:
                 loaded += 1
                 if progress is not None and loaded % _PROGRESS_EVERY == 0:
                     progress(loaded)
-            writer.commit()
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                writer.rollback()
-            raise
-        finally:
-            with contextlib.suppress(BaseException):
-                writer.wait_merging_threads()
-        index.reload()
         return loaded
 
     # --- health --------------------------------------------------------------------------
@@ -458,3 +439,22 @@ class TantivyIndex:
     def close(self) -> None:
         """Drop the open index (its reader threads and file handles)."""
         self._store.close()
+
+
+@contextlib.contextmanager
+def _writing(index: tantivy.Index, writer: Any) -> Iterator[Any]:
+    """Yield the writer; commit and reload after the block, roll back if it fails.
+
+    The merging threads are always waited for, so no writer outlives its batch.
+    """
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            writer.rollback()
+        raise
+    finally:
+        with contextlib.suppress(BaseException):
+            writer.wait_merging_threads()
+    index.reload()
