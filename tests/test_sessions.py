@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,12 +13,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from dossier_service.api.health import OPENAPI_PATH
 from dossier_service.app import create_app
 from dossier_service.container import Container
 from dossier_service.dates import utcnow
 from dossier_service.models import AuditEntry, AuthFailureWindow, WebSession
 from dossier_service.services import accounts
 from tests.factories import login, post, set_passwords
+from tests.openapi_schema import assert_matches
 from workers import tasks
 from workers.celery_app import make_celery
 
@@ -198,6 +201,8 @@ def test_an_address_that_keeps_failing_gets_429_but_valid_tokens_are_served(
             "message": "Too many failed authentications from this address; try again later.",
         }
     }
+    doc = json.loads(OPENAPI_PATH.read_text("utf-8"))
+    assert_matches(doc, "/cases", "get", 429, throttled.get_json())
     retry = int(throttled.headers["Retry-After"])
     assert 0 < retry <= 15 * 60 + 1
     assert client.get(f"{API}/cases").status_code == 429  # no token at all: the same
