@@ -11,6 +11,7 @@ from celery import shared_task
 from dossier_service.container import Container
 from dossier_service.dates import local_today
 from dossier_service.services import (
+    audit_checkpoints,
     exports,
     indexing,
     monitoring,
@@ -138,3 +139,10 @@ def retention_run(as_of: str | None = None) -> dict[str, object]:
         "not_archived": len(result.plan.not_archived),
         "purge_failures": len(result.purge_failures),
     }
+
+
+@shared_task(name="dossier.audit_checkpoint")
+def audit_checkpoint() -> dict[str, object] | None:
+    """Write a checkpoint of the audit chain head outside the database (beat: every minute)."""
+    line = audit_checkpoints.write_checkpoint(container())
+    return None if line is None else {"seq": line["seq"], "last_id": line["last_id"]}
