@@ -10,6 +10,7 @@ all entries, which a chain alone cannot show.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import fcntl
@@ -274,6 +275,11 @@ def _put_s3(container: Container, line: dict[str, Any]) -> None:
         io.BytesIO(data),
         len(data),
         content_type="application/json",
+        # S3 refuses object-lock uploads without a checksum (Content-MD5 or this one).
+        metadata={
+            "x-amz-sdk-checksum-algorithm": "SHA256",
+            "x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        },
         retention=Retention(COMPLIANCE, until),
     )
 
