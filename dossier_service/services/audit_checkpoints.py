@@ -346,6 +346,9 @@ def verify(container: Container) -> list[ChainProblem]:
     settings = container.settings
     key = load_key(settings)
     if key is None:
+        # Reach the database first: an outage is the clearer message.
+        with container.db.transaction() as session:
+            session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
         return [ChainProblem(0, f"no audit key: neither DOSSIER_AUDIT_KEY nor {key_path(settings)}")]
     lines, messages = read_checkpoints(settings, key)
     problems = [ChainProblem(0, m) for m in messages]
