@@ -106,9 +106,7 @@ def test_the_disclosure_names_searches_that_showed_the_persons_documents(
     assert len([e for e in log_b if e["action"] == "search"]) == 2
 
 
-def test_the_case_access_log_lists_the_searches_that_showed_it(
-    client, world, container, two_cases
-):
+def test_the_case_access_log_lists_the_searches_that_showed_it(client, world, container, two_cases):
     _api_search(client, world, q="Bernwort")
     _api_search(client, world, q="Zauberwort")
     body = client.get(

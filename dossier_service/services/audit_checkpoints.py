@@ -349,7 +349,9 @@ def verify(container: Container) -> list[ChainProblem]:
         # Reach the database first: an outage is the clearer message.
         with container.db.transaction() as session:
             session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
-        return [ChainProblem(0, f"no audit key: neither DOSSIER_AUDIT_KEY nor {key_path(settings)}")]
+        return [
+            ChainProblem(0, f"no audit key: neither DOSSIER_AUDIT_KEY nor {key_path(settings)}")
+        ]
     lines, messages = read_checkpoints(settings, key)
     problems = [ChainProblem(0, m) for m in messages]
     legacy_until = next((int(x["last_id"]) for x in lines if x.get("kind") == "legacy"), 0)
@@ -357,7 +359,7 @@ def verify(container: Container) -> list[ChainProblem]:
     if settings.storage == "s3":
         try:
             remote = _s3_latest(settings)
-        except Exception as exc:  # noqa: BLE001 - any S3 failure is reported, not raised
+        except Exception as exc:
             problems.append(ChainProblem(0, f"checkpoints in S3 not readable: {exc}"))
             remote = None
         if remote is not None and (latest is None or int(remote["seq"]) > int(latest["seq"])):
