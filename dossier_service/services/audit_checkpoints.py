@@ -261,6 +261,17 @@ def ensure_bucket(settings: Settings) -> None:
             raise
 
 
+def object_name(line: dict[str, Any]) -> str:
+    """The S3 name of a checkpoint: ordered by chain head, unique across writers.
+
+    Each process with its own data directory (compose gives app and beat their own volume)
+    numbers its file's lines itself, so the sequence number alone could collide.
+    """
+    return (
+        f"checkpoints/{int(line['last_id']):020d}-{int(line['seq']):012d}-{line['mac'][:16]}.json"
+    )
+
+
 def _put_s3(container: Container, line: dict[str, Any]) -> None:
     """Write one checkpoint as an object under compliance-mode retention."""
     from minio.commonconfig import COMPLIANCE
@@ -271,7 +282,7 @@ def _put_s3(container: Container, line: dict[str, Any]) -> None:
     until = (utcnow() + S3_RETENTION).replace(microsecond=0)
     _s3_client(settings).put_object(
         audit_bucket(settings),
-        f"checkpoints/{int(line['seq']):012d}.json",
+        object_name(line),
         io.BytesIO(data),
         len(data),
         content_type="application/json",
@@ -362,11 +373,13 @@ def verify(container: Container) -> list[ChainProblem]:
         except Exception as exc:
             problems.append(ChainProblem(0, f"checkpoints in S3 not readable: {exc}"))
             remote = None
-        if remote is not None and (latest is None or int(remote["seq"]) > int(latest["seq"])):
-            problems.append(
-                ChainProblem(0, "the checkpoint file lacks checkpoints that S3 holds (truncated)")
-            )
-            latest = remote
+        if remote is not None:
+            body = {k: v for k, v in remote.items() if k != "mac"}
+            if not hmac.compare_digest(str(remote.get("mac")), _mac(key, body)):
+                problems.append(ChainProblem(0, "the newest checkpoint in S3 has a wrong MAC"))
+            elif latest is None or int(remote["last_id"]) > int(latest["last_id"]):
+                # S3 is shared by all writers and cannot be rewritten: the newer one counts.
+                latest = remote
     with container.db.transaction() as session:
         problems.extend(audit.verify_chain(session, key=key, legacy_until=legacy_until))
         if latest is not None and int(latest["count"]) > 0:
