@@ -45,6 +45,18 @@ def _init(container: Container) -> None:
         settings.storage_root.mkdir(parents=True, exist_ok=True)
     container.store.check()
     _upgrade_search_index(container)
+    _init_audit_chain(container)
+
+
+def _init_audit_chain(container: Container) -> None:
+    """Create the chain key (0600) and the audit bucket; checkpoint (adopting a legacy log)."""
+    from dossier_service.services import audit_checkpoints
+
+    settings = container.settings
+    audit_checkpoints.ensure_key(settings)
+    if settings.storage == "s3":
+        audit_checkpoints.ensure_bucket(settings)
+    audit_checkpoints.write_checkpoint(container)
 
 
 def _upgrade_search_index(container: Container) -> None:
@@ -343,14 +355,14 @@ def audit() -> None:
 
 @audit.command("verify")
 def audit_verify() -> None:
-    """Verify the audit log's hash chain; exit 1 if it is broken."""
-    from dossier_service.services import audit as audit_service
+    """Verify the audit log's keyed chain and its checkpoints; exit 1 if anything fails."""
+    from dossier_service.services import audit_checkpoints
 
     container = _container()
-    with container.db.transaction() as session:
-        problems = list(audit_service.verify_chain(session))
+    problems = audit_checkpoints.verify(container)
     for problem in problems:
-        click.echo(f"entry {problem.entry_id}: {problem.message}")
+        where = f"entry {problem.entry_id}" if problem.entry_id else "checkpoints"
+        click.echo(f"{where}: {problem.message}")
     if problems:
         click.echo(f"audit chain BROKEN: {len(problems)} problem(s)")
         sys.exit(1)

@@ -66,6 +66,8 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     #: Key of the signed audit-log export; checked only by the command that needs it.
     audit_signing_key: str | None = field(default=None, repr=False)
+    #: Key of the audit log's HMAC chain; None: DATA_DIR/audit-chain.key (made by init).
+    audit_key: str | None = field(default=None, repr=False)
     #: Where ``dossier audit export`` writes, apart from the data (None: --out is required).
     audit_export_dir: Path | None = None
     #: Web sessions end after this many minutes without a request.
@@ -271,6 +273,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if retention_days > 36500:
         raise ConfigError(f"DOSSIER_RETENTION_DAYS must be at most 36500, not {retention_days}")
     audit_signing_key = env.get("DOSSIER_AUDIT_SIGNING_KEY") or None
+    audit_key = env.get("DOSSIER_AUDIT_KEY") or None
+    if audit_key is not None and len(audit_key) < 32:
+        raise ConfigError("DOSSIER_AUDIT_KEY must have at least 32 characters")
     audit_export_dir_raw = (env.get("DOSSIER_AUDIT_EXPORT_DIR") or "").strip()
     audit_export_dir = (
         Path(audit_export_dir_raw).expanduser().resolve() if audit_export_dir_raw else None
@@ -313,6 +318,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         public_url=public_url,
         retention_days=retention_days,
         audit_signing_key=audit_signing_key,
+        audit_key=audit_key,
         audit_export_dir=audit_export_dir,
         session_idle_minutes=idle_minutes,
         secure_cookies=_parse_bool(

@@ -35,10 +35,30 @@ class Container:
     @cached_property
     def db(self) -> Database:
         """The system-of-record database; tasks recorded in a transaction go out after commit."""
+        from dossier_service.services import audit, audit_checkpoints
+
         db = Database(self.settings.database_url)
+        # The chain key comes from outside the database (setting or key file, made if missing).
+        key = audit_checkpoints.ensure_key(self.settings)
+        db.sessionmaker.configure(info={audit.SESSION_KEY: key})
+        audit.register_key(db.engine.url.render_as_string(hide_password=False), key)
         event.listen(db.sessionmaker, "after_commit", self._send_outbox_after_commit)
+        event.listen(db.sessionmaker, "after_commit", self._checkpoint_after_commit)
         event.listen(db.sessionmaker, "after_rollback", self._forget_outbox_after_rollback)
         return db
+
+    def _checkpoint_after_commit(self, session: Session) -> None:
+        """Write an audit checkpoint if this commit appended entries and the last one is old."""
+        from dossier_service.services import audit, audit_checkpoints
+
+        if not session.info.pop(audit.WROTE_ENTRY, False):
+            return
+        if not audit_checkpoints.checkpoint_due(self):
+            return
+        try:
+            audit_checkpoints.write_checkpoint(self)
+        except Exception:
+            log.exception("audit checkpoint after commit failed")
 
     @staticmethod
     def _forget_outbox_after_rollback(session: Session) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 
 from dossier_service.container import Container
 from dossier_service.models import AuditEntry
-from dossier_service.services import audit
+from dossier_service.services import audit, audit_checkpoints
 from tests.factories import World, new_case, upload
 
 
@@ -133,7 +133,9 @@ def test_rehashed_edit_still_breaks_the_next_link(scenario, container):
     follower = scenario[scenario.index(target) + 1]
     forged_detail = {"range": [0, 1]}
     fields = {**audit._fields(target), "detail": forged_detail}
-    forged_hash = audit._entry_digest(target.prev_hash, fields)
+    key = audit_checkpoints.load_key(container.settings)
+    assert key is not None
+    forged_hash = audit._entry_digest(target.prev_hash, fields, key)
     raw(container, _detail_sql(container), d=json.dumps(forged_detail), id=target.id)
     raw(container, "UPDATE audit_log SET hash = :h WHERE id = :id", h=forged_hash, id=target.id)
     assert problems(container) == [(follower.id, UNLINKED)]

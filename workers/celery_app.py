@@ -22,6 +22,8 @@ RETENTION_SCHEDULE = crontab(hour=2, minute=30)
 RESUME_EXPORTS_INTERVAL_S = 15 * 60.0
 #: Failed authentications are summarised per address and minute (auth.failed_summary).
 AUTH_HOUSEKEEPING_INTERVAL_S = 60.0
+#: Checkpoints of the audit chain head, outside the database (issue 10, finding 5).
+AUDIT_CHECKPOINT_INTERVAL_S = 60.0
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -53,6 +55,10 @@ def make_celery(settings: Settings) -> Celery:
             # Daily, in the early morning when nobody works on cases.
             "monitor-run": {"task": "dossier.monitor_run", "schedule": MONITOR_SCHEDULE},
             "retention-run": {"task": "dossier.retention_run", "schedule": RETENTION_SCHEDULE},
+            "audit-checkpoint": {
+                "task": "dossier.audit_checkpoint",
+                "schedule": AUDIT_CHECKPOINT_INTERVAL_S,
+            },
             "resume-exports": {
                 "task": "dossier.resume_exports",
                 "schedule": RESUME_EXPORTS_INTERVAL_S,

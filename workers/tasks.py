@@ -12,6 +12,7 @@ from dossier_service.container import Container
 from dossier_service.dates import local_today
 from dossier_service.services import (
     accounts,
+    audit_checkpoints,
     exports,
     indexing,
     monitoring,
@@ -146,3 +147,10 @@ def auth_housekeeping() -> dict[str, int]:
     """Summarise failed authentications per address and minute; prune old sessions (periodic)."""
     with container().db.transaction() as session:
         return accounts.auth_housekeeping(session)
+
+
+@shared_task(name="dossier.audit_checkpoint")
+def audit_checkpoint() -> dict[str, object] | None:
+    """Write a checkpoint of the audit chain head outside the database (beat: every minute)."""
+    line = audit_checkpoints.write_checkpoint(container())
+    return None if line is None else {"seq": line["seq"], "last_id": line["last_id"]}

@@ -56,7 +56,8 @@ def list_entries(
     require(identity, Action.AUDIT_READ)
     query = select(AuditEntry)
     if where.case_id:
-        query = query.where(AuditEntry.case_id == where.case_id)
+        # A case's log includes the searches whose result pages showed its documents.
+        query = query.where(audit.concerning_case(where.case_id))
     if where.actor:
         query = query.where(AuditEntry.actor == where.actor)
     if where.action:

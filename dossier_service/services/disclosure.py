@@ -100,6 +100,7 @@ ACTION_LABELS: dict[str, str] = {
     "legal_hold.release": "Löschsperre aufgehoben",
     "disclosure.create": "Auskunft an die betroffene Person erstellt",
     "fixity.check": "Unversehrtheit einer Datei technisch geprüft",
+    "search": "In Suchergebnissen angezeigt",
 }
 _OUTCOMES = {"ok": "ausgeführt", "denied": "verweigert"}
 
@@ -361,7 +362,7 @@ def _log_entries(container: Container, disclosure: Disclosure) -> Iterator[Audit
                 session.execute(
                     select(AuditEntry)
                     .where(
-                        AuditEntry.case_id == disclosure.case_id,
+                        audit.concerning_case(disclosure.case_id),
                         AuditEntry.id > last_id,
                         AuditEntry.id <= disclosure.log_until_id,
                     )
@@ -371,8 +372,18 @@ def _log_entries(container: Container, disclosure: Disclosure) -> Iterator[Audit
             )
         if not batch:
             return
-        yield from batch
+        # Searches that named the case only inside another value are no access to it.
+        yield from (e for e in batch if audit.is_about_case(e, disclosure.case_id))
         last_id = batch[-1].id
+
+
+def _shown_documents(entry: AuditEntry, disclosure: Disclosure) -> str | None:
+    """For a search entry: the titles of this case's documents its result page showed."""
+    if entry.action != "search":
+        return None
+    shown = (entry.detail or {}).get("documents") or []
+    titles = [disclosure.documents[d] for d in shown if d in disclosure.documents]
+    return "; ".join(titles) or None
 
 
 def _log_json(entry: AuditEntry, disclosure: Disclosure) -> dict[str, Any]:
@@ -382,7 +393,8 @@ def _log_json(entry: AuditEntry, disclosure: Disclosure) -> dict[str, Any]:
         "description": ACTION_LABELS.get(entry.action, entry.action),
         "unit": entry.unit,
         "unit_name": disclosure.units.get(entry.unit or "", None),
-        "document": disclosure.documents.get(entry.document_id or "", entry.document_id),
+        "document": _shown_documents(entry, disclosure)
+        or disclosure.documents.get(entry.document_id or "", entry.document_id),
         "version": entry.version,
         "outcome": entry.outcome,
     }

@@ -166,6 +166,9 @@ def search_documents(
             "types": sorted(params.types) if params.types else None,
             "unit": params.unit,
             "page": params.page,
+            # What this page showed, so each person's access log names the searches too.
+            "documents": [hit.document_id for hit in result.hits],
+            "cases": sorted({hit.case_id for hit in result.hits}),
         },
     )
     return {
