@@ -74,7 +74,7 @@ class MakeRun:
         with_group = self.process.pid
         try:
             os.killpg(with_group, signal.SIGTERM)
-            self.process.wait(timeout=40)
+            self.process.wait(timeout=5)  # a scratch directory: no need to wait longer
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
