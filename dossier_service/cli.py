@@ -304,6 +304,28 @@ def users_set_password(username: str, password_stdin: bool) -> None:
     click.echo(f"password of {username} set")
 
 
+@users.command("disable")
+@click.option("--username", required=True)
+def users_disable(username: str) -> None:
+    """Disable a user: no login, no token accepted, every open web session ended at once."""
+    from dossier_service.services import accounts
+
+    with _run() as session:
+        accounts.set_active(session, username, False)
+    click.echo(f"user {username} disabled; their sessions are ended")
+
+
+@users.command("enable")
+@click.option("--username", required=True)
+def users_enable(username: str) -> None:
+    """Enable a disabled user again (their tokens count again unless revoked)."""
+    from dossier_service.services import accounts
+
+    with _run() as session:
+        accounts.set_active(session, username, True)
+    click.echo(f"user {username} enabled")
+
+
 @main.group()
 def tokens() -> None:
     """Manage API tokens."""

@@ -12,6 +12,7 @@ Exception tree::
     ├── PayloadTooLarge   413    upload larger than DOSSIER_MAX_UPLOAD_BYTES
     ├── UnsupportedMediaType 415 bytes are not an accepted document type
     ├── Unprocessable     422    well-formed but invalid values
+    ├── TooManyRequests   429    the client address failed to authenticate too often
     └── ServiceUnavailable 503   storage, database or broker unreachable
 """
 
@@ -94,6 +95,13 @@ class Unprocessable(DossierError):
 
     status = 422
     default_code = "validation_failed"
+
+
+class TooManyRequests(DossierError):
+    """Too many failed authentications from the client's address; ``retry_after`` seconds."""
+
+    status = 429
+    default_code = "too_many_requests"
 
 
 class ServiceUnavailable(DossierError):

@@ -33,7 +33,9 @@ from tests.factories import (
     closed_case,
     export_and_download,
     held_by,
+    login,
     request_approval,
+    set_passwords,
     upload,
 )
 
@@ -116,6 +118,11 @@ def _scenario(client: FlaskClient, world: World, container: Container) -> None:
     assert posted.status_code == 201, posted.get_json()
     with container.db.transaction() as session:
         notifications.set_mailbox(session, "baden", "integration@baden.example")
+    # A web login (web_sessions) and a refused token (auth_failures).
+    set_passwords(container, "aarau")
+    assert login(client.application.test_client(), "aarau").status_code == 302
+    bogus = {"Authorization": "Bearer dos_" + "x" * 43}
+    assert client.get(f"{API}/cases", headers=bogus).status_code == 401
 
 
 def _columns_at(url: str) -> dict[str, set[str]]:
@@ -208,6 +215,11 @@ def test_last_migration_down_and_up_again_with_rows(
         assert compare_metadata(context, Base.metadata) == []
     assert after.keys() == before.keys()
     for table, rows in before.items():
+        if table not in kept:
+            # A table the last migration creates goes with its downgrade, rows and all
+            # (open web sessions and failure counters are not records): it comes back empty.
+            assert after[table] == [], table
+            continue
         assert len(after[table]) == len(rows), table
         for old, new in zip(rows, after[table], strict=True):
             for column, value in old.items():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import stat
-import time
 
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from dossier_service.config import load_settings, session_secret
-from dossier_service.models import AuditEntry, User
+from dossier_service.dates import utcnow
+from dossier_service.models import AuditEntry, User, WebSession
 from tests.factories import PASSWORD, csrf, login, post, set_passwords
 
 
@@ -145,19 +145,23 @@ def test_logout_needs_the_token_ends_the_session_and_is_audited(client, world, c
     assert [e.actor for e in _audit(container, "auth.logout")] == ["aarau"]
 
 
+def _last_seen(container, minutes_ago=None):
+    """The (only) web session's last_seen_at; moved back by minutes_ago if given."""
+    with container.db.transaction() as session:
+        row = session.execute(select(WebSession)).scalar_one()
+        if minutes_ago is not None:
+            row.last_seen_at = utcnow() - dt.timedelta(minutes=minutes_ago)
+        return row.last_seen_at
+
+
 def test_idle_session_ends_and_polling_does_not_keep_it_alive(client, world, container):
     set_passwords(container, "aarau")
     login(client, "aarau")
-    with client.session_transaction() as session:
-        session["seen"] = time.time() - 29 * 60
-    seen_before = None
-    with client.session_transaction() as session:
-        seen_before = session["seen"]
+    seen_before = _last_seen(container, minutes_ago=29)
     # A background poll of the processing state does not count as activity.
     client.get("/cases/00000000-0000-0000-0000-000000000000/processing")
-    with client.session_transaction() as session:
-        assert session["seen"] == seen_before
-        session["seen"] = time.time() - 31 * 60
+    assert _last_seen(container) == seen_before
+    _last_seen(container, minutes_ago=31)
     response = client.get("/cases")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=")

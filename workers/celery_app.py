@@ -20,6 +20,8 @@ MONITOR_SCHEDULE = crontab(hour=3, minute=30)
 RETENTION_SCHEDULE = crontab(hour=2, minute=30)
 #: How often exports left behind by a dead worker are sent again.
 RESUME_EXPORTS_INTERVAL_S = 15 * 60.0
+#: Failed authentications are summarised per address and minute (auth.failed_summary).
+AUTH_HOUSEKEEPING_INTERVAL_S = 60.0
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -54,6 +56,10 @@ def make_celery(settings: Settings) -> Celery:
             "resume-exports": {
                 "task": "dossier.resume_exports",
                 "schedule": RESUME_EXPORTS_INTERVAL_S,
+            },
+            "auth-housekeeping": {
+                "task": "dossier.auth_housekeeping",
+                "schedule": AUTH_HOUSEKEEPING_INTERVAL_S,
             },
         },
     )

@@ -11,6 +11,7 @@ from celery import shared_task
 from dossier_service.container import Container
 from dossier_service.dates import local_today
 from dossier_service.services import (
+    accounts,
     exports,
     indexing,
     monitoring,
@@ -138,3 +139,10 @@ def retention_run(as_of: str | None = None) -> dict[str, object]:
         "not_archived": len(result.plan.not_archived),
         "purge_failures": len(result.purge_failures),
     }
+
+
+@shared_task(name="dossier.auth_housekeeping")
+def auth_housekeeping() -> dict[str, int]:
+    """Summarise failed authentications per address and minute; prune old sessions (periodic)."""
+    with container().db.transaction() as session:
+        return accounts.auth_housekeeping(session)

@@ -7,7 +7,7 @@ from typing import Any
 from flask import g, request
 
 from dossier_service import policy
-from dossier_service.errors import BadRequest, Forbidden, Unauthenticated
+from dossier_service.errors import BadRequest, Forbidden, TooManyRequests, Unauthenticated
 from dossier_service.http.context import client_ip, identity, session
 from dossier_service.http.unit_of_work import separate_transaction
 from dossier_service.services import accounts
@@ -26,9 +26,17 @@ def authenticate() -> None:
     try:
         g.identity = accounts.authenticate_token(session(), token or None, client_ip())
     except Unauthenticated as exc:
-        # A refused token is audited although the request fails: in a transaction of its own.
+        # A refused token is counted (and audited) although the request fails: in a
+        # transaction of its own. A valid token is served from any address; only an address
+        # that keeps failing gets 429 for its failures.
         with separate_transaction() as db:
             accounts.record_refusal(db, exc, client_ip())
+            retry_after = accounts.address_retry_after(db, client_ip())
+        if retry_after is not None:
+            raise TooManyRequests(
+                "Too many failed authentications from this address; try again later.",
+                retry_after=retry_after,
+            ) from exc
         raise
 
 

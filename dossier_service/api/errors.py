@@ -28,6 +28,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     416: "range_not_satisfiable",
     422: "validation_failed",
+    429: "too_many_requests",
     500: "internal_error",
     503: "service_unavailable",
 }
@@ -41,7 +42,10 @@ def register(app: Flask) -> None:
         if isinstance(exc, Forbidden | NotFound):
             log_denial(exc)
         extra = {"field": exc.details.get("field")} if exc.details.get("field") else {}
-        return error_response(exc.status, exc.code, exc.message, **extra)
+        response = error_response(exc.status, exc.code, exc.message, **extra)
+        if exc.details.get("retry_after"):
+            response.headers["Retry-After"] = str(int(exc.details["retry_after"]))
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -2,6 +2,7 @@
 
 from dossier_service.models.archive import CaseTombstone, Export, ExportCase, LegalHold
 from dossier_service.models.audit import AuditEntry
+from dossier_service.models.auth import AuthFailureWindow, WebSession
 from dossier_service.models.cases import Case, Delegation, ReferenceCounter, Responsibility
 from dossier_service.models.documents import DOCUMENT_TYPES, Document, DocumentVersion
 from dossier_service.models.outbox import OutboxMessage
@@ -23,6 +24,7 @@ __all__ = [
     "UNIT_KINDS",
     "ApiToken",
     "AuditEntry",
+    "AuthFailureWindow",
     "Case",
     "CaseClosure",
     "CaseTombstone",
@@ -44,4 +46,5 @@ __all__ = [
     "Unit",
     "UnitMailbox",
     "User",
+    "WebSession",
 ]

@@ -11,13 +11,23 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dossier_service.dates import utcnow
 from dossier_service.errors import Conflict, Unauthenticated, Unprocessable
 from dossier_service.identity import Anonymous, Identity
-from dossier_service.models import ROLES, UNIT_KINDS, ApiToken, AuditEntry, Unit, User
+from dossier_service.models import (
+    ROLES,
+    UNIT_KINDS,
+    ApiToken,
+    AuditEntry,
+    AuthFailureWindow,
+    Unit,
+    User,
+    WebSession,
+)
 from dossier_service.services import audit
 
 _CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
@@ -109,8 +119,28 @@ def revoke_tokens(session: Session, username: str) -> int:
     )
     for token in tokens:
         token.revoked_at = utcnow()
+    # Revoking a user's access must not leave a browser session of theirs open.
+    end_user_sessions(session, user.id, "tokens_revoked")
     audit.record(session, None, "token.revoke", detail={"username": username, "count": len(tokens)})
     return len(tokens)
+
+
+def set_active(session: Session, username: str, active: bool) -> bool:
+    """Enable or disable a user (audited); disabling ends their sessions. True if it changed."""
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise Unprocessable(f"There is no user {username!r}.", field="username")
+    changed = user.active != active
+    user.active = active
+    if not active:
+        end_user_sessions(session, user.id, "user_disabled")
+    audit.record(
+        session,
+        None,
+        "user.enable" if active else "user.disable",
+        detail={"username": username, "changed": changed},
+    )
+    return changed
 
 
 @dataclass(frozen=True)
@@ -134,6 +164,11 @@ def record_refusal(session: Session, exc: Unauthenticated, ip: str | None) -> No
     the failed logins counted by the throttle must be stored all the same.
     """
     refusal: Refusal = exc.details["refusal"]
+    # Counted per address and minute; only the first few get an entry of their own, the
+    # rest go into one auth.failed_summary (auth_housekeeping), so a flood stays small.
+    limit = LOGIN_ENTRIES_PER_MINUTE if refusal.username is not None else 1
+    if not _count_failure(session, ip, limit):
+        return
     audit.record(
         session,
         Anonymous(ip=ip, username=refusal.username),
@@ -211,6 +246,9 @@ def set_password(session: Session, username: str, password: str) -> None:
             field="password",
         )
     user.password_hash = _hasher.hash(password)
+    # Passwords are set by an administrator (no web form): whoever knew the old one, or
+    # holds a session opened with it, is out.
+    end_user_sessions(session, user.id, "password_changed")
     audit.record(session, None, "user.password_set", detail={"username": username})
 
 
@@ -260,6 +298,15 @@ def login_with_password(session: Session, username: str, password: str, ip: str 
     caller stores the refusal with ``record_refusal`` in a transaction of its own.
     """
     name = _login_name(username)
+    retry_after = address_retry_after(session, ip)
+    if retry_after is not None:
+        # The address failed too often (any usernames, tokens): no password check at all.
+        raise _refused(
+            "Too many failed authentications from this address; try again later.",
+            "login_throttled",
+            Refusal("auth.throttled", username=name, detail={"reason": "address"}),
+            retry_after=retry_after,
+        )
     until = _throttled_until(session, name, ip)
     if until is not None:
         retry = max(1, int((until - utcnow()).total_seconds()))
@@ -314,9 +361,211 @@ def login_with_oidc(session: Session, username: str | None, ip: str | None) -> I
     return identity
 
 
-def load_identity(session: Session, user_id: int, ip: str | None) -> Identity | None:
-    """The Identity of a logged-in user, or None if the user is gone or disabled."""
-    user = session.get(User, user_id)
+# --- server-side web sessions ------------------------------------------------------------
+
+#: A web session ends this long after login, however active it is.
+MAX_SESSION = dt.timedelta(hours=12)
+#: last_seen_at is written at most this often (not on every request of a busy page).
+SEEN_RESOLUTION = dt.timedelta(seconds=10)
+#: Ended and expired sessions are deleted by auth_housekeeping after this long.
+KEEP_ENDED_SESSIONS = dt.timedelta(days=7)
+
+
+def start_web_session(session: Session, who: Identity) -> str:
+    """Open a server-side session for a logged-in user; return the id for the cookie."""
+    sid = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(
+        WebSession(
+            id=hash_token(sid),
+            user_id=who.user_id,
+            ip=who.ip,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + MAX_SESSION,
+        )
+    )
+    session.flush()
+    return sid
+
+
+def _end(row: WebSession, reason: str) -> None:
+    row.ended_at = utcnow()
+    row.end_reason = reason
+
+
+def resume_web_session(
+    session: Session, sid: str, ip: str | None, idle: dt.timedelta, *, activity: bool
+) -> Identity | str:
+    """The Identity of an open session, or why it is not open.
+
+    The reason is ``unknown``, ``ended``, ``idle``, ``expired`` or ``inactive``; idle and
+    expired sessions and those of disabled users are ended here. ``activity`` False (a
+    page's background polling) does not move the idle timeout.
+    """
+    row = session.get(WebSession, hash_token(sid))
+    if row is None:
+        return "unknown"
+    if row.ended_at is not None:
+        return "ended"
+    now = utcnow()
+    if now - row.last_seen_at > idle:
+        _end(row, "idle")
+        return "idle"
+    if now >= row.expires_at:
+        _end(row, "expired")
+        return "expired"
+    user = session.get(User, row.user_id)
     if user is None or not user.active:
-        return None
+        _end(row, "user_disabled")
+        return "inactive"
+    if activity and now - row.last_seen_at > SEEN_RESOLUTION:
+        row.last_seen_at = now
     return identity_for_user(user, ip)
+
+
+def end_web_session(session: Session, sid: str, reason: str) -> None:
+    """End one session (logout); nothing happens if it is unknown or ended already."""
+    row = session.get(WebSession, hash_token(sid))
+    if row is not None and row.ended_at is None:
+        _end(row, reason)
+
+
+def end_user_sessions(session: Session, user_id: int, reason: str) -> int:
+    """End every open session of a user at once; return how many were open."""
+    result = session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- failed authentications per client address --------------------------------------------
+
+#: Failed authentications of one address within ADDRESS_WINDOW that bring 429 responses.
+ADDRESS_FAILURES = 100
+ADDRESS_WINDOW = dt.timedelta(minutes=15)
+#: Failed logins (with a username) per address and minute that get an entry of their own:
+#: the per-username login throttle counts them in the audit log (5 failures, then a lock).
+LOGIN_ENTRIES_PER_MINUTE = 10
+#: Counters are summarised once their minute lies this far back (a late writer may still
+#: add to the minute that just ended).
+SUMMARY_DELAY = dt.timedelta(minutes=1)
+
+
+def _minute(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _count_failure(session: Session, ip: str | None, entries_per_minute: int) -> bool:
+    """Count one failed authentication of the address; True if it gets its own audit entry."""
+    now = utcnow()
+    table = AuthFailureWindow
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(table)
+        .values(
+            ip=ip or "",
+            window_start=_minute(now),
+            count=1,
+            written=0,
+            first_at=now,
+            last_at=now,
+            summarized=False,
+        )
+        .on_conflict_do_update(
+            index_elements=["ip", "window_start"],
+            set_={"count": table.count + 1, "last_at": now},
+        )
+        .returning(table.id, table.written)
+    )
+    # The upsert locks the row until commit, so concurrent failures count one by one.
+    row_id, written = session.execute(statement).one()
+    if written >= entries_per_minute:
+        return False
+    session.execute(update(table).where(table.id == row_id).values(written=written + 1))
+    return True
+
+
+def address_retry_after(session: Session, ip: str | None) -> int | None:
+    """Seconds until the address may authenticate again, or None if it is not throttled.
+
+    Throttled while its failures within the last ADDRESS_WINDOW reach ADDRESS_FAILURES;
+    the throttle lifts once enough old minutes have left the window.
+    """
+    now = utcnow()
+    rows = session.execute(
+        select(AuthFailureWindow.window_start, AuthFailureWindow.count)
+        .where(
+            AuthFailureWindow.ip == (ip or ""),
+            AuthFailureWindow.window_start > now - ADDRESS_WINDOW,
+        )
+        .order_by(AuthFailureWindow.window_start)
+    ).all()
+    remaining = sum(count for _, count in rows)
+    if remaining < ADDRESS_FAILURES:
+        return None
+    for start, count in rows:
+        remaining -= count
+        if remaining < ADDRESS_FAILURES:
+            return max(1, int((start + ADDRESS_WINDOW - now).total_seconds()) + 1)
+    return int(ADDRESS_WINDOW.total_seconds())  # pragma: no cover (the loop always returns)
+
+
+def auth_housekeeping(session: Session) -> dict[str, int]:
+    """Summarise failed authentications per address and minute; drop old counters, sessions.
+
+    Run every minute (beat task ``dossier.auth_housekeeping``). Each minute with more
+    failures than got an entry of their own yields one ``auth.failed_summary`` entry.
+    """
+    now = utcnow()
+    windows = (
+        session.execute(
+            select(AuthFailureWindow)
+            .where(
+                AuthFailureWindow.summarized.is_(False),
+                AuthFailureWindow.window_start < _minute(now) - SUMMARY_DELAY,
+            )
+            .order_by(AuthFailureWindow.window_start, AuthFailureWindow.id)
+        )
+        .scalars()
+        .all()
+    )
+    summaries = 0
+    for window in windows:
+        window.summarized = True
+        if window.count <= window.written:
+            continue
+        audit.record(
+            session,
+            Anonymous(ip=window.ip or None),
+            "auth.failed_summary",
+            outcome="denied",
+            detail={
+                "minute": window.window_start.isoformat(),
+                "count": window.count,
+                "not_logged_singly": window.count - window.written,
+                "first_at": window.first_at.isoformat(),
+                "last_at": window.last_at.isoformat(),
+            },
+        )
+        summaries += 1
+    old = now - ADDRESS_WINDOW - SUMMARY_DELAY * 2
+    counters = session.execute(
+        delete(AuthFailureWindow).where(
+            AuthFailureWindow.window_start < old, AuthFailureWindow.summarized.is_(True)
+        )
+    )
+    gone = now - KEEP_ENDED_SESSIONS
+    sessions = session.execute(
+        delete(WebSession).where(
+            or_(WebSession.ended_at < gone, WebSession.expires_at < gone),
+        )
+    )
+    return {
+        "summaries": summaries,
+        "counters_deleted": int(getattr(counters, "rowcount", 0) or 0),
+        "sessions_deleted": int(getattr(sessions, "rowcount", 0) or 0),
+    }

@@ -23,6 +23,7 @@ FILTERS = ("actor", "action", "case_id", "outcome")
 KNOWN_ACTIONS = (
     "auth.login",
     "auth.failed",
+    "auth.failed_summary",
     "auth.throttled",
     "auth.logout",
     "case.create",

@@ -1,17 +1,18 @@
 """Login (password or the canton's OpenID Connect provider), logout, session and idle timeout.
 
-The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure behind TLS or when
-DOSSIER_SECURE_COOKIES is set). It holds the user's id, the CSRF token and two times: the
-login and the last request. The user's role and unit are read from the database on every
-request, so a disabled user or a changed unit takes effect at once. A session ends after
-DOSSIER_SESSION_IDLE_MINUTES without a request (the pages' background polling does not
-count as activity) and at the latest MAX_SESSION_HOURS after login.
+The session lives on the server (table web_sessions); Flask's signed cookie (HttpOnly,
+SameSite=Lax, Secure behind TLS or when DOSSIER_SECURE_COOKIES is set) only names it and
+holds the CSRF token and the language. Every request checks the session's row: not ended,
+not idle for DOSSIER_SESSION_IDLE_MINUTES (the pages' background polling does not count as
+activity), not older than accounts.MAX_SESSION (12 hours), its user active. Logout, a new password,
+disabling the user and revoking their tokens end the row, so a copied cookie opens nothing
+afterwards. The user's role and unit are read from the database on every request.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +22,7 @@ from flask import (
     current_app,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -47,8 +49,6 @@ from dossier_service.web.security import csrf_token
 
 log = logging.getLogger(__name__)
 
-#: A session ends this long after login, however active it is.
-MAX_SESSION_HOURS = 12
 #: Pages reachable without a session.
 PUBLIC_ENDPOINTS = frozenset(
     {"web.login", "web.login_oidc", "web.oidc_callback", "web.set_language"}
@@ -118,35 +118,43 @@ def _to_login(message: str | None) -> ResponseReturnValue:
     return redirect(url_for("web.login") + query)
 
 
+def _clear_session() -> None:
+    """Forget the session's id and token; keep the chosen language."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+
+
 def load_session_user() -> ResponseReturnValue | None:
-    """Before every page: resolve the session to an Identity, or end an expired session."""
+    """Before every page: resolve the server-side session to an Identity, or send to login."""
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return None
-    user_id = session.get("uid")
-    if user_id is None:
+    sid = session.get("sid")
+    if not sid:
         return _to_login(None)
-    now = time.time()
-    idle = container().settings.session_idle_minutes * 60
-    if now - float(session.get("seen", 0)) > idle:
-        lang = session.get("lang")
-        session.clear()
-        if lang:
-            session["lang"] = lang
-        minutes = container().settings.session_idle_minutes
+    minutes = container().settings.session_idle_minutes
+    # A transaction of its own: an idle session is ended even if this request then fails,
+    # and no row lock is held while the page is built.
+    with separate_transaction() as db:
+        result = accounts.resume_web_session(
+            db,
+            str(sid),
+            client_ip(),
+            dt.timedelta(minutes=minutes),
+            activity=request.endpoint not in PASSIVE_ENDPOINTS,
+        )
+    if isinstance(result, Identity):
+        g.identity = result
+        return None
+    _clear_session()
+    if result == "idle":
         return _to_login(
             _("Sie wurden nach %(minutes)d Minuten ohne Aktivität abgemeldet.", minutes=minutes)
         )
-    if now - float(session.get("start", 0)) > MAX_SESSION_HOURS * 3600:
-        session.clear()
-        return _to_login(_("Ihre Sitzung ist abgelaufen. Bitte melden Sie sich neu an."))
-    who = accounts.load_identity(db_session(), int(user_id), client_ip())
-    if who is None:
-        session.clear()
+    if result == "inactive":
         return _to_login(_("Ihr Zugang ist nicht mehr aktiv."))
-    g.identity = who
-    if request.endpoint not in PASSIVE_ENDPOINTS and now - float(session["seen"]) > 10:
-        session["seen"] = now
-    return None
+    return _to_login(_("Ihre Sitzung ist abgelaufen. Bitte melden Sie sich neu an."))
 
 
 def template_context() -> dict[str, Any]:
@@ -168,12 +176,9 @@ def template_context() -> dict[str, Any]:
 
 def _start_session(who: Identity) -> None:
     """A fresh session for the user (a new id and token: no fixation of an old one)."""
-    lang = session.get("lang")
-    session.clear()
-    now = time.time()
-    session.update(uid=who.user_id, start=now, seen=now)
-    if lang:
-        session["lang"] = lang
+    sid = accounts.start_web_session(db_session(), who)
+    _clear_session()
+    session["sid"] = sid
     csrf_token()
 
 
@@ -186,7 +191,7 @@ def _record_refusal(exc: Unauthenticated) -> None:
 def login() -> ResponseReturnValue:
     """GET/POST /login: the password login."""
     if request.method == "GET":
-        if session.get("uid") is not None:
+        if session.get("sid") is not None:
             return redirect(url_for("web.start"))
         return login_page()
     username = request.form.get("username", "").strip()
@@ -202,15 +207,18 @@ def login() -> ResponseReturnValue:
         _record_refusal(exc)
         if exc.code == "login_throttled":
             minutes = max(1, round(int(exc.details.get("retry_after", 900)) / 60))
-            response = login_page(
-                error=_(
-                    "Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in "
-                    "%(minutes)d Minuten wieder.",
-                    minutes=minutes,
-                ),
-                username=username,
-                status=429,
+            response = make_response(
+                login_page(
+                    error=_(
+                        "Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in "
+                        "%(minutes)d Minuten wieder.",
+                        minutes=minutes,
+                    ),
+                    username=username,
+                    status=429,
+                )
             )
+            response.headers["Retry-After"] = str(int(exc.details.get("retry_after", 900)))
             return response
         return login_page(error=message_for(exc), username=username, status=401)
     _start_session(who)
@@ -220,11 +228,9 @@ def login() -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     """POST /logout: end the session (audited)."""
     db = db_session()
+    accounts.end_web_session(db, str(session.get("sid", "")), "logout")
     audit.record(db, g.identity, "auth.logout")
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
+    _clear_session()
     flash(_("Sie sind abgemeldet."), "info")
     return redirect(url_for("web.login"))
 
