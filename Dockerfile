@@ -29,7 +29,7 @@ COPY . .
 # The locked setuptools builds the project in place of an unpinned build environment.
 RUN pip install --no-deps --no-build-isolation . && cd / && rm -rf /src
 
-# Unprivileged user with a home directory (gunicorn keeps its control socket there).
+# Unprivileged user with a home directory (gunicorn's control socket is in the data directory).
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/dossier dossier \
     && mkdir -p /var/lib/dossier \
     && chown dossier:dossier /var/lib/dossier
@@ -37,4 +37,6 @@ USER dossier
 WORKDIR /var/lib/dossier
 
 EXPOSE 8000
-CMD ["dossier", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]
+# nginx runs in its own container in front of this one (docker-compose.yml, service proxy);
+# the image has none, so gunicorn listens itself.
+CMD ["dossier", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker", "--no-proxy"]

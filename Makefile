@@ -25,9 +25,11 @@ PORT ?= 8000
 # - ghostscript: PDF/A renditions in archival exports (SIP);
 # - chromium, fonts-dejavu-core: browser tests of the web interface drive Debian's chromium
 #   through Playwright (no browser is ever downloaded); DejaVu also renders test scans;
-# - tzdata: Europe/Zurich for dates in search filters and facets.
+# - tzdata: Europe/Zurich for dates in search filters and facets;
+# - nginx-light: `dossier serve` puts it in front of gunicorn, so slow clients wait in nginx
+#   instead of holding gunicorn's threads (without it, gunicorn listens itself and warns).
 RUNTIME_PACKAGES := tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng poppler-utils \
-	ghostscript tzdata
+	ghostscript tzdata nginx-light
 DEBIAN_PACKAGES := $(RUNTIME_PACKAGES) chromium fonts-dejavu-core
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k transfer -x'`.
@@ -85,15 +87,15 @@ system-deps: ## Install missing Debian packages the tests need (apt-get, as root
 
 run: install ## Start the service with demo data at http://127.0.0.1:$PORT (data in DOSSIER_DATA_DIR)
 	@$(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="$(RUNTIME_PACKAGES)" || \
-	  echo "warning: OCR/PDF tools missing: scans will not be searchable, PDF/A renditions skipped" >&2
+	  echo "warning: system packages missing: without OCR/PDF tools scans are not searchable and PDF/A renditions skipped; without nginx slow clients can block the server" >&2
 	@export DOSSIER_DATA_DIR="$(DOSSIER_DATA_DIR)"; set -e; \
 	$(BIN)/dossier init; \
 	$(BIN)/dossier demo; \
 	tokens="$$DOSSIER_DATA_DIR/demo-tokens.txt"; \
 	if [ -f "$$tokens" ]; then \
-	  echo "demo users' API tokens and web passwords: $$tokens"; \
+	  echo "demo users' API tokens and web passwords (kept out of this log): $$tokens"; \
 	  echo "try:  curl -H \"Authorization: Bearer \$$(awk '\$$1==\"ksd.meier\" {print \$$2}' \"$$tokens\")\" http://127.0.0.1:$(PORT)/api/v1/cases"; \
-	  echo "web interface: http://127.0.0.1:$(PORT)/ (demo user ksd.meier, password $$(awk '$$1=="ksd.meier" {print $$3}' "$$tokens"))"; \
+	  echo "web interface: http://127.0.0.1:$(PORT)/ (demo user ksd.meier, password: third column of that file)"; \
 	else \
 	  echo "no $$tokens: create a token with '$(BIN)/dossier tokens create --username ksd.meier'"; \
 	fi; \

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from dossier_service import web
@@ -13,7 +13,7 @@ from dossier_service.api import create_blueprint
 from dossier_service.api import errors as api_errors
 from dossier_service.config import Settings, load_settings
 from dossier_service.container import Container
-from dossier_service.http import unit_of_work
+from dossier_service.http import limits, unit_of_work
 from workers.celery_app import make_broker_probe, make_sender
 from workers.tasks import use_container
 
@@ -32,8 +32,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = unit_of_work.UnitOfWorkFlask(__name__)
-    # Uploads are streamed and limited by our own code, not buffered by Flask.
-    app.config.update(MAX_CONTENT_LENGTH=None)
+    # Every body is bounded before it is read (the streamed uploads by the upload limit).
+    limits.init_app(app, settings.max_body_bytes, settings.max_upload_bytes)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["dossier"] = container
@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.path.startswith("/api/"):
+            # Answers name people and cases: no cache (browser, proxy) may keep them. Files
+            # set "private, no-store" themselves.
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     # The caseworkers' pages at /: sessions, CSRF, translations, headers, HTML errors.

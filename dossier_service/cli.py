@@ -150,19 +150,60 @@ def demo(tokens_file: str | None) -> None:
 )
 @click.option("--workers", type=int, default=2, show_default=True, help="Web server processes.")
 @click.option("--threads", type=int, default=4, show_default=True, help="Threads per process.")
-def serve(host: str, port: int, no_worker: bool, workers: int, threads: int) -> None:
-    """Serve the web app and API (with a task worker unless --no-worker)."""
+@click.option(
+    "--no-proxy",
+    is_flag=True,
+    help="Let gunicorn listen itself instead of behind nginx (when a proxy runs elsewhere).",
+)
+def serve(
+    host: str, port: int, no_worker: bool, workers: int, threads: int, no_proxy: bool
+) -> None:
+    """Serve the web app and API behind nginx (with a task worker unless --no-worker)."""
+    from dossier_service import proxy as nginx_proxy
+    from dossier_service.http.uploads import MULTIPART_OVERHEAD
+
     container = _container()
     _init(container)
+    settings = container.settings
+    front: nginx_proxy.Proxy | None = None
+    bind = f"{host}:{port}"
+    nginx = None if no_proxy else nginx_proxy.find_nginx()
+    if not no_proxy and nginx is None:
+        click.echo(
+            "warning: nginx not found (Debian: apt-get install nginx-light); gunicorn listens "
+            "itself, and a few slow clients can block it",
+            err=True,
+        )
+    if nginx is not None:
+        front = nginx_proxy.start(
+            nginx,
+            settings.data_dir,
+            host,
+            port,
+            max_body=settings.max_body_bytes,
+            max_upload=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        )
+        bind = f"unix:{front.socket}"
+        # The workers load the app after this: they must take the client's address from
+        # nginx's X-Forwarded-For (one more trusted hop than configured).
+        os.environ["DOSSIER_TRUSTED_PROXIES"] = str(settings.trusted_proxies + 1)
     worker: subprocess.Popen[bytes] | None = None
     if not no_worker:
         worker = subprocess.Popen([sys.executable, "-m", "dossier_service.cli", "worker"])
     from dossier_service.server import run_server
 
     try:
-        click.echo(f"serving on http://{host}:{port}", err=True)
-        run_server(host, port, workers=workers, threads=threads)
+        via = " (nginx in front of gunicorn)" if front is not None else ""
+        click.echo(f"serving on http://{host}:{port}{via}", err=True)
+        run_server(
+            bind,
+            workers=workers,
+            threads=threads,
+            control_socket=settings.data_dir / "gunicorn.ctl",
+        )
     finally:
+        if front is not None:
+            front.stop()
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:

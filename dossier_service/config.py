@@ -42,6 +42,8 @@ class Settings:
     s3_region: str | None = None
     broker_url: str = ""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    #: Largest request body outside the streamed uploads (JSON, forms); larger ones get 413.
+    max_body_bytes: int = 1024 * 1024
     secret_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     tasks_eager: bool = False
@@ -302,6 +304,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_region=s3["region"],
         broker_url=broker_url,
         max_upload_bytes=max_upload,
+        max_body_bytes=_parse_int(
+            "DOSSIER_MAX_BODY_BYTES", env.get("DOSSIER_MAX_BODY_BYTES") or "1048576", minimum=1024
+        ),
         secret_key=env.get("DOSSIER_SECRET_KEY") or None,
         log_level=log_level,
         tasks_eager=_parse_bool("DOSSIER_TASKS_EAGER", env.get("DOSSIER_TASKS_EAGER") or "false"),

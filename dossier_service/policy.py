@@ -139,6 +139,17 @@ def may(identity: Identity, action: Action) -> bool:
     return kinds is None or identity.unit_kind in kinds
 
 
+#: Actions that only read: a role with nothing beyond them sends no body worth reading.
+_READ_ACTIONS = frozenset(
+    {Action.CASE_READ, Action.AUDIT_READ, Action.NOTIFICATION_READ, Action.REPORT_READ}
+)
+
+
+def changes_anything(identity: Identity) -> bool:
+    """True if the caller's role may perform some action that changes data (on some case)."""
+    return any(may(identity, action) for action in Action if action not in _READ_ACTIONS)
+
+
 def require(identity: Identity, action: Action) -> None:
     """Raise Forbidden (403) if the role may never perform the action."""
     if not may(identity, action):

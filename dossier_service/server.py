@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -36,11 +37,18 @@ def _post_worker_init(_worker: Any) -> None:
     gc.freeze()
 
 
-def run_server(host: str, port: int, *, workers: int = 2, threads: int = 4) -> None:
-    """Serve until interrupted."""
+def run_server(
+    bind: str, *, workers: int = 2, threads: int = 4, control_socket: Path | None = None
+) -> None:
+    """Serve on ``host:port`` or ``unix:PATH`` until interrupted."""
+    options: dict[str, Any] = {}
+    if control_socket is not None:
+        # gunicorn's default (~/.gunicorn/gunicorn.ctl) is shared by every instance of a user.
+        options["control_socket"] = str(control_socket)
     _Gunicorn(
         {
-            "bind": f"{host}:{port}",
+            **options,
+            "bind": bind,
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",

@@ -75,7 +75,8 @@ class Server:
             try:
                 if requests.get(f"{self.base}/health", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or (behind nginx) the workers are still booting.
                 pass
             assert self.proc.poll() is None, "server exited during start-up"
             time.sleep(0.3)

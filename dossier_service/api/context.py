@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import g, request
 
-from dossier_service.errors import BadRequest, TooManyRequests, Unauthenticated
-from dossier_service.http.context import client_ip, session
+from dossier_service import policy
+from dossier_service.errors import BadRequest, Forbidden, TooManyRequests, Unauthenticated
+from dossier_service.http.context import client_ip, identity, session
 from dossier_service.http.unit_of_work import separate_transaction
 from dossier_service.services import accounts
 
@@ -54,7 +55,13 @@ def reject_nul_characters() -> None:
 
 
 def json_body() -> Any:
-    """The parsed JSON body, or a 400 that says what is wrong."""
+    """The parsed JSON body, or a 400 that says what is wrong.
+
+    A caller whose role changes nothing is refused (403, audited as a denial) before a
+    byte of the body is read; the body's size was bounded by ``http.limits`` already.
+    """
+    if not policy.changes_anything(identity()):
+        raise Forbidden("Your role does not change anything here.", code="forbidden")
     if not request.is_json:
         raise BadRequest(
             "Send a JSON body with 'Content-Type: application/json'.", code="invalid_json"

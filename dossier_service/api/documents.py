@@ -104,7 +104,7 @@ def get_content(document_id: str, number: int | None = None) -> Response:
     headers = {
         "ETag": f'"{etag}"',
         "Accept-Ranges": "bytes",
-        "Cache-Control": "private, no-cache",
+        "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": content_disposition(version.filename),
         "Content-Security-Policy": "default-src 'none'; sandbox",

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from flask import request
 
+#: The endpoints whose bodies are streamed to a spool file (API and pages): they take files up
+#: to DOSSIER_MAX_UPLOAD_BYTES; every other body is held to DOSSIER_MAX_BODY_BYTES.
+STREAMED_UPLOADS = frozenset(
+    {"api.upload_document", "api.add_version", "web.upload_document", "web.add_version"}
+)
 #: Room for the multipart envelope and form fields around the file itself.
 MULTIPART_OVERHEAD = 1024 * 1024
 #: The most of a refused upload's body that is read and discarded before answering.

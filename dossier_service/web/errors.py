@@ -153,7 +153,7 @@ _BY_STATUS: dict[int, Any] = {
     405: _l("Diese Aktion ist hier nicht möglich."),
     409: _l("Der aktuelle Zustand des Falls lässt diese Aktion nicht zu."),
     412: _l("Das Dokument wurde inzwischen geändert. Bitte laden Sie die Seite neu."),
-    413: _l("Die Datei ist grösser als erlaubt."),
+    413: _l("Die Anfrage ist grösser als erlaubt."),
     415: _l("Dieser Dateityp wird nicht angenommen."),
     422: _l("Bitte prüfen Sie Ihre Eingaben."),
     429: _l("Zu viele Versuche. Bitte warten Sie einen Moment."),
