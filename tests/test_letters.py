@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import re
 import unicodedata
+import zipfile
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,7 @@ from pypdf.generic import DictionaryObject
 
 from dossier_service.services import letters
 from dossier_service.services.letters import DecisionFacts, decision_letter, letter_text
-from tests.factories import held_by, request_approval
+from tests.factories import held_by, new_case, request_approval
 
 API = "/api/v1"
 
@@ -128,3 +129,17 @@ def test_a_decided_request_files_the_name_as_written(client, world):
     document = decided.get_json()["decision_document_id"]
     pdf = client.get(f"{API}/documents/{document}/content", headers=world.auth("aarau")).data
     assert "Person: Şahin Güneş Đorđević, geboren 03.1998" in letter_text(pdf)
+
+
+def test_the_disclosure_page_keeps_names_and_escapes_markup(client, world):
+    """index.html of a disclosure: every script as written, markup in a name only as text."""
+    given = " ".join(given for given, _ in NAMES.values())
+    family = " ".join(family for _, family in NAMES.values())
+    case = new_case(client, world, given_names=given, family_name=f"{family} {INJECTION}")
+    response = client.get(f"{API}/cases/{case['id']}/disclosure", headers=world.auth("canton"))
+    assert response.status_code == 200
+    page = zipfile.ZipFile(io.BytesIO(response.data)).read("index.html").decode("utf-8")
+    assert f"<td>{given}</td>" in page
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "<script>" not in page and "<b>Eve" not in page
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")

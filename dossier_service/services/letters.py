@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import jinja2
 import pypdf
 
 from dossier_service.dates import swiss_date, swiss_partial_date
 from dossier_service.money import format_chf
+from dossier_service.services import templates
 
 #: What the decision says, in the letter's words.
 DECISION_TEXT = {
@@ -69,25 +69,9 @@ class DecisionFacts:
     signed_by: str
 
 
-_environment: jinja2.Environment | None = None
 #: WeasyPrint does not promise thread safety (Pango and fontconfig state is shared) and the
 #: web workers run threads: one letter at a time per process (a letter takes well under 1 s).
 _render_lock = threading.Lock()
-
-
-def environment() -> jinja2.Environment:
-    """The Jinja environment of generated documents: the package's templates, autoescaped."""
-    global _environment
-    if _environment is None:
-        _environment = jinja2.Environment(
-            loader=jinja2.PackageLoader("dossier_service", "templates"),
-            # Every value is data from the database: it must never become markup.
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-    return _environment
 
 
 def letter_html(facts: DecisionFacts) -> str:
@@ -107,7 +91,7 @@ def letter_html(facts: DecisionFacts) -> str:
         "granted": facts.decision != "rejected",
         "rights_notice": RIGHTS_NOTICE,
     }
-    return environment().get_template(TEMPLATE).render(context)
+    return templates.environment().get_template(TEMPLATE).render(context)
 
 
 def decision_letter(facts: DecisionFacts) -> bytes:
