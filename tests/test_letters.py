@@ -143,3 +143,19 @@ def test_the_disclosure_page_keeps_names_and_escapes_markup(client, world):
     assert "&lt;b&gt;Eve&lt;/b&gt; &amp; &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "<script>" not in page and "<b>Eve" not in page
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+
+
+def test_rendering_fetches_nothing_but_fonts(monkeypatch, tmp_path, caplog):
+    """Were a file or URL ever to reach the page, rendering would leave it out unread."""
+    secret = tmp_path / "secret.css"
+    secret.write_text("body { color: red }")
+    html = letters.letter_html(facts())
+    monkeypatch.setattr(
+        letters,
+        "letter_html",
+        lambda _facts: html.replace("</head>", f'<link rel="stylesheet" href="file://{secret}">'),
+    )
+    pdf = decision_letter(facts())
+    assert "Verfügung über Kostengutsprache" in letter_text(pdf)
+    refused = [r.getMessage() for r in caplog.records if "secret.css" in r.getMessage()]
+    assert refused and all("letters fetch nothing but font files" in m for m in refused), refused

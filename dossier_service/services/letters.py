@@ -46,6 +46,8 @@ DEFAULT_REASON = "Die beantragte Massnahme entspricht dem Integrationsplan."
 TEMPLATE = "letters/cost_approval_decision.html"
 #: The archival profile: PDF/A-2b (ISO 19005-2, visual appearance, fonts embedded).
 PDF_VARIANT = "pdf/a-2b"
+#: The only files rendering may read: the fonts ``@font-face { src: local(...) }`` names.
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,19 @@ def decision_letter(facts: DecisionFacts) -> bytes:
     # which only letters need, and which should not be initialised before a worker forks.
     import weasyprint
 
-    html = weasyprint.HTML(string=letter_html(facts), base_url=None)
+    class FontsOnly(weasyprint.URLFetcher):
+        """Reads the installed font files the template names, and nothing else."""
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            """Fetch a local font file; refuse every other URL (no server, no other file)."""
+            if url.startswith("file://") and url.lower().endswith(FONT_SUFFIXES):
+                return super().fetch(url, headers)
+            raise ValueError(f"letters fetch nothing but font files: {url}")
+
+    # Should a value ever smuggle a URL into the page, WeasyPrint logs the refusal and leaves
+    # the resource out instead of reading a local file or calling a server.
+    fetcher = FontsOnly(allowed_protocols=("file",))
+    html = weasyprint.HTML(string=letter_html(facts), base_url=None, url_fetcher=fetcher)
     with _render_lock:
         pdf = html.write_pdf(pdf_variant=PDF_VARIANT, uncompressed_pdf=False)
     assert pdf is not None
