@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import re
 import unicodedata
 import zipfile
@@ -155,6 +156,9 @@ def test_rendering_fetches_nothing_but_fonts(monkeypatch, tmp_path, caplog):
         "letter_html",
         lambda _facts: html.replace("</head>", f'<link rel="stylesheet" href="file://{secret}">'),
     )
+    # WeasyPrint reports a refused resource as a warning; no earlier logging set-up may hide it.
+    monkeypatch.setattr(logging.getLogger("weasyprint"), "disabled", False)
+    caplog.set_level(logging.WARNING, logger="weasyprint")
     pdf = decision_letter(facts())
     assert "Verfügung über Kostengutsprache" in letter_text(pdf)
     refused = [r.getMessage() for r in caplog.records if "secret.css" in r.getMessage()]
