@@ -10,10 +10,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DOSSIER_DATA_DIR=/var/lib/dossier
 
 # OCR and PDF tools for text extraction (workers) and PDF/A renditions (archive export);
-# tzdata for Europe/Zurich.
+# tzdata for Europe/Zurich; Pango and the fonts for WeasyPrint's PDF/A letters (DejaVu,
+# Noto Sans Arabic and Ethiopic, embedded so that every letter of a name is kept).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-deu \
-       tesseract-ocr-eng poppler-utils ghostscript tzdata \
+       tesseract-ocr-eng poppler-utils ghostscript tzdata libpango-1.0-0 libpangoft2-1.0-0 \
+       fonts-dejavu-core fonts-noto-core \
     && rm -rf /var/lib/apt/lists/*
 
 # A venv keeps the service's packages apart from the image's own Python. Every

@@ -23,14 +23,19 @@ PORT ?= 8000
 # Debian packages the service and its tests need:
 # - tesseract-ocr(-deu/-eng), poppler-utils (pdftoppm): OCR of scans for the search index;
 # - ghostscript: PDF/A renditions in archival exports (SIP);
-# - chromium, fonts-dejavu-core: browser tests of the web interface drive Debian's chromium
-#   through Playwright (no browser is ever downloaded); DejaVu also renders test scans;
+# - chromium: browser tests of the web interface drive Debian's chromium
+#   through Playwright (no browser is ever downloaded); DejaVu (below) also renders test scans;
 # - tzdata: Europe/Zurich for dates in search filters and facets;
 # - nginx-light: `dossier serve` puts it in front of gunicorn, so slow clients wait in nginx
-#   instead of holding gunicorn's threads (without it, gunicorn listens itself and warns).
+#   instead of holding gunicorn's threads (without it, gunicorn listens itself and warns);
+# - libpango-1.0-0, libpangoft2-1.0-0: WeasyPrint lays out the letters (cost-approval
+#   decisions) with Pango; fonts-dejavu-core, fonts-noto-core: the fonts embedded in those
+#   PDF/A letters (DejaVu Sans for Latin script, Noto Sans Arabic and Noto Sans Ethiopic
+#   for names in Arabic and Ge'ez script), so no letter of a name is lost.
 RUNTIME_PACKAGES := tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng poppler-utils \
-	ghostscript tzdata nginx-light
-DEBIAN_PACKAGES := $(RUNTIME_PACKAGES) chromium fonts-dejavu-core
+	ghostscript tzdata nginx-light libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+	fonts-noto-core
+DEBIAN_PACKAGES := $(RUNTIME_PACKAGES) chromium
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k transfer -x'`.
 PYTEST_ARGS ?=

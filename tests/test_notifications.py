@@ -41,7 +41,40 @@ def test_transfer_notifies_the_new_unit_only(client, world):
     )
     assert moved.status_code == 201
     assert kinds(notifications_of(client, world, "baden"), cid) == ["case.transferred_to_you"]
-    assert kinds(notifications_of(client, world, "aarau"), cid) == ["case.transferred_to_you"]
+    # Aarau may no longer read the case, so its notification about it is gone too.
+    assert kinds(notifications_of(client, world, "aarau"), cid) == []
+
+
+def test_notifications_end_with_access_to_the_case(client, world):
+    """After a transfer the former unit neither lists, counts nor marks the case's notices."""
+    cid = held_by(client, world)
+    kept = held_by(client, world, family_name="Bleibt")
+    old = {n["case_id"]: n for n in notifications_of(client, world, "aarau")}
+    assert set(old) == {cid, kept}
+    moved = client.post(
+        f"{API}/cases/{cid}/transfers",
+        json={"to_unit": "baden", "reason": "Umzug"},
+        headers=world.auth("aarau"),
+    )
+    assert moved.status_code == 201
+    listed = client.get(f"{API}/notifications", headers=world.auth("aarau")).get_json()
+    assert [n["case_id"] for n in listed["items"]] == [kept]
+    assert (listed["total"], listed["unread"]) == (1, 1)
+    unread = client.get(f"{API}/notifications?unread=true", headers=world.auth("aarau"))
+    assert [n["case_id"] for n in unread.get_json()["items"]] == [kept]
+    # Marking the old notice read answers exactly like a notification that does not exist.
+    gone = client.post(f"{API}/notifications/{old[cid]['id']}/read", headers=world.auth("aarau"))
+    missing = client.post(f"{API}/notifications/999999/read", headers=world.auth("aarau"))
+    assert gone.status_code == missing.status_code == 404
+    assert gone.get_json() == missing.get_json()
+    # The new unit sees the case's notice and may mark it read.
+    [new] = [n for n in notifications_of(client, world, "baden") if n["case_id"] == cid]
+    assert new["kind"] == "case.transferred_to_you"
+    read = client.post(f"{API}/notifications/{new['id']}/read", headers=world.auth("baden"))
+    assert read.status_code == 200 and read.get_json()["read"] is True
+    # Aarau's notice about the case it still holds is untouched by all this.
+    still = client.post(f"{API}/notifications/{old[kept]['id']}/read", headers=world.auth("aarau"))
+    assert still.status_code == 200
 
 
 def test_listing_is_per_unit_paginated_and_carries_nothing_personal(client, world):

@@ -530,6 +530,25 @@ def test_notifications_are_listed_and_marked_read(client, world, container):
     assert "0 ungelesene Meldungen" in _text(client.get("/notifications"))
 
 
+def test_notifications_page_drops_a_case_handed_on(client, world, container):
+    """After Aarau hands the case on, its page neither lists nor counts nor marks the notice."""
+    _ready(client, world, container)
+    case = _case_at(client, world, "aarau")
+    login(client, "aarau")
+    body = _text(client.get("/notifications"))
+    notification_id = re.search(r"/notifications/(\d+)/read", body).group(1)
+    moved = client.post(
+        f"/api/v1/cases/{case['id']}/transfers",
+        json={"to_unit": "baden", "reason": "Umzug"},
+        headers=world.auth("aarau"),
+    )
+    assert moved.status_code == 201
+    body = _text(client.get("/notifications"))
+    assert case["id"] not in body and "0 ungelesene Meldungen" in body
+    gone = post(client, f"/notifications/{notification_id}/read", {"open": "1"})
+    assert gone.status_code == 404 and case["id"] not in _text(gone)
+
+
 def test_cost_approval_request_keeps_values_and_the_canton_decides(client, world, container):
     _ready(client, world, container)
     case = _case_at(client, world, "aarau")

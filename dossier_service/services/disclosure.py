@@ -8,7 +8,8 @@ The canton produces it (Action.DISCLOSURE) for a case, open or closed. The ZIP h
 - ``Dokumente/NNN <type> - <title>/Version N - <filename>``: every version of every document;
 - ``zugriffsprotokoll.json``: the case's access log up to and including this disclosure;
 - ``index.html``: the same in German, readable in any browser without network access, with
-  links to the files. Every value from the database is HTML-escaped.
+  links to the files; rendered from the autoescaped Jinja template
+  ``templates/disclosure/index.html``, so every value from the database is HTML-escaped.
 
 The access log names the unit, the action, the time and the outcome of each access. The
 usernames and IP addresses of staff are left out: they are the employees' personal data,
@@ -24,7 +25,6 @@ size of the case. ``disclosure.create`` is audited before the first byte leaves.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import logging
 import re
@@ -32,6 +32,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,7 +54,7 @@ from dossier_service.models.process import (
     TARGET_GROUPS,
 )
 from dossier_service.policy import Action, load_case
-from dossier_service.services import audit
+from dossier_service.services import audit, templates
 from dossier_service.services.snapshot import CaseSnapshot, UnitRef, case_snapshot
 from storage import ObjectNotFound
 
@@ -455,28 +456,16 @@ def stream(container: Container, disclosure: Disclosure) -> Iterator[bytes]:
 
 # --- index.html ----------------------------------------------------------------------------------
 
-
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+INDEX_TEMPLATE = "disclosure/index.html"
 
 
 def _href(path: str) -> str:
     """A relative link to a file in the ZIP (each segment percent-encoded)."""
-    from urllib.parse import quote
-
     return "/".join(quote(segment) for segment in path.split("/"))
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    if not rows:
-        return "<p>Keine Einträge.</p>\n"
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
-
-
 def _unit_text(unit: dict[str, str] | None) -> str:
-    return _e(unit["name"]) if unit else ""
+    return unit["name"] if unit else ""
 
 
 def _date(value: str | None) -> str:
@@ -484,141 +473,147 @@ def _date(value: str | None) -> str:
         return ""
     if len(value) == 10:
         return swiss_date(dt.date.fromisoformat(value))
-    return _e(swiss_datetime(dt.datetime.fromisoformat(value)))
+    return swiss_datetime(dt.datetime.fromisoformat(value))
 
 
-def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> Iterator[str]:
-    """index.html in parts (the access log is read in batches)."""
-    data = disclosure.data
+def _sections(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tables of index.html before the documents, as plain values (the template escapes)."""
     person = data["person"]
-    yield (
-        '<!DOCTYPE html>\n<html lang="de-CH">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>Auskunft über Ihre Daten – {_e(disclosure.reference)}</title>\n"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
-        "table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;"
-        "padding:.2em .4em;text-align:left;vertical-align:top}</style>\n</head>\n<body>\n"
-        f"<h1>Auskunft über Ihre Daten</h1>\n<p>Fall {_e(disclosure.reference)}, erstellt am "
-        f"{_e(swiss_datetime(disclosure.generated_at))}. Diese Zusammenstellung enthält alle "
-        "Daten, die im IAS-Dossierdienst zu Ihrem Fall gespeichert sind: Ihre Personendaten, "
-        "die Angaben zum Fall, alle Dokumente in allen Versionen und das Protokoll der "
-        "Zugriffe.</p>\n"
-    )
-    yield "<h2>Personendaten</h2>\n" + _table(
-        ["Angabe", "Wert"],
-        [
-            ["Familienname", _e(person["family_name"])],
-            ["Vornamen", _e(person["given_names"])],
-            ["Geburtsdatum", _e(person["birth_date"])],
-            ["Geschlecht", _e(labels.label("sex", person["sex"]))],
-            ["Staatsangehörigkeit", _e(person["nationality"])],
-            ["ZEMIS-Nummer", _e(person["zemis_number"])],
-            ["AHV-Nummer", _e(person["ahv_number"] or "keine")],
+
+    def section(title: str, headers: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+        return {"title": title, "headers": headers, "rows": rows}
+
+    return [
+        section(
+            "Personendaten",
+            ["Angabe", "Wert"],
             [
-                "Aufenthaltsstatus",
-                _e(labels.label("residence_status", person["residence_status"])),
+                ["Familienname", person["family_name"]],
+                ["Vornamen", person["given_names"]],
+                ["Geburtsdatum", person["birth_date"]],
+                ["Geschlecht", labels.label("sex", person["sex"])],
+                ["Staatsangehörigkeit", person["nationality"]],
+                ["ZEMIS-Nummer", person["zemis_number"]],
+                ["AHV-Nummer", person["ahv_number"] or "keine"],
+                ["Aufenthaltsstatus", labels.label("residence_status", person["residence_status"])],
+                ["Einreisedatum", _date(data["case"]["entry_date"])],
+                ["Fallstatus", "abgeschlossen" if data["case"]["status"] == "closed" else "offen"],
             ],
-            ["Einreisedatum", _date(data["case"]["entry_date"])],
-            ["Fallstatus", "abgeschlossen" if data["case"]["status"] == "closed" else "offen"],
-        ],
-    )
-    yield "<h2>Zuständige Stellen</h2>\n" + _table(
-        ["Stelle", "von", "bis", "Grund"],
-        [
-            [_unit_text(r["unit"]), _date(r["from"]), _date(r["to"]), _e(r["reason"])]
-            for r in data["responsibilities"]
-        ],
-    )
-    yield "<h2>Delegierte Begleitung</h2>\n" + _table(
-        ["Organisation", "im Auftrag von", "von", "bis"],
-        [
-            [_unit_text(d["unit"]), _unit_text(d["granted_by"]), _date(d["from"]), _date(d["to"])]
-            for d in data["delegations"]
-        ],
-    )
-    yield "<h2>Zielgruppe</h2>\n" + _table(
-        ["Zielgruppe", "von", "bis"],
-        [
-            [_e(g["label"] or g["target_group"]), _date(g["from"]), _date(g["to"])]
-            for g in data["target_groups"]
-        ],
-    )
-    yield "<h2>Massnahmen</h2>\n" + _table(
-        ["Massnahme", "Anbieter", "Beginn", "Ende", "Status", "Bemerkung"],
-        [
+        ),
+        section(
+            "Zuständige Stellen",
+            ["Stelle", "von", "bis", "Grund"],
             [
-                _e(m["label"] or m["programme"]),
-                _e(m["provider"]),
-                _date(m["start_date"]),
-                _date(m["end_date"]),
-                _e(MEASURE_STATUSES.get(m["status"], m["status"])),
-                _e(m["note"]),
-            ]
-            for m in data["measures"]
-        ],
-    )
-    yield "<h2>Meilensteine</h2>\n" + _table(
-        ["Art", "Wert", "Datum", "Bemerkung"],
-        [
-            [_e(m["kind"]), _e(m["value"]), _date(m["date"]), _e(m["note"])]
-            for m in data["milestones"]
-        ],
-    )
-    yield "<h2>Kostengutsprachen</h2>\n" + _table(
-        ["Massnahme", "Betrag CHF", "Zeitraum", "Status", "bewilligt CHF", "Begründung"],
-        [
+                [_unit_text(r["unit"]), _date(r["from"]), _date(r["to"]), r["reason"]]
+                for r in data["responsibilities"]
+            ],
+        ),
+        section(
+            "Delegierte Begleitung",
+            ["Organisation", "im Auftrag von", "von", "bis"],
             [
-                _e(labels.label("programme", a["programme"])),
-                _e(a["amount_chf"]),
-                f"{_date(a['period_from'])} – {_date(a['period_to'])}",
-                _e(a["status"]),
-                _e(a["approved_amount_chf"]),
-                _e(a["decision_reason"]),
-            ]
-            for a in data["cost_approvals"]
-        ],
-    )
-    yield "<h2>Fallabschluss</h2>\n" + _table(
-        ["abgeschlossen am", "Grund", "wieder eröffnet am"],
-        [
-            [_date(c["closed_at"]), _e(c["reason_label"] or c["reason"]), _date(c["reopened_at"])]
-            for c in data["closures"]
-        ],
-    )
-    doc_rows = []
-    for document in data["documents"]:
-        for version in document["versions"]:
-            path = version["file"]
-            if path in missing:
-                link = "fehlt im Datenspeicher"
-            else:
-                link = f'<a href="{_e(_href(path))}">{_e(version["filename"])}</a>'
-            doc_rows.append(
                 [
-                    _e(document["type_label"]),
-                    _e(document["title"]),
-                    _e(version["number"]),
-                    _date(version["created_at"]),
-                    link,
+                    _unit_text(d["unit"]),
+                    _unit_text(d["granted_by"]),
+                    _date(d["from"]),
+                    _date(d["to"]),
                 ]
-            )
-    yield "<h2>Dokumente</h2>\n" + _table(
-        ["Art", "Titel", "Version", "erfasst am", "Datei"], doc_rows
-    )
-    yield (
-        "<h2>Zugriffsprotokoll</h2>\n<p>Jeder Zugriff auf Ihren Fall wird protokolliert: welche "
-        "Stelle wann was getan hat. Namen einzelner Mitarbeitender sind nicht aufgeführt.</p>\n"
-        "<table>\n<thead><tr><th>Zeitpunkt</th><th>Stelle</th><th>Vorgang</th>"
-        "<th>Dokument</th><th>Ergebnis</th></tr></thead>\n<tbody>\n"
-    )
+                for d in data["delegations"]
+            ],
+        ),
+        section(
+            "Zielgruppe",
+            ["Zielgruppe", "von", "bis"],
+            [
+                [g["label"] or g["target_group"], _date(g["from"]), _date(g["to"])]
+                for g in data["target_groups"]
+            ],
+        ),
+        section(
+            "Massnahmen",
+            ["Massnahme", "Anbieter", "Beginn", "Ende", "Status", "Bemerkung"],
+            [
+                [
+                    m["label"] or m["programme"],
+                    m["provider"],
+                    _date(m["start_date"]),
+                    _date(m["end_date"]),
+                    MEASURE_STATUSES.get(m["status"], m["status"]),
+                    m["note"],
+                ]
+                for m in data["measures"]
+            ],
+        ),
+        section(
+            "Meilensteine",
+            ["Art", "Wert", "Datum", "Bemerkung"],
+            [[m["kind"], m["value"], _date(m["date"]), m["note"]] for m in data["milestones"]],
+        ),
+        section(
+            "Kostengutsprachen",
+            ["Massnahme", "Betrag CHF", "Zeitraum", "Status", "bewilligt CHF", "Begründung"],
+            [
+                [
+                    labels.label("programme", a["programme"]),
+                    a["amount_chf"],
+                    f"{_date(a['period_from'])} – {_date(a['period_to'])}",
+                    a["status"],
+                    a["approved_amount_chf"],
+                    a["decision_reason"],
+                ]
+                for a in data["cost_approvals"]
+            ],
+        ),
+        section(
+            "Fallabschluss",
+            ["abgeschlossen am", "Grund", "wieder eröffnet am"],
+            [
+                [_date(c["closed_at"]), c["reason_label"] or c["reason"], _date(c["reopened_at"])]
+                for c in data["closures"]
+            ],
+        ),
+    ]
+
+
+def _documents(data: dict[str, Any], missing: set[str]) -> list[dict[str, Any]]:
+    """One row per version; ``href`` None for a version missing from storage."""
+    return [
+        {
+            "type_label": document["type_label"],
+            "title": document["title"],
+            "number": version["number"],
+            "created_at": _date(version["created_at"]),
+            "filename": version["filename"],
+            "href": None if version["file"] in missing else _href(version["file"]),
+        }
+        for document in data["documents"]
+        for version in document["versions"]
+    ]
+
+
+def _log_rows(container: Container, disclosure: Disclosure) -> Iterator[dict[str, str]]:
+    """The access log's rows for the page, read in batches as the template asks for them."""
     for entry in _log_entries(container, disclosure):
         item = _log_json(entry, disclosure)
-        unit_name = item["unit_name"] or item["unit"] or "System"
         document = item["document"] or ""
         if document and item["version"]:
             document = f"{document} (Version {item['version']})"
-        yield (
-            f"<tr><td>{_e(swiss_datetime(entry.at))}</td><td>{_e(unit_name)}</td>"
-            f"<td>{_e(item['description'])}</td><td>{_e(document)}</td>"
-            f"<td>{_e(_OUTCOMES.get(entry.outcome, entry.outcome))}</td></tr>\n"
-        )
-    yield "</tbody>\n</table>\n</body>\n</html>\n"
+        yield {
+            "at": swiss_datetime(entry.at),
+            "unit": item["unit_name"] or item["unit"] or "System",
+            "description": item["description"],
+            "document": document,
+            "outcome": _OUTCOMES.get(entry.outcome, entry.outcome),
+        }
+
+
+def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> Iterator[str]:
+    """index.html in parts, from the autoescaped template (the access log streams)."""
+    template = templates.environment().get_template(INDEX_TEMPLATE)
+    return template.generate(
+        reference=disclosure.reference,
+        generated_at=swiss_datetime(disclosure.generated_at),
+        sections=_sections(disclosure.data),
+        documents=_documents(disclosure.data, missing),
+        log_rows=_log_rows(container, disclosure),
+    )

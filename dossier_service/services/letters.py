@@ -6,23 +6,28 @@ unit: the person and case reference, programme, period, requested and approved a
 the date (dd.mm.yyyy) and the legal-remedies notice (Rechtsmittelbelehrung). The wording
 of that notice is a template the canton's legal service must confirm before production use.
 
-Built with pikepdf like ``samples.py``: the standard Helvetica fonts in WinAnsiEncoding
-cover German (ä ö ü ß, en dash), need no embedded font files, and give the PDF a real
-text layer, so the letter is searchable like any other document.
+The letter is the Jinja template ``templates/letters/cost_approval_decision.html``
+(autoescaped: names and reasons are data, never markup) rendered by WeasyPrint to PDF/A-2b,
+the archival form, with Debian's fonts embedded (DejaVu Sans; Noto Sans Arabic and Noto Sans
+Ethiopic for names in those scripts). A refugee's name keeps every letter (Şahin Güneş,
+Đorđević, Nguyễn Thị Ánh, Arabic or Ge'ez script) in the printed letter and in its text
+layer, so the filed decision is searchable like any other document.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import textwrap
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-import pikepdf
+import pypdf
 
 from dossier_service.dates import swiss_date, swiss_partial_date
 from dossier_service.money import format_chf
+from dossier_service.services import templates
 
 #: What the decision says, in the letter's words.
 DECISION_TEXT = {
@@ -37,11 +42,12 @@ RIGHTS_NOTICE = (
     "Begründung enthalten; die angefochtene Verfügung ist beizulegen."
 )
 
-_PAGE_WIDTH, _PAGE_HEIGHT = 595, 842  # A4 in points
-_LEFT = 70
-_TOP = 780
-_BOTTOM = 70
-_WRAP = 88  # characters per line at 10 pt Helvetica within the margins
+DEFAULT_REASON = "Die beantragte Massnahme entspricht dem Integrationsplan."
+TEMPLATE = "letters/cost_approval_decision.html"
+#: The archival profile: PDF/A-2b (ISO 19005-2, visual appearance, fonts embedded).
+PDF_VARIANT = "pdf/a-2b"
+#: The only files rendering may read: the fonts ``@font-face { src: local(...) }`` names.
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 
 
 @dataclass(frozen=True)
@@ -65,133 +71,57 @@ class DecisionFacts:
     signed_by: str
 
 
-def _escape(line: str) -> bytes:
-    """A PDF literal string in WinAnsiEncoding (characters outside it become '?')."""
-    raw = line.encode("cp1252", "replace")
-    return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+#: WeasyPrint does not promise thread safety (Pango and fontconfig state is shared) and the
+#: web workers run threads: one letter at a time per process (a letter takes well under 1 s).
+_render_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class _Line:
-    text: str
-    font: str = "F1"  # F1 regular, F2 bold
-    size: int = 10
-    space_before: int = 0
-
-
-def _wrapped(text: str, *, space_before: int = 0) -> list[_Line]:
-    """A paragraph in regular type, wrapped; only its first line keeps the space before."""
-    lines: list[_Line] = []
-    for paragraph in text.splitlines() or [""]:
-        for part in textwrap.wrap(paragraph, _WRAP) or [""]:
-            lines.append(_Line(part, space_before=space_before if not lines else 0))
-    return lines
-
-
-def _lines(facts: DecisionFacts) -> list[_Line]:
-    """The letter, top to bottom."""
-    granted = facts.decision != "rejected"
-    lines = [
-        _Line("Kanton Aargau", "F2", 12),
-        _Line("Departement Gesundheit und Soziales"),
-        _Line("Kantonaler Sozialdienst"),
-        _Line(facts.addressee, space_before=30),
-        _Line(f"Aarau, {swiss_date(facts.decided_on)}", space_before=24),
-        _Line("Verfügung über Kostengutsprache", "F2", 14, space_before=24),
-        _Line(f"Fall {facts.reference}", "F2", 10, space_before=4),
-        _Line(
-            f"Person: {facts.person_name}, geboren {swiss_partial_date(facts.birth_date)}",
-            space_before=14,
-        ),
-        _Line(f"Programm: {facts.programme}"),
-    ]
-    if facts.provider:
-        lines.append(_Line(f"Anbieter: {facts.provider}"))
-    lines += [
-        _Line(f"Zeitraum: {swiss_date(facts.period_from)} – {swiss_date(facts.period_to)}"),
-        _Line(f"Gesuch vom: {swiss_date(facts.requested_on)}"),
-        _Line(f"Beantragter Betrag: CHF {format_chf(facts.amount)}", space_before=10),
-        _Line(f"Bewilligter Betrag: CHF {format_chf(facts.approved_amount)}", "F2"),
-        _Line("Entscheid", "F2", 11, space_before=16),
-        *_wrapped(DECISION_TEXT[facts.decision]),
-        _Line("Begründung", "F2", 11, space_before=12),
-        *_wrapped(facts.reason or "Die beantragte Massnahme entspricht dem Integrationsplan."),
-    ]
-    if granted:
-        lines += _wrapped(
-            "Die Kosten werden bis zum bewilligten Betrag für den genannten Zeitraum "
-            "übernommen. Rechnungen sind unter Angabe der Fallnummer an den Kantonalen "
-            "Sozialdienst zu richten.",
-            space_before=10,
-        )
-    lines += [
-        _Line("Rechtsmittelbelehrung", "F2", 11, space_before=16),
-        *_wrapped(RIGHTS_NOTICE),
-        _Line("Kantonaler Sozialdienst", space_before=24),
-        _Line(facts.signed_by),
-    ]
-    return lines
-
-
-def _font(pdf: pikepdf.Pdf, name: str) -> pikepdf.Object:
-    return pdf.make_indirect(
-        pikepdf.Dictionary(
-            Type=pikepdf.Name.Font,
-            Subtype=pikepdf.Name.Type1,
-            BaseFont=pikepdf.Name(f"/{name}"),
-            Encoding=pikepdf.Name.WinAnsiEncoding,
-        )
-    )
+def letter_html(facts: DecisionFacts) -> str:
+    """The letter as HTML (the template filled in, every value escaped)."""
+    reason = facts.reason or DEFAULT_REASON
+    context: dict[str, Any] = {
+        "facts": facts,
+        "decided_on": swiss_date(facts.decided_on),
+        "birth_date": swiss_partial_date(facts.birth_date),
+        "period_from": swiss_date(facts.period_from),
+        "period_to": swiss_date(facts.period_to),
+        "requested_on": swiss_date(facts.requested_on),
+        "amount": format_chf(facts.amount),
+        "approved_amount": format_chf(facts.approved_amount),
+        "decision_text": DECISION_TEXT[facts.decision],
+        "reason_paragraphs": [line for line in reason.splitlines() if line.strip()] or [reason],
+        "granted": facts.decision != "rejected",
+        "rights_notice": RIGHTS_NOTICE,
+    }
+    return templates.environment().get_template(TEMPLATE).render(context)
 
 
 def decision_letter(facts: DecisionFacts) -> bytes:
-    """Render the decision letter as a PDF (one or more A4 pages)."""
-    pdf = pikepdf.new()
-    fonts = pikepdf.Dictionary(F1=_font(pdf, "Helvetica"), F2=_font(pdf, "Helvetica-Bold"))
-    pages: list[list[bytes]] = [[]]
-    y = _TOP
-    for line in _lines(facts):
-        step = line.space_before + int(line.size * 1.4)
-        if y - step < _BOTTOM:
-            pages.append([])
-            y = _TOP
-            step = int(line.size * 1.4)
-        y -= step
-        pages[-1].append(
-            b"BT /%s %d Tf %d %d Td (%s) Tj ET"
-            % (line.font.encode(), line.size, _LEFT, y, _escape(line.text))
-        )
-    total = len(pages)
-    for number, ops in enumerate(pages, start=1):
-        if total > 1:
-            ops.append(
-                b"BT /F1 8 Tf %d %d Td (%s) Tj ET"
-                % (_LEFT, _BOTTOM - 30, _escape(f"Seite {number} von {total}"))
-            )
-        page = pikepdf.Dictionary(
-            Type=pikepdf.Name.Page,
-            MediaBox=[0, 0, _PAGE_WIDTH, _PAGE_HEIGHT],
-            Resources=pikepdf.Dictionary(Font=fonts),
-            Contents=pdf.make_stream(b"\n".join(ops)),
-        )
-        pdf.pages.append(pikepdf.Page(page))
-    pdf.docinfo["/Title"] = f"Verfügung über Kostengutsprache, Fall {facts.reference}"
-    pdf.docinfo["/Author"] = "Kanton Aargau, Kantonaler Sozialdienst"
-    pdf.Root.Lang = pikepdf.String("de-CH")
-    buffer = io.BytesIO()
-    pdf.save(buffer, deterministic_id=True)
-    return buffer.getvalue()
+    """Render the decision letter as a PDF/A-2b (one or more A4 pages, fonts embedded)."""
+    # Imported on first use, not at start: WeasyPrint loads Pango and fontconfig through cffi,
+    # which only letters need, and which should not be initialised before a worker forks.
+    import weasyprint
+
+    class FontsOnly(weasyprint.URLFetcher):
+        """Reads the installed font files the template names, and nothing else."""
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            """Fetch a local font file; refuse every other URL (no server, no other file)."""
+            if url.startswith("file://") and url.lower().endswith(FONT_SUFFIXES):
+                return super().fetch(url, headers)
+            raise ValueError(f"letters fetch nothing but font files: {url}")
+
+    # Should a value ever smuggle a URL into the page, WeasyPrint logs the refusal and leaves
+    # the resource out instead of reading a local file or calling a server.
+    fetcher = FontsOnly(allowed_protocols=("file",))
+    html = weasyprint.HTML(string=letter_html(facts), base_url=None, url_fetcher=fetcher)
+    with _render_lock:
+        pdf = html.write_pdf(pdf_variant=PDF_VARIANT, uncompressed_pdf=False)
+    assert pdf is not None
+    return bytes(pdf)
 
 
 def letter_text(data: bytes) -> str:
-    """The text of a letter rendered here, line by line (for tests and checks)."""
-    lines = []
-    with pikepdf.open(io.BytesIO(data)) as pdf:
-        for page in pdf.pages:
-            for instruction in pikepdf.parse_content_stream(page):
-                if (
-                    isinstance(instruction, pikepdf.ContentStreamInstruction)
-                    and str(instruction.operator) == "Tj"
-                ):
-                    lines.append(bytes(instruction.operands[0]).decode("cp1252"))
-    return "\n".join(lines)
+    """The text layer of a letter rendered here, page by page (for tests and checks)."""
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    return "\n".join(page.extract_text() for page in reader.pages)

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,8 +32,8 @@ from dossier_service.config import Settings, is_email_address
 from dossier_service.dates import utcnow
 from dossier_service.errors import NotFound, Unprocessable
 from dossier_service.identity import Identity
-from dossier_service.models import Notification, Responsibility, Unit, UnitMailbox
-from dossier_service.policy import Action, require
+from dossier_service.models import Case, Notification, Responsibility, Unit, UnitMailbox
+from dossier_service.policy import Action, readable_cases, require
 from dossier_service.services import audit, outbox
 
 if TYPE_CHECKING:
@@ -153,6 +153,19 @@ def notification_json(notification: Notification) -> dict[str, Any]:
     }
 
 
+def visible_to(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Notification: the caller's unit's, about cases it may read now.
+
+    A notification is addressed to a unit but is about a case; once the case is transferred
+    away (or a delegation ends) even its case id, kinds and times must no longer show, so
+    the case list's own condition (``policy.readable_cases``) trims them.
+    """
+    return and_(
+        Notification.unit_id == identity.unit_id,
+        exists(select(Case.id).where(Case.id == Notification.case_id, readable_cases(identity))),
+    )
+
+
 def list_notifications(
     session: Session,
     identity: Identity,
@@ -161,9 +174,9 @@ def list_notifications(
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[Notification], int, int]:
-    """The caller's unit's notifications, newest first; with the total and unread count."""
+    """The caller's unit's notifications on readable cases, newest first; total and unread."""
     require(identity, Action.NOTIFICATION_READ)
-    mine = Notification.unit_id == identity.unit_id
+    mine = visible_to(identity)
     query = select(Notification).where(mine)
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
@@ -188,14 +201,16 @@ def list_notifications(
 
 
 def mark_read(session: Session, identity: Identity, notification_id: int) -> Notification:
-    """Mark one of the unit's notifications read (idempotent); another unit's answers 404."""
+    """Mark one of the unit's notifications read (idempotent).
+
+    Another unit's notification, or one about a case the unit may no longer read, answers
+    404 like one that does not exist, so the answer tells nothing about the case.
+    """
     require(identity, Action.NOTIFICATION_READ)
     notification = None
     if 0 < notification_id <= MAX_ID:
         notification = session.execute(
-            select(Notification).where(
-                Notification.id == notification_id, Notification.unit_id == identity.unit_id
-            )
+            select(Notification).where(Notification.id == notification_id, visible_to(identity))
         ).scalar_one_or_none()
     if notification is None:
         raise NotFound("No such notification.", code="notification_not_found")
