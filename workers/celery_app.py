@@ -20,6 +20,15 @@ MONITOR_SCHEDULE = crontab(hour=3, minute=30)
 RETENTION_SCHEDULE = crontab(hour=2, minute=30)
 #: How often exports left behind by a dead worker are sent again.
 RESUME_EXPORTS_INTERVAL_S = 15 * 60.0
+#: How often versions held by a dead worker are queued again (at most; see below).
+REQUEUE_STUCK_INTERVAL_S = 60.0
+#: How often stale spool files (left by a crash) are removed.
+SWEEP_SPOOL_INTERVAL_S = 3600.0
+
+
+def requeue_interval(settings: Settings) -> float:
+    """Every minute, or twice per lease when leases are shorter (tests, impatient setups)."""
+    return min(REQUEUE_STUCK_INTERVAL_S, max(1.0, settings.processing_lease_seconds / 2))
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -55,6 +64,11 @@ def make_celery(settings: Settings) -> Celery:
                 "task": "dossier.resume_exports",
                 "schedule": RESUME_EXPORTS_INTERVAL_S,
             },
+            "requeue-stuck-versions": {
+                "task": "dossier.requeue_stuck_versions",
+                "schedule": requeue_interval(settings),
+            },
+            "sweep-spool": {"task": "dossier.sweep_spool", "schedule": SWEEP_SPOOL_INTERVAL_S},
         },
     )
     app.conf.dossier_settings = settings

@@ -18,6 +18,7 @@ from dossier_service.services import (
     outbox,
     processing,
     retention,
+    spool,
     transfers,
 )
 from search import SearchUnavailable
@@ -138,3 +139,15 @@ def retention_run(as_of: str | None = None) -> dict[str, object]:
         "not_archived": len(result.plan.not_archived),
         "purge_failures": len(result.purge_failures),
     }
+
+
+@shared_task(name="dossier.requeue_stuck_versions")
+def requeue_stuck_versions() -> dict[str, int]:
+    """Queue again versions whose worker died (lease expired) or nobody took (periodic)."""
+    return processing.requeue_stuck(container())
+
+
+@shared_task(name="dossier.sweep_spool")
+def sweep_spool() -> int:
+    """Remove spool files left by crashed processes (periodic)."""
+    return len(spool.remove_stale(container().settings))
