@@ -84,9 +84,20 @@ def _held_by_dead_worker(container: Container, version_id: str, attempts: int = 
 def test_claim_is_exclusive_while_the_lease_lives(client, world, container):
     vid = _uploaded_version(client, world, container)
     assert _get(container, vid).processing == "ready"
-    # A finished version is not claimed again (a duplicate message does nothing).
+    # A finished version is not claimed again (a duplicate message does nothing)...
     assert not processing.claim(container, vid, "a")
-    _set(container, vid, processing="pending", processing_attempts=0)
+    assert process_version_task(container, vid) == "ready"
+    assert _get(container, vid).processing_attempts == 1
+    # ... unless asked for on purpose.
+    assert processing.claim(container, vid, "a", finished_too=True)
+    _set(
+        container,
+        vid,
+        processing="pending",
+        processing_attempts=0,
+        processing_owner=None,
+        processing_lease_until=None,
+    )
 
     assert processing.claim(container, vid, "a")
     assert not processing.claim(container, vid, "b"), "a live lease must not be taken over"
@@ -105,6 +116,14 @@ def test_claim_is_exclusive_while_the_lease_lives(client, world, container):
     assert _get(container, vid).processing_attempts == 2
     assert not processing.renew(container, vid, "a"), "the dead owner's lease is gone"
     assert processing.renew(container, vid, "b")
+
+
+def process_version_task(container: Container, version_id: str) -> str:
+    """Run the worker's processing task inline, as a worker would on a message."""
+    from workers import tasks
+
+    tasks.use_container(container)
+    return str(tasks.process_version.apply(args=[version_id]).get())
 
 
 def test_heartbeat_renews_the_lease_while_work_runs(client, world, container):

@@ -62,7 +62,8 @@ def process_version(version_id: str) -> str:
             ocr_languages=settings.ocr_languages,
         )
 
-    return processing.process_version(c, version_id, extract)
+    # A message for a version finished meanwhile (requeued, redelivered) does nothing.
+    return processing.process_version(c, version_id, extract, rerun_finished=False)
 
 
 @shared_task(

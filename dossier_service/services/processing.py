@@ -29,12 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dossier_service.dates import utcnow
 from dossier_service.identity import Identity
 from dossier_service.models import Document, DocumentVersion
+from dossier_service.models.documents import PROCESSING_STATES
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit, outbox
 from search import SearchError
@@ -146,16 +147,20 @@ def new_owner() -> str:
     return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def claim(container: Container, version_id: str, owner: str) -> bool:
-    """Take the version for processing if it waits and nobody holds a live lease on it."""
+def claim(container: Container, version_id: str, owner: str, *, finished_too: bool = False) -> bool:
+    """Take the version for processing if it waits and nobody holds a live lease on it.
+
+    ``finished_too`` also takes a ready or failed version (a deliberate re-run).
+    """
     now = utcnow()
+    states = PROCESSING_STATES if finished_too else UNFINISHED
     lease = now + dt.timedelta(seconds=container.settings.processing_lease_seconds)
     with container.db.transaction() as session:
         result = session.execute(
             update(DocumentVersion)
             .where(
                 DocumentVersion.id == version_id,
-                DocumentVersion.processing.in_(UNFINISHED),
+                DocumentVersion.processing.in_(states),
                 or_(
                     DocumentVersion.processing_lease_until.is_(None),
                     DocumentVersion.processing_lease_until < now,
@@ -262,10 +267,21 @@ def _release(container: Container, version_id: str, owner: str) -> None:
         )
 
 
-def process_version(container: Container, version_id: str, extract: Extractor | None = None) -> str:
-    """Claim one version, run the pipeline under a renewed lease, return its state."""
+def process_version(
+    container: Container,
+    version_id: str,
+    extract: Extractor | None = None,
+    *,
+    rerun_finished: bool = True,
+) -> str:
+    """Claim one version, run the pipeline under a renewed lease, return its state.
+
+    A direct call redoes a finished version too; the worker's task passes
+    ``rerun_finished=False`` so that a duplicate message (a requeue, a redelivery) of a
+    version done meanwhile costs one UPDATE instead of a second OCR run.
+    """
     owner = new_owner()
-    if not claim(container, version_id, owner):
+    if not claim(container, version_id, owner, finished_too=rerun_finished):
         with container.db.transaction() as session:
             version = session.get(DocumentVersion, version_id)
             if version is None:
@@ -480,8 +496,6 @@ def overdue(
 
 def overdue_count(container: Container) -> int:
     """How many versions are overdue (for the health endpoint)."""
-    from sqlalchemy import func
-
     with container.db.transaction() as session:
         sub = overdue_query(container).order_by(None).subquery()
         return int(session.execute(select(func.count()).select_from(sub)).scalar_one())
