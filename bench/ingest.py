@@ -276,24 +276,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="1M,200M", help="Comma-separated sizes: 1M,200M,1G.")
     parser.add_argument("--repeat", type=int, help="Runs per size (default 5/3/1 by size).")
     parser.add_argument(
-        "--work-dir",
-        type=Path,
+        "--work-dir", type=Path,
         help="Server data, test files and raw baseline (default ./var/bench-PID).",
     )
     parser.add_argument("--keep", action="store_true", help="Keep the work directory.")
     parser.add_argument("--threads", type=int, default=4, help="Server threads (own server).")
     parser.add_argument(
-        "--nice",
-        type=int,
-        default=0,
+        "--nice", type=int, default=0,
         help="Niceness to add to the benchmark and its server, and to set for their "
         "scheduler autogroup (negative needs root).",
     )
     parser.add_argument(
-        "--wait-idle",
-        type=float,
-        default=0,
-        metavar="SECONDS",
+        "--wait-idle", type=float, default=0, metavar="SECONDS",
         help="Before each size, wait up to this long for the CPUs to be at most 15%% busy.",
     )
     args = parser.parse_args(argv)
@@ -453,11 +447,8 @@ def render(report: dict[str, Any]) -> str:
         growth = r["rss_growth_mib_max"]
         rows.append(
             [
-                r["size"],
-                r["runs"],
-                _with_range(r["http_mib_s"], r["http_mib_s_each"]),
-                _with_range(r["raw_mib_s"], r["raw_mib_s_each"]),
-                f"{r['ratio'] * 100:.0f} %",
+                r["size"], r["runs"], _with_range(r["http_mib_s"], r["http_mib_s_each"]),
+                _with_range(r["raw_mib_s"], r["raw_mib_s_each"]), f"{r['ratio'] * 100:.0f} %",
                 _cpu(r["server_cpu_s_per_gib"], r["raw_cpu_s_per_gib"]),
                 _share(r["server_runqueue_wait_share"]),
                 "n/a" if growth is None else growth,
@@ -468,16 +459,10 @@ def render(report: dict[str, Any]) -> str:
         f"Machine: {machine_summary(report['machine'])}.{priority}",
         "",
         markdown_table(
-            [
-                "file",
-                "n",
-                "HTTP MiB/s median (min–max)",
-                "raw sha256+write+fsync MiB/s median (min–max)",
-                "ratio (median of runs)",
-                "CPU s/GiB server / raw",
-                "server waiting for a CPU",
-                "server RSS growth MiB (max)",
-            ],
+            ["file", "n", "HTTP MiB/s median (min–max)",
+             "raw sha256+write+fsync MiB/s median (min–max)", "ratio (median of runs)",
+             "CPU s/GiB server / raw", "server waiting for a CPU",
+             "server RSS growth MiB (max)"],
             rows,
         ),
         "",
