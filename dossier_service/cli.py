@@ -164,6 +164,7 @@ def serve(
 
     container = _container()
     _init(container)
+    _sweep_spool(container.settings)
     settings = container.settings
     front: nginx_proxy.Proxy | None = None
     bind = f"{host}:{port}"
@@ -223,6 +224,7 @@ def serve(
 def worker(concurrency: int, beat: bool) -> None:
     """Run a Celery worker for the background tasks."""
     settings = _settings()
+    _sweep_spool(settings)
     app = make_worker_app(settings)
     argv = [
         "worker",
@@ -237,6 +239,29 @@ def worker(concurrency: int, beat: bool) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         argv += ["--beat", f"--schedule={schedule}"]
     app.worker_main(argv)
+
+
+def _sweep_spool(settings: Settings) -> None:
+    """Remove spool files a crashed process left (older than DOSSIER_SPOOL_MAX_AGE_HOURS)."""
+    from dossier_service.services import spool
+
+    removed = spool.remove_stale(settings)
+    if removed:
+        click.echo(f"removed {len(removed)} stale spool file(s)", err=True)
+
+
+def _report_overdue(container: Container) -> int:
+    """Print an ``overdue`` line per version not ready after the bound; return how many."""
+    from dossier_service.services import processing
+
+    late = processing.overdue(container)
+    bound = container.settings.processing_overdue_minutes
+    for version_id, state, since, attempts in late:
+        started = since.isoformat(timespec="seconds") if since else "-"
+        click.echo(
+            f"overdue\t{version_id}\t{state} since {started} (> {bound} min), {attempts} claim(s)"
+        )
+    return len(late)
 
 
 @main.group()
@@ -373,6 +398,7 @@ def tokens_revoke(username: str) -> None:
 def fsck(no_hash: bool, delete_orphans: bool) -> None:
     """Check every version's object (exists, SHA-256) and report orphaned objects."""
     from dossier_service.services import fsck as fsck_service
+    from dossier_service.services import spool
 
     container = _container()
     findings = list(fsck_service.check(container, verify_hashes=not no_hash))
@@ -382,11 +408,22 @@ def fsck(no_hash: bool, delete_orphans: bool) -> None:
         label = "ERROR" if finding.is_error else "orphan"
         version = finding.version_id or "-"
         click.echo(f"{label}\t{finding.kind}\t{finding.key}\t{version}\t{finding.message}")
+    stale = spool.find_stale(container.settings)
+    for entry in stale:
+        click.echo(
+            f"orphan\tspool\t{entry.path}\t-\t{entry.age_hours:.0f} h old, {entry.size} bytes"
+        )
+    overdue = _report_overdue(container)
     if delete_orphans and orphans:
         removed = fsck_service.delete_orphans(container, orphans, min_age=dt.timedelta(hours=1))
         click.echo(f"{removed} orphaned object(s) deleted")
-    click.echo(f"fsck: {len(errors)} problem(s), {len(orphans)} orphaned object(s)")
-    sys.exit(1 if errors else 0)
+    if delete_orphans and stale:
+        click.echo(f"{len(spool.remove_stale(container.settings))} stale spool file(s) deleted")
+    click.echo(
+        f"fsck: {len(errors)} problem(s), {len(orphans)} orphaned object(s), "
+        f"{len(stale)} stale spool file(s), {overdue} overdue version(s)"
+    )
+    sys.exit(1 if errors or overdue else 0)
 
 
 @main.group()
@@ -637,7 +674,10 @@ def index_verify() -> None:
     """Report drift between the search index and the database; exit 1 if any."""
     from dossier_service.services import indexing
 
-    drift = indexing.verify(_container())
+    container = _container()
+    drift = indexing.verify(container)
+    # Versions still waiting are not in the index yet: not drift, but not searchable either.
+    overdue = _report_overdue(container)
     for key in drift.missing:
         click.echo(f"missing\t{key}")
     for key in drift.extra:
@@ -646,25 +686,27 @@ def index_verify() -> None:
         click.echo(f"unit\t{case_id}\tindexed {indexed or '-'}, responsible {now}")
     click.echo(
         f"index verify: {len(drift.missing)} missing, {len(drift.extra)} extra, "
-        f"{len(drift.wrong_unit)} case(s) with an outdated unit"
+        f"{len(drift.wrong_unit)} case(s) with an outdated unit, {overdue} overdue version(s)"
     )
-    sys.exit(0 if drift.ok else 1)
+    sys.exit(0 if drift.ok and not overdue else 1)
 
 
 @main.command()
 @click.option("--version", "version_id", default=None, help="Reprocess one version (its id).")
 @click.option("--failed", is_flag=True, help="Reprocess every version whose processing failed.")
+@click.option("--stuck", is_flag=True, help="Reprocess every overdue version (see `dossier fsck`).")
 @click.option("--all", "everything", is_flag=True, help="Reprocess every version.")
-def reprocess(version_id: str | None, failed: bool, everything: bool) -> None:
+def reprocess(version_id: str | None, failed: bool, stuck: bool, everything: bool) -> None:
     """Run fixity, extraction and indexing again (queued for the worker)."""
     from sqlalchemy import select
 
+    from dossier_service.dates import utcnow
     from dossier_service.models import DocumentVersion
-    from dossier_service.services import outbox
+    from dossier_service.services import outbox, processing
     from dossier_service.services.documents import PROCESS_TASK
 
-    if sum(bool(x) for x in (version_id, failed, everything)) != 1:
-        raise click.UsageError("give exactly one of --version ID, --failed or --all")
+    if sum(bool(x) for x in (version_id, failed, stuck, everything)) != 1:
+        raise click.UsageError("give exactly one of --version ID, --failed, --stuck or --all")
     container = _container()
     with container.db.transaction() as session:
         query = select(DocumentVersion.id)
@@ -672,6 +714,8 @@ def reprocess(version_id: str | None, failed: bool, everything: bool) -> None:
             query = query.where(DocumentVersion.id == version_id)
         elif failed:
             query = query.where(DocumentVersion.processing == "failed")
+        elif stuck:
+            query = processing.overdue_query(container).with_only_columns(DocumentVersion.id)
         ids = list(session.execute(query).scalars())
         if version_id and not ids:
             raise click.ClickException(f"no version {version_id}")
@@ -679,7 +723,16 @@ def reprocess(version_id: str | None, failed: bool, everything: bool) -> None:
             session.execute(
                 DocumentVersion.__table__.update()  # type: ignore[attr-defined]
                 .where(DocumentVersion.id == vid)
-                .values(processing="pending", processing_error=None)
+                .values(
+                    processing="pending",
+                    processing_error=None,
+                    # A new round: a live worker's lease is dropped (its work is redone).
+                    processing_owner=None,
+                    processing_lease_until=None,
+                    processing_attempts=0,
+                    processing_since=utcnow(),
+                    processing_queued_at=utcnow(),
+                )
             )
             outbox.enqueue(session, PROCESS_TASK, version_id=vid)
     # Committing sent the tasks to the broker (or left them to the relay if it is down).

@@ -19,6 +19,14 @@ DEFAULT_STALL_DAYS = 90
 DEFAULT_RETENTION_DAYS = 2 * 365
 #: Minutes without a request after which a web session ends.
 DEFAULT_SESSION_IDLE_MINUTES = 30
+#: Seconds a worker holds a claimed version without renewing it (renewed while it works).
+DEFAULT_PROCESSING_LEASE_SECONDS = 300
+#: Minutes after which a version not yet ready or failed is reported as overdue.
+DEFAULT_PROCESSING_OVERDUE_MINUTES = 15
+#: Claims of one version that ended with a dead worker before the version is marked failed.
+DEFAULT_PROCESSING_MAX_ATTEMPTS = 3
+#: Hours after which a file left in the spool directory (by a crash) is removed.
+DEFAULT_SPOOL_MAX_AGE_HOURS = 24
 #: File under the data dir holding the generated session key when DOSSIER_SECRET_KEY is unset.
 SECRET_KEY_FILE = "session-secret.key"  # noqa: S105  (a file name, not a secret)
 
@@ -80,6 +88,12 @@ class Settings:
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = field(default=None, repr=False)
+    #: Processing leases: see services/processing.py and docs/operations.md.
+    processing_lease_seconds: int = DEFAULT_PROCESSING_LEASE_SECONDS
+    processing_overdue_minutes: int = DEFAULT_PROCESSING_OVERDUE_MINUTES
+    processing_max_attempts: int = DEFAULT_PROCESSING_MAX_ATTEMPTS
+    #: Spool files older than this are leftovers of a crash (services/spool.py).
+    spool_max_age_hours: int = DEFAULT_SPOOL_MAX_AGE_HOURS
     #: Settings handed in by code (tests, the CLI), never read from the environment.
     extra: Mapping[str, Any] = field(default_factory=dict, metadata={"environment": False})
 
@@ -291,6 +305,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if idle_minutes > 24 * 60:
         raise ConfigError(f"DOSSIER_SESSION_IDLE_MINUTES must be at most 1440, not {idle_minutes}")
     oidc = _oidc_settings(env)
+    processing = _processing_settings(env)
 
     return Settings(
         data_dir=data_dir,
@@ -331,7 +346,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         **oidc,
         **smtp,
+        **processing,
     )
+
+
+def _processing_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Leases and bounds of background processing, and the age of stale spool files."""
+    values: dict[str, Any] = {}
+    # (setting, default, minimum, maximum)
+    bounds = (
+        ("processing_lease_seconds", DEFAULT_PROCESSING_LEASE_SECONDS, 10, 24 * 3600),
+        ("processing_overdue_minutes", DEFAULT_PROCESSING_OVERDUE_MINUTES, 1, 7 * 24 * 60),
+        ("processing_max_attempts", DEFAULT_PROCESSING_MAX_ATTEMPTS, 1, 100),
+        # Below 2 hours a slow upload or export could lose its spool file while it runs.
+        ("spool_max_age_hours", DEFAULT_SPOOL_MAX_AGE_HOURS, 2, 24 * 365),
+    )
+    for setting, default, minimum, maximum in bounds:
+        name = variable_name(setting)
+        number = _parse_int(name, env.get(name) or str(default), minimum=minimum)
+        if number > maximum:
+            raise ConfigError(f"{name} must be at most {maximum}, not {number}")
+        values[setting] = number
+    return values
 
 
 def _oidc_settings(env: Mapping[str, str]) -> dict[str, Any]:

@@ -24,6 +24,15 @@ RESUME_EXPORTS_INTERVAL_S = 15 * 60.0
 AUTH_HOUSEKEEPING_INTERVAL_S = 60.0
 #: Checkpoints of the audit chain head, outside the database (issue 10, finding 5).
 AUDIT_CHECKPOINT_INTERVAL_S = 60.0
+#: How often versions held by a dead worker are queued again (at most; see below).
+REQUEUE_STUCK_INTERVAL_S = 60.0
+#: How often stale spool files (left by a crash) are removed.
+SWEEP_SPOOL_INTERVAL_S = 3600.0
+
+
+def requeue_interval(settings: Settings) -> float:
+    """Every minute, or twice per lease when leases are shorter (tests, impatient setups)."""
+    return min(REQUEUE_STUCK_INTERVAL_S, max(1.0, settings.processing_lease_seconds / 2))
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -67,6 +76,11 @@ def make_celery(settings: Settings) -> Celery:
                 "task": "dossier.auth_housekeeping",
                 "schedule": AUTH_HOUSEKEEPING_INTERVAL_S,
             },
+            "requeue-stuck-versions": {
+                "task": "dossier.requeue_stuck_versions",
+                "schedule": requeue_interval(settings),
+            },
+            "sweep-spool": {"task": "dossier.sweep_spool", "schedule": SWEEP_SPOOL_INTERVAL_S},
         },
     )
     app.conf.dossier_settings = settings

@@ -20,6 +20,7 @@ from dossier_service.services import (
     outbox,
     processing,
     retention,
+    spool,
     transfers,
 )
 from search import SearchUnavailable
@@ -63,7 +64,8 @@ def process_version(version_id: str) -> str:
             ocr_languages=settings.ocr_languages,
         )
 
-    return processing.process_version(c, version_id, extract)
+    # A message for a version finished meanwhile (requeued, redelivered) does nothing.
+    return processing.process_version(c, version_id, extract, rerun_finished=False)
 
 
 @shared_task(
@@ -154,3 +156,13 @@ def audit_checkpoint() -> dict[str, object] | None:
     """Write a checkpoint of the audit chain head outside the database (beat: every minute)."""
     line = audit_checkpoints.write_checkpoint(container())
     return None if line is None else {"seq": line["seq"], "last_id": line["last_id"]}
+@shared_task(name="dossier.requeue_stuck_versions")
+def requeue_stuck_versions() -> dict[str, int]:
+    """Queue again versions whose worker died (lease expired) or nobody took (periodic)."""
+    return processing.requeue_stuck(container())
+
+
+@shared_task(name="dossier.sweep_spool")
+def sweep_spool() -> int:
+    """Remove spool files left by crashed processes (periodic)."""
+    return len(spool.remove_stale(container().settings))

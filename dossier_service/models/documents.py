@@ -10,10 +10,12 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -56,6 +58,8 @@ class DocumentVersion(Base):
         CheckConstraint(
             "processing IN ('pending','processing','ready','failed')", name="processing"
         ),
+        # Finds the few versions not ready yet (overdue report, periodic requeue).
+        Index("ix_document_versions_processing", "processing", "processing_since"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -73,6 +77,15 @@ class DocumentVersion(Base):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     processing: Mapped[str] = mapped_column(String(16), default="pending")
     processing_error: Mapped[str | None] = mapped_column(Text)
+    #: When the current round of processing was asked for (upload, reprocess): overdue after.
+    processing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
+    #: When the processing task was last put on the queue (requeued if nobody claims it).
+    processing_queued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The worker holding the version while it processes it, and until when (its lease).
+    processing_owner: Mapped[str | None] = mapped_column(String(120))
+    processing_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: Claims since the last success or manual reprocess; too many: the version fails.
+    processing_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     #: Findings of the upload inspection: encrypted, active_content, pages, ...
     flags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Key of the derived plain-text object (extracted text), beside the original.

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from dossier_service.services import outbox
+from dossier_service.services import outbox, processing
 
 if TYPE_CHECKING:
     from dossier_service.container import Container
@@ -33,5 +33,7 @@ def check(container: Container, broker_probe: Any) -> tuple[bool, dict[str, Any]
         checks["broker"] = {"ok": False, "error": type(exc).__name__}
     if checks["database"]["ok"]:
         checks["outbox"] = {"unsent": outbox.unsent_count(container.db)}
+        # Reported, not a failed check: the service serves; an operator looks (operations.md).
+        checks["processing"] = {"overdue": processing.overdue_count(container)}
     healthy = all(v.get("ok", True) for v in checks.values())
     return healthy, checks

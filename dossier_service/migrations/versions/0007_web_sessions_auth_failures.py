@@ -4,7 +4,7 @@ Only new tables, so existing rows need nothing. Sessions signed before this rele
 no session id and simply lead to the login page once.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05 08:40:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import dossier_service.db
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
