@@ -156,6 +156,8 @@ def audit_checkpoint() -> dict[str, object] | None:
     """Write a checkpoint of the audit chain head outside the database (beat: every minute)."""
     line = audit_checkpoints.write_checkpoint(container())
     return None if line is None else {"seq": line["seq"], "last_id": line["last_id"]}
+
+
 @shared_task(name="dossier.requeue_stuck_versions")
 def requeue_stuck_versions() -> dict[str, int]:
     """Queue again versions whose worker died (lease expired) or nobody took (periodic)."""
