@@ -386,6 +386,7 @@ class Topology:
         for name in ("celery-2", "celery-1", "web", "moto", "redis"):
             proc = self.procs.get(name)
             if proc is not None:
+                log(f"stopping {name}")
                 try:
                     proc.stop()
                 except Exception as exc:
