@@ -366,20 +366,34 @@ class Topology:
         ]
 
     def gunicorn_workers(self) -> list[int]:
-        """Process ids of the gunicorn workers: the web process's python children."""
-        web = self.procs["web"]
+        """Process ids of the gunicorn workers: the children of the master.
+
+        The master is the highest process of the web tree with at least two children
+        other than nginx: ``dossier serve`` itself when it runs gunicorn in-process, or a
+        child of it when it also starts a reverse proxy.
+        """
+
+        def python_children(proc: psutil.Process) -> list[psutil.Process]:
+            kids = []
+            for child in proc.children():
+                try:
+                    if "nginx" not in child.name():
+                        kids.append(child)
+                except psutil.NoSuchProcess:
+                    continue
+            return kids
+
         try:
-            children = psutil.Process(web.pid).children()
+            queue = [psutil.Process(self.procs["web"].pid)]
+            while queue:
+                proc = queue.pop(0)
+                kids = python_children(proc)
+                if len(kids) >= 2 or (self.args.web_workers == 1 and kids):
+                    return [kid.pid for kid in kids]
+                queue.extend(kids)
         except psutil.NoSuchProcess:
-            return []
-        pids = []
-        for child in children:
-            try:
-                if "nginx" not in child.name():
-                    pids.append(child.pid)
-            except psutil.NoSuchProcess:
-                continue
-        return pids
+            pass
+        return []
 
     def stop(self) -> None:
         """Stop workers, web, S3 and Redis; drop the database."""
