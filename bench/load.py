@@ -921,6 +921,8 @@ def check_after(
     started = time.monotonic()
     pending = {u.document_id: u for u in stats.uploads}
     states: Counter[str] = Counter()
+    # The versions as last seen per document: a finished document is not fetched again.
+    latest: dict[str, list[dict[str, Any]]] = {}
     while True:
         states = Counter()
         for doc_id, upload in list(pending.items()):
@@ -928,6 +930,7 @@ def check_after(
             if found is None:
                 states["unreadable"] += 1
                 continue
+            latest[doc_id] = found[0]["versions"]
             open_versions = [
                 v for v in found[0]["versions"] if v["processing"] not in ("ready", "failed")
             ]
@@ -942,12 +945,9 @@ def check_after(
     result["settle_seconds"] = round(time.monotonic() - started, 1)
     result["documents_not_final"] = sorted(pending)
     result["documents_not_final_states"] = dict(states) if pending else {}
-    final: Counter[str] = Counter()
-    for upload in stats.uploads:
-        found = fetch_document(url, upload, unit_tokens)
-        if found is not None:
-            for version in found[0]["versions"]:
-                final[version["processing"]] += 1
+    final: Counter[str] = Counter(
+        version["processing"] for versions in latest.values() for version in versions
+    )
     result["version_states"] = dict(final)
     log(f"processing: {dict(final)}; not final after {result['settle_seconds']} s: {len(pending)}")
 
