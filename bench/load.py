@@ -495,12 +495,17 @@ class Faults:
         time.sleep(2)  # the new worker imports the app before it accepts
         return f"SIGKILL of worker pid {victim}; master replaced it"
 
-    def covering(self, t: float, grace_s: float) -> str | None:
-        """The fault whose window (plus grace) contains *t*, if any."""
+    def covering(self, t: float, grace_s: float, seconds: float = 0.0) -> str | None:
+        """The fault whose window (plus grace) overlaps a request from *t* for *seconds*.
+
+        A request that started before a fault and was still running when it struck (a
+        slow request on the killed gunicorn worker, a health probe of the broker just before
+        Redis went down) fails because of it, so the request's whole span counts.
+        """
         with self.lock:
             for window in self.windows:
                 end = window.end if window.end is not None else time.monotonic()
-                if window.start - 1.0 <= t <= end + grace_s:
+                if t + seconds >= window.start - 1.0 and t <= end + grace_s:
                     return window.name
         return None
 
@@ -769,7 +774,9 @@ class Caseworker:
 def watch_health(worker: Caseworker, stop: threading.Event) -> None:
     """Poll the health endpoint every 5 s, recorded like any other request."""
     while not stop.wait(5):
-        worker.call("GET /health", "GET", "/api/v1/health", timeout=(5, 10))
+        # The same patience as every other request: the verdict is about errors, and
+        # a slow answer on a saturated machine shows in the latency columns.
+        worker.call("GET /health", "GET", "/api/v1/health")
 
 
 @dataclass
@@ -990,7 +997,7 @@ def summarize(
         failed = sample.status >= 500 or sample.status == 0 or sample.status == -1
         if not failed:
             continue
-        window = faults.covering(sample.t, grace_s) if sample.status != -1 else None
+        window = faults.covering(sample.t, grace_s, sample.seconds) if sample.status != -1 else None
         if window is None:
             outside.append(
                 {

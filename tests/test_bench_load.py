@@ -41,3 +41,14 @@ def test_percentile_is_the_nearest_rank() -> None:
     assert percentile(values, 0.5) == 51.0
     assert percentile(values, 0.95) == 95.0
     assert percentile([7.0], 0.95) == 7.0
+
+
+def test_a_request_running_when_the_fault_struck_is_excused() -> None:
+    """A slow request started before a gunicorn worker was killed fails because of it."""
+    stats = Stats()
+    stats.add(Sample("GET /cases/{id}", 448.6, 3.0, 0, "ConnectionError"))  # spans 450
+    stats.add(Sample("GET /cases/{id}", 440.0, 3.0, 0, "ConnectionError"))  # ended before
+    summary = summarize(stats, _faults([FaultWindow("gunicorn", 450.0, 452.3)]), 0.0, 600.0, 10)
+
+    assert summary["errors_in_fault_windows"] == 1
+    assert [e["at_s"] for e in summary["errors_outside_fault_windows"]] == [440.0]
