@@ -238,7 +238,12 @@ def worker(concurrency: int, beat: bool) -> None:
         schedule = settings.data_dir / "celerybeat-schedule"
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         argv += ["--beat", f"--schedule={schedule}"]
-    app.worker_main(argv)
+    # app.start, not app.worker_main: worker_main drops Celery's exit code, so a worker that
+    # stopped on an unrecoverable error (e.g. kombu failing while Redis restarts) exited 0
+    # and a supervisor set to restart on failure left it dead.
+    code = app.start(argv)
+    if code:
+        raise SystemExit(code)
 
 
 def _sweep_spool(settings: Settings) -> None:

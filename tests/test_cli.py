@@ -380,3 +380,19 @@ def test_installed_script_end_to_end(settings, app):
     assert bad.returncode == 1
     assert "configuration: unknown setting(s): DOSSIER_FOO" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_worker_exits_with_celerys_failure_code(settings, monkeypatch):
+    """A worker Celery stopped on an unrecoverable error exits non-zero (supervisors restart it)."""
+    from celery import Celery
+
+    seen: list[list[str]] = []
+
+    def failed_start(self: Celery, argv: list[str] | None = None) -> int:
+        seen.append(list(argv or []))
+        return 1  # what Celery returns after "Unrecoverable error" (EX_FAILURE)
+
+    monkeypatch.setattr(Celery, "start", failed_start)
+    result = run_cli(settings, "worker", "--no-beat")
+    assert seen and seen[0][0] == "worker"
+    assert result.exit_code == 1
