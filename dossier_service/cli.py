@@ -350,10 +350,7 @@ def users_set_password(username: str, password_stdin: bool) -> None:
 @click.option("--username", required=True)
 def users_disable(username: str) -> None:
     """Disable a user: no login, no token accepted, every open web session ended at once."""
-    from dossier_service.services import accounts
-
-    with _run() as session:
-        accounts.set_active(session, username, False)
+    _set_active(username, False)
     click.echo(f"user {username} disabled; their sessions are ended")
 
 
@@ -361,11 +358,16 @@ def users_disable(username: str) -> None:
 @click.option("--username", required=True)
 def users_enable(username: str) -> None:
     """Enable a disabled user again (their tokens count again unless revoked)."""
+    _set_active(username, True)
+    click.echo(f"user {username} enabled")
+
+
+def _set_active(username: str, active: bool) -> None:
+    """Enable or disable the user (audited by the service)."""
     from dossier_service.services import accounts
 
     with _run() as session:
-        accounts.set_active(session, username, True)
-    click.echo(f"user {username} enabled")
+        accounts.set_active(session, username, active)
 
 
 @main.group()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from dossier_service.config import Settings
 from storage.s3 import S3Store
 
 ENDPOINT_ENV = "DOSSIER_TEST_S3_ENDPOINT"
@@ -50,3 +51,16 @@ def s3_store(s3_endpoint: str) -> Iterator[S3Store]:
     from minio import Minio
 
     Minio(s3_endpoint, ACCESS_KEY, SECRET_KEY, secure=False, region=REGION).remove_bucket(bucket)
+
+
+def s3_settings(settings: Settings, endpoint: str) -> Settings:
+    """The test's settings with the S3 backend on a fresh, uniquely named bucket at ENDPOINT."""
+    return settings.with_overrides(
+        storage="s3",
+        s3_endpoint=endpoint,
+        s3_access_key=ACCESS_KEY,
+        s3_secret_key=SECRET_KEY,
+        s3_bucket=f"dossier-{uuid.uuid4().hex[:12]}",
+        s3_secure=False,
+        s3_region=REGION,
+    )

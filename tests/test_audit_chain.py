@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
-import uuid
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from dossier_service.container import Container
 from dossier_service.models import AuditEntry
 from dossier_service.services import audit, audit_checkpoints
 from tests.factories import World, new_case, run_cli
-from tests.s3_peer import s3_endpoint  # noqa: F401
+from tests.s3_peer import s3_endpoint, s3_settings  # noqa: F401
 from workers import celery_app, tasks
 
 
@@ -203,15 +202,7 @@ def test_the_beat_task_writes_a_checkpoint_every_minute(container, world):
 def test_checkpoints_go_to_an_object_lock_bucket_on_s3(settings, s3_endpoint, world):  # noqa: F811
     from minio import Minio
 
-    s3 = settings.with_overrides(
-        storage="s3",
-        s3_endpoint=s3_endpoint,
-        s3_access_key="testing",
-        s3_secret_key="testing",
-        s3_bucket=f"dossier-{uuid.uuid4().hex[:12]}",
-        s3_secure=False,
-        s3_region="us-east-1",
-    )
+    s3 = s3_settings(settings, s3_endpoint)
     container = Container(s3)
     try:
         container.store.ensure_bucket()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
 
 import pytest
 
@@ -12,21 +11,13 @@ from dossier_service.container import Container
 from dossier_service.samples import make_docx, make_pdf
 from dossier_service.services import fsck
 from tests.factories import new_case, upload
-from tests.s3_peer import s3_endpoint  # noqa: F401
+from tests.s3_peer import s3_endpoint, s3_settings  # noqa: F401
 
 
 @pytest.fixture
 def s3_container(settings, s3_endpoint):  # noqa: F811
     """A container whose object store is a fresh S3 bucket."""
-    s3 = settings.with_overrides(
-        storage="s3",
-        s3_endpoint=s3_endpoint,
-        s3_access_key="testing",
-        s3_secret_key="testing",
-        s3_bucket=f"dossier-{uuid.uuid4().hex[:12]}",
-        s3_secure=False,
-        s3_region="us-east-1",
-    )
+    s3 = s3_settings(settings, s3_endpoint)
     container = Container(s3)
     yield container
     container.close()

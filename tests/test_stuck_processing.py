@@ -25,11 +25,11 @@ from dossier_service.container import Container
 from dossier_service.dates import utcnow
 from dossier_service.models import Document, DocumentVersion
 from dossier_service.services import processing
+from tests.brokers import broker_url  # noqa: F401
 from tests.factories import PDF_V1, World, new_case, run_cli, upload
 from tests.sample_files import image_only_pdf, scanned_page
 
 LONG_AGO = dt.timedelta(hours=2)
-BROKERS = ["embedded"] + (["redis"] if os.environ.get("DOSSIER_TEST_REDIS_URL") else [])
 
 
 def _version_id(container: Container, document_id: str) -> str:
@@ -338,20 +338,11 @@ def _wait_for(predicate: Any, timeout: float, what: str, log: Path) -> None:
     pytest.fail(f"timed out waiting for {what}; worker log:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(params=BROKERS)
-def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The embedded broker (never redelivers), and Redis (redelivers only after an hour)."""
-    if request.param == "embedded":
-        return f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
-    url = os.environ["DOSSIER_TEST_REDIS_URL"]
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
 def test_a_worker_killed_mid_processing_is_replaced_without_manual_action(
-    settings, world, tmp_path, broker_url
+    settings,
+    world,
+    tmp_path,
+    broker_url,  # noqa: F811
 ):
     lease = 10
     worker_settings = settings.with_overrides(

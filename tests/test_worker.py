@@ -7,33 +7,19 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from dossier_service.app import create_app
 from dossier_service.container import Container
 from dossier_service.samples import make_pdf
+from tests.brokers import broker_url  # noqa: F401
 from tests.factories import new_case, upload
 from workers.celery_app import make_sender
 
-BROKERS = ["embedded"] + (["redis"] if os.environ.get("DOSSIER_TEST_REDIS_URL") else [])
-
-
-@pytest.fixture(params=BROKERS)
-def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The embedded SQLAlchemy broker, and Redis when configured."""
-    if request.param == "embedded":
-        return f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
-    url = os.environ["DOSSIER_TEST_REDIS_URL"]
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-    return url
-
 
 @pytest.fixture
-def worker_settings(settings, broker_url):
+def worker_settings(settings, broker_url):  # noqa: F811
     """Settings of a deployment with a separate worker process (tasks not eager)."""
     return settings.with_overrides(broker_url=broker_url, tasks_eager=False)
 
