@@ -71,6 +71,10 @@ class Action(StrEnum):
     EXPORT = "export.create"
     LEGAL_HOLD = "legal_hold.set"
     DISCLOSURE = "disclosure.create"
+    DOCUMENT_WITHDRAW = "document.withdraw"
+    DOCUMENT_READ_WITHDRAWN = "document.read_withdrawn"
+    DOCUMENT_PURGE = "document.purge"
+    DOCUMENT_MOVE = "document.move"
 
 
 #: Which roles may ever perform an action, whatever the case (else 403).
@@ -90,6 +94,10 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.REPORT_READ,
             Action.LEGAL_HOLD,
             Action.DISCLOSURE,
+            Action.DOCUMENT_WITHDRAW,
+            Action.DOCUMENT_READ_WITHDRAWN,
+            Action.DOCUMENT_PURGE,
+            Action.DOCUMENT_MOVE,
         }
     ),
     "auditor": frozenset({Action.AUDIT_READ}),
@@ -110,6 +118,10 @@ _UNIT_KIND_ACTIONS: dict[Action, frozenset[str]] = {
     Action.EXPORT: frozenset({"canton"}),
     Action.LEGAL_HOLD: frozenset({"canton"}),
     Action.DISCLOSURE: frozenset({"canton"}),
+    Action.DOCUMENT_WITHDRAW: frozenset({"canton", "municipality"}),
+    Action.DOCUMENT_READ_WITHDRAWN: frozenset({"canton"}),
+    Action.DOCUMENT_PURGE: frozenset({"canton"}),
+    Action.DOCUMENT_MOVE: frozenset({"canton"}),
 }
 
 _FORBIDDEN_MESSAGES: dict[Action, str] = {
@@ -128,6 +140,10 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     Action.EXPORT: "Only archivists of the canton export cases to the archive.",
     Action.LEGAL_HOLD: "Only caseworkers of the canton set or release a legal hold.",
     Action.DISCLOSURE: "Only caseworkers of the canton produce a disclosure.",
+    Action.DOCUMENT_WITHDRAW: "Only the responsible unit or the canton withdraws documents.",
+    Action.DOCUMENT_READ_WITHDRAWN: "Only caseworkers of the canton read withdrawn documents.",
+    Action.DOCUMENT_PURGE: "Only caseworkers of the canton purge a withdrawn document.",
+    Action.DOCUMENT_MOVE: "Only caseworkers of the canton move a document to another case.",
 }
 
 
@@ -141,7 +157,13 @@ def may(identity: Identity, action: Action) -> bool:
 
 #: Actions that only read: a role with nothing beyond them sends no body worth reading.
 _READ_ACTIONS = frozenset(
-    {Action.CASE_READ, Action.AUDIT_READ, Action.NOTIFICATION_READ, Action.REPORT_READ}
+    {
+        Action.CASE_READ,
+        Action.AUDIT_READ,
+        Action.NOTIFICATION_READ,
+        Action.REPORT_READ,
+        Action.DOCUMENT_READ_WITHDRAWN,
+    }
 )
 
 
@@ -286,6 +308,24 @@ def disclosable_cases(identity: Identity) -> ColumnElement[bool]:
     return true() if may(identity, Action.DISCLOSURE) else false()
 
 
+def withdrawable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases whose documents the caller may withdraw."""
+    if not may(identity, Action.DOCUMENT_WITHDRAW):
+        return false()
+    if identity.unit_kind == "canton":
+        return true()
+    return _responsible_now(identity.unit_id)
+
+
+def canton_document_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: where the caller reads withdrawn documents, purges or moves them.
+
+    The canton on any case; ``may`` (checked first by ``load_case`` and ``rights``) binds
+    each of the three actions to canton caseworkers.
+    """
+    return true() if reads_every_case(identity) else false()
+
+
 _CASE_CONDITIONS = {
     Action.CASE_READ: readable_cases,
     Action.CASE_WRITE: writable_cases,
@@ -297,6 +337,10 @@ _CASE_CONDITIONS = {
     Action.CASE_REOPEN: reopenable_cases,
     Action.LEGAL_HOLD: legal_hold_cases,
     Action.DISCLOSURE: disclosable_cases,
+    Action.DOCUMENT_WITHDRAW: withdrawable_cases,
+    Action.DOCUMENT_READ_WITHDRAWN: canton_document_cases,
+    Action.DOCUMENT_PURGE: canton_document_cases,
+    Action.DOCUMENT_MOVE: canton_document_cases,
 }
 
 _HELD_ELSEWHERE = {
@@ -309,12 +353,27 @@ _HELD_ELSEWHERE = {
     Action.CASE_REOPEN: "Only caseworkers of the canton reopen a case.",
     Action.LEGAL_HOLD: "Only caseworkers of the canton set or release a legal hold.",
     Action.DISCLOSURE: "Only caseworkers of the canton produce a disclosure.",
+    Action.DOCUMENT_WITHDRAW: "Only the unit responsible for this case or the canton withdraws.",
+    Action.DOCUMENT_READ_WITHDRAWN: "Only caseworkers of the canton read withdrawn documents.",
+    Action.DOCUMENT_PURGE: "Only caseworkers of the canton purge a withdrawn document.",
+    Action.DOCUMENT_MOVE: "Only caseworkers of the canton move a document to another case.",
 }
 
 #: Actions a closed case still allows; everything else on it is a write and answers 409.
 #: A legal hold matters most on a closed case (it stops deletion) and a disclosure is a read.
+#: A misfiled document is a data-protection breach whether or not the case is closed, so
+#: withdrawing, reading withdrawn documents and purging stay possible on a closed case
+#: (moving does not: it changes the dossier of a closed case for good).
 _ALLOWED_WHEN_CLOSED = frozenset(
-    {Action.CASE_READ, Action.CASE_REOPEN, Action.LEGAL_HOLD, Action.DISCLOSURE}
+    {
+        Action.CASE_READ,
+        Action.CASE_REOPEN,
+        Action.LEGAL_HOLD,
+        Action.DISCLOSURE,
+        Action.DOCUMENT_WITHDRAW,
+        Action.DOCUMENT_READ_WITHDRAWN,
+        Action.DOCUMENT_PURGE,
+    }
 )
 
 

@@ -13,6 +13,7 @@ from dossier_service.dates import local_today
 from dossier_service.services import (
     accounts,
     audit_checkpoints,
+    documents,
     exports,
     indexing,
     monitoring,
@@ -22,6 +23,7 @@ from dossier_service.services import (
     retention,
     spool,
     transfers,
+    withdrawal,
 )
 from search import SearchUnavailable
 from workers.extract import Extraction, extract_text
@@ -78,6 +80,36 @@ def process_version(version_id: str) -> str:
 def sync_case_unit(case_id: str) -> int:
     """Relabel a moved case's index entries with its responsible unit (idempotent)."""
     return indexing.sync_case_unit(container(), case_id)
+
+
+@shared_task(
+    name=documents.INDEX_TASK,
+    autoretry_for=(SearchUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=12,
+)
+def index_document(document_id: str, versions: int) -> bool:
+    """Rewrite a corrected or moved document's entry, remove a withdrawn one (idempotent)."""
+    return indexing.index_document(container(), document_id, versions)
+
+
+class PurgeUnfinished(Exception):
+    """Deleting a purged document's objects or index entries failed; retried."""
+
+
+@shared_task(
+    name=withdrawal.PURGE_TASK,
+    autoretry_for=(PurgeUnfinished,),
+    retry_backoff=True,
+    retry_backoff_max=3600,
+    max_retries=12,
+)
+def purge_document(document_id: str, versions: int) -> bool:
+    """Delete a purged document's bytes, extracted text and index entries (idempotent)."""
+    if not withdrawal.finish_purge(container(), document_id, versions):
+        raise PurgeUnfinished(document_id)
+    return True
 
 
 @shared_task(name="dossier.sync_pending_units")

@@ -4,7 +4,13 @@ from dossier_service.models.archive import CaseTombstone, Export, ExportCase, Le
 from dossier_service.models.audit import AuditEntry
 from dossier_service.models.auth import AuthFailureWindow, WebSession
 from dossier_service.models.cases import Case, Delegation, ReferenceCounter, Responsibility
-from dossier_service.models.documents import DOCUMENT_TYPES, Document, DocumentVersion
+from dossier_service.models.documents import (
+    DOCUMENT_TYPES,
+    Document,
+    DocumentChange,
+    DocumentTombstone,
+    DocumentVersion,
+)
 from dossier_service.models.outbox import OutboxMessage
 from dossier_service.models.process import (
     CaseClosure,
@@ -32,6 +38,8 @@ __all__ = [
     "CostApprovalDocument",
     "Delegation",
     "Document",
+    "DocumentChange",
+    "DocumentTombstone",
     "DocumentVersion",
     "Export",
     "ExportCase",

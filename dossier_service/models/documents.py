@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -41,6 +42,14 @@ class Document(Base):
     title: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: The date written on the document (a letter's date), not when it was uploaded.
+    document_date: Mapped[dt.date | None] = mapped_column(Date)
+    #: Free keywords, normalised (see services.document_fields); searchable and a facet.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    #: Set when the document was withdrawn: hidden from every reader but the canton.
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)
 
     versions: Mapped[list[DocumentVersion]] = relationship(
         back_populates="document", order_by="DocumentVersion.number", lazy="selectin"
@@ -97,6 +106,52 @@ class DocumentVersion(Base):
     indexed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     fixity_status: Mapped[str] = mapped_column(String(16), default="unchecked")
     fixity_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: Why this version was uploaded (optional, given by the uploader).
+    reason: Mapped[str | None] = mapped_column(Text)
 
     document: Mapped[Document] = relationship(back_populates="versions")
     created_by: Mapped[User] = relationship(lazy="joined")
+
+
+class DocumentChange(Base):
+    """One corrected metadata field of a document: old and new value, why, by whom, when."""
+
+    __tablename__ = "document_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    #: title, type, document_date, tags, case (a move), withdrawn
+    field: Mapped[str] = mapped_column(String(32))
+    #: Values as JSON (a list for tags, ISO text for dates, None for "not set").
+    old_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    changed_by: Mapped[User] = relationship(lazy="joined")
+
+
+class DocumentTombstone(Base):
+    """What remains of a purged document: which case, what type, who purged it, when and why.
+
+    Holds no title and no file names (they may name the person the document was wrongly
+    filed for); ``pending_objects`` lists storage keys still to delete, emptied once gone.
+    """
+
+    __tablename__ = "document_tombstones"
+
+    document_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    versions: Mapped[int] = mapped_column(Integer)
+    withdrawn_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    withdrawn_by: Mapped[str] = mapped_column(String(64))
+    withdrawn_reason: Mapped[str] = mapped_column(Text)
+    purged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    purged_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    pending_objects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    objects_deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -50,6 +50,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROCESS_TASK = "dossier.process_version"
+#: Rewrites (or removes) a document's index entry after its metadata, case or state changed.
+INDEX_TASK = "dossier.index_document"
+
+#: Longest reason a version, a correction, a withdrawal or a move may carry.
+MAX_REASON_CHARS = 2000
+
+
+def parse_reason(raw: object, *, required: bool) -> str | None:
+    """A trimmed reason text; 422 ``reason_required`` if required and empty."""
+    if raw is not None and not isinstance(raw, str):
+        raise Unprocessable("'reason' must be text.", field="reason")
+    reason = (raw or "").strip()
+    if not reason:
+        if required:
+            raise Unprocessable(
+                "Give a reason for the change.", code="reason_required", field="reason"
+            )
+        return None
+    if len(reason) > MAX_REASON_CHARS:
+        raise Unprocessable(
+            f"'reason' is longer than {MAX_REASON_CHARS} characters.", field="reason"
+        )
+    if any(ord(c) < 32 and c not in "\n\r\t" for c in reason):
+        raise Unprocessable("'reason' contains control characters.", field="reason")
+    return reason
+
+
+def enqueue_reindex(session: Session, document: Document) -> None:
+    """Queue the rewrite (or removal) of the document's index entries after commit."""
+    last = document.versions[-1].number if document.versions else 0
+    outbox.enqueue(session, INDEX_TASK, document_id=document.id, versions=last)
 
 
 def storage_key(version_id: str) -> str:
@@ -57,7 +88,7 @@ def storage_key(version_id: str) -> str:
     return f"versions/{version_id[:2]}/{version_id}"
 
 
-def _parse_type(raw: str | None) -> str:
+def parse_type(raw: str | None) -> str:
     if not raw or raw not in DOCUMENT_TYPES:
         raise Unprocessable(
             "'type' must be one of: " + ", ".join(DOCUMENT_TYPES) + ".", field="type"
@@ -70,7 +101,7 @@ def _parse_type(raw: str | None) -> str:
 _BIDI_CONTROLS = frozenset(chr(cp) for cp in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 
 
-def _parse_title(raw: str | None, fallback: str) -> str:
+def parse_title(raw: str | None, fallback: str) -> str:
     cleaned = "".join(c for c in (raw or "") if c not in _BIDI_CONTROLS)
     title = cleaned.strip() or fallback
     if len(title) > 300:
@@ -194,8 +225,8 @@ def create_document(
     by the canton under COST_APPROVAL_DECIDE); ``also_write`` adds rows to the same
     transaction, so they commit with the document or, like it, not at all.
     """
-    doc_type = _parse_type(fields.get("type"))
-    title = _parse_title(fields.get("title"), upload.filename)
+    doc_type = parse_type(fields.get("type"))
+    title = parse_title(fields.get("title"), upload.filename)
     # Validate before the (slow) inspection and storage write.
     load_case(session, identity, case_id, action)
     session.rollback()  # release the read snapshot / SQLite lock while we inspect and store
@@ -243,8 +274,14 @@ def add_version(
     document_id: str,
     upload: SpooledFile,
     if_match: str | None,
+    reason: str | None = None,
 ) -> Document:
-    """Add the next version of a document; If-Match guards against lost updates."""
+    """Add the next version of a document; If-Match guards against lost updates.
+
+    Bytes identical to the current version answer 409 ``identical_version`` before anything
+    is stored; ``reason`` (optional) is kept with the version.
+    """
+    reason = parse_reason(reason, required=False)
     document, _case = load_document(session, identity, document_id, Action.CASE_WRITE)
     current = document.versions[-1]
     expected = normalise_etag(if_match)
@@ -252,6 +289,11 @@ def add_version(
         raise PreconditionFailed(
             "The document has changed since you loaded it; reload and try again.",
             code="version_conflict",
+        )
+    if upload.sha256 == current.sha256:
+        raise Conflict(
+            f"The file is identical to the current version {current.number}; nothing was saved.",
+            code="identical_version",
         )
     number = current.number + 1
     case_id = document.case_id
@@ -264,6 +306,14 @@ def add_version(
         latest = session.execute(
             select(func.max(DocumentVersion.number)).where(DocumentVersion.document_id == doc.id)
         ).scalar_one()
+        previous = doc.versions[-1] if doc.versions else None
+        if latest == number - 1 and previous is not None and previous.sha256 == upload.sha256:
+            # The same bytes became the current version meanwhile: store nothing (the
+            # object goes with the rollback).
+            raise Conflict(
+                "The file is identical to the current version; nothing was saved.",
+                code="identical_version",
+            )
         if latest != number - 1:
             if expected is not None:
                 raise PreconditionFailed(
@@ -275,6 +325,7 @@ def add_version(
                 code="concurrent_version",
             )
         version = _new_version(doc, number, upload, obj, identity, flags)
+        version.reason = reason
         session.add(version)
         touch(case)
         try:
@@ -291,7 +342,7 @@ def add_version(
             case_id=case.id,
             document_id=doc.id,
             version=number,
-            detail={"sha256": upload.sha256, "size": upload.size},
+            detail={"sha256": upload.sha256, "size": upload.size, "reason": reason},
         )
         outbox.enqueue(session, PROCESS_TASK, version_id=version.id)
 
@@ -309,20 +360,28 @@ def get_document_row(session: Session, document_id: str) -> Document:
 
 
 def load_document(
-    session: Session, identity: Identity, document_id: str, action: Action
+    session: Session,
+    identity: Identity,
+    document_id: str,
+    action: Action,
+    *,
+    include_withdrawn: bool = False,
 ) -> tuple[Document, Case]:
     """The document and its case, if the caller may perform the action on the case.
 
     A document in a case the caller may not read answers 404, like the case itself; a role
-    that may never perform the action answers 403 whether or not the document exists.
+    that may never perform the action answers 403 whether or not the document exists. A
+    withdrawn document answers 404 too, unless ``include_withdrawn`` (the caller's action
+    is one on withdrawn documents, which the policy grants the canton only).
     """
     require(identity, Action.CASE_READ)
     require(identity, action)
-    case_id = session.execute(
-        select(Document.case_id).where(Document.id == document_id)
-    ).scalar_one_or_none()
-    if case_id is None:
+    row = session.execute(
+        select(Document.case_id, Document.withdrawn_at).where(Document.id == document_id)
+    ).one_or_none()
+    if row is None or (row.withdrawn_at is not None and not include_withdrawn):
         raise NotFound("No such document.", code="document_not_found")
+    case_id = row.case_id
     try:
         case = load_case(session, identity, case_id, action)
     except NotFound:
@@ -332,24 +391,52 @@ def load_document(
     return document, case
 
 
-def read_document(session: Session, identity: Identity, document_id: str) -> Document:
-    """Document metadata with its versions; audited as document.read."""
+def read_document(
+    session: Session, identity: Identity, document_id: str, *, withdrawn: bool = False
+) -> Document:
+    """Document metadata with its versions; audited as document.read.
+
+    With ``withdrawn`` the canton reads a withdrawn document too, audited as the separate
+    action document.read_withdrawn.
+    """
+    if withdrawn:
+        document, case = load_document(
+            session, identity, document_id, Action.DOCUMENT_READ_WITHDRAWN, include_withdrawn=True
+        )
+        audit.record(
+            session, identity, "document.read_withdrawn", case_id=case.id, document_id=document.id
+        )
+        return document
     document, case = load_document(session, identity, document_id, Action.CASE_READ)
     audit.record(session, identity, "document.read", case_id=case.id, document_id=document.id)
     return document
 
 
-def list_documents(session: Session, identity: Identity, case_id: str) -> list[Document]:
-    """All documents of a case, by type then title; audited as document.list."""
-    case = load_case(session, identity, case_id, Action.CASE_READ)
+def list_documents(
+    session: Session, identity: Identity, case_id: str, *, withdrawn: bool = False
+) -> list[Document]:
+    """The case's documents in upload order; audited as document.list.
+
+    Withdrawn documents are left out; with ``withdrawn`` the canton lists only them,
+    audited as document.list_withdrawn.
+    """
+    action = Action.DOCUMENT_READ_WITHDRAWN if withdrawn else Action.CASE_READ
+    case = load_case(session, identity, case_id, action)
+    state = Document.withdrawn_at.is_not(None) if withdrawn else Document.withdrawn_at.is_(None)
     docs = list(
         session.execute(
             select(Document)
-            .where(Document.case_id == case.id)
+            .where(Document.case_id == case.id, state)
             .order_by(Document.created_at, Document.id)
         ).scalars()
     )
-    audit.record(session, identity, "document.list", case_id=case.id, detail={"count": len(docs)})
+    audit.record(
+        session,
+        identity,
+        "document.list_withdrawn" if withdrawn else "document.list",
+        case_id=case.id,
+        detail={"count": len(docs)},
+    )
     return docs
 
 
@@ -364,10 +451,23 @@ def find_version(document: Document, number: int | None) -> DocumentVersion:
 
 
 def authorize_version(
-    session: Session, identity: Identity, document_id: str, number: int | None
+    session: Session,
+    identity: Identity,
+    document_id: str,
+    number: int | None,
+    *,
+    withdrawn: bool = False,
 ) -> tuple[Document, Case, DocumentVersion]:
-    """The document, its case and the wanted version (current if number is None), if readable."""
-    document, case = load_document(session, identity, document_id, Action.CASE_READ)
+    """The document, its case and the wanted version (current if number is None), if readable.
+
+    With ``withdrawn`` the canton opens a withdrawn document's versions as well.
+    """
+    if withdrawn:
+        document, case = load_document(
+            session, identity, document_id, Action.DOCUMENT_READ_WITHDRAWN, include_withdrawn=True
+        )
+    else:
+        document, case = load_document(session, identity, document_id, Action.CASE_READ)
     return document, case, find_version(document, number)
 
 
@@ -380,6 +480,7 @@ def open_content(
     byte_range: tuple[int, int | None] | None = None,
     *,
     not_modified: bool = False,
+    withdrawn: bool = False,
 ) -> Iterator[bytes] | None:
     """Audit (content.read) and open a version's bytes or a range (start, length) of them.
 
@@ -409,7 +510,7 @@ def open_content(
     audit.record(
         session,
         identity,
-        "content.read",
+        "content.read_withdrawn" if withdrawn else "content.read",
         case_id=case.id,
         document_id=version.document_id,
         version=version.number,
@@ -432,6 +533,7 @@ def version_json(version: DocumentVersion) -> dict[str, Any]:
         "processing_error": version.processing_error,
         "flags": version.flags or {},
         "fixity": version.fixity_status,
+        "reason": version.reason,
     }
 
 
@@ -442,7 +544,12 @@ def document_json(document: Document) -> dict[str, Any]:
         "case_id": document.case_id,
         "type": document.type,
         "title": document.title,
+        "document_date": document.document_date.isoformat() if document.document_date else None,
+        "tags": list(document.tags or []),
         "created_at": document.created_at.isoformat(),
         "current_version": document.versions[-1].number if document.versions else None,
         "versions": [version_json(v) for v in document.versions],
+        "withdrawn": document.withdrawn_at is not None,
+        "withdrawn_at": document.withdrawn_at.isoformat() if document.withdrawn_at else None,
+        "withdrawn_reason": document.withdrawn_reason,
     }

@@ -103,6 +103,8 @@ def index_version(container: Container, version_id: str) -> bool:
         if version is None:
             return False
         document = version.document
+        if document.withdrawn_at is not None:
+            return False  # withdrawn while it was processed: it stays out of the index
         case = session.get(Case, document.case_id)
         assert case is not None
         current = _current_numbers(session, [document.id]).get(document.id)
@@ -129,6 +131,46 @@ def index_version(container: Container, version_id: str) -> bool:
     return True
 
 
+def index_document(container: Container, document_id: str, versions: int) -> bool:
+    """Rewrite a document's entry after a correction or move; remove it if withdrawn or gone.
+
+    ``versions`` is the highest version number when the task was queued: every entry up to
+    it is removed for a withdrawn or purged document. Returns True if an entry was written.
+    """
+    with container.db.transaction() as session:
+        document = session.get(Document, document_id)
+        entry: IndexedDocument | None = None
+        version_id: str | None = None
+        last = versions
+        if document is not None and document.versions:
+            last = max(last, document.versions[-1].number)
+        if document is not None and document.withdrawn_at is None and document.versions:
+            version = document.versions[-1]
+            if version.processing == "ready":
+                case = session.get(Case, document.case_id)
+                assert case is not None
+                unit = responsible_units(session, [case.id]).get(case.id, "")
+                entry = build_entry(
+                    version, document, case, read_text(container, version.text_key), unit
+                )
+                version_id = version.id
+    index = container.search
+    if entry is None:
+        index.delete([f"{document_id}:{n}" for n in range(1, last + 1)])
+        index.refresh()
+        return False
+    index.upsert([entry])
+    stale = [f"{document_id}:{n}" for n in range(1, entry.version)]
+    if stale:
+        index.delete(stale)
+    index.refresh()
+    with container.db.transaction() as session:
+        row = session.get(DocumentVersion, version_id)
+        if row is not None:
+            row.indexed_at = utcnow()
+    return True
+
+
 def iter_entries(container: Container, batch: int = 500) -> Iterator[IndexedDocument]:
     """Every current, processed version as an index entry (for a rebuild)."""
     last_id = ""
@@ -150,6 +192,8 @@ def iter_entries(container: Container, batch: int = 500) -> Iterator[IndexedDocu
             units = responsible_units(session, set(cases))
             pending = []
             for document in documents:
+                if document.withdrawn_at is not None or not document.versions:
+                    continue  # withdrawn documents are never searchable
                 version = document.versions[-1]
                 if version.processing == "ready":
                     case = cases[document.case_id]
@@ -166,9 +210,12 @@ def expected_keys(container: Container) -> set[str]:
     keys: set[str] = set()
     with container.db.transaction() as session:
         rows = session.execute(
-            select(
-                DocumentVersion.document_id, DocumentVersion.number, DocumentVersion.processing
-            ).join(
+            select(DocumentVersion.document_id, DocumentVersion.number, DocumentVersion.processing)
+            .join(
+                Document,
+                (Document.id == DocumentVersion.document_id) & Document.withdrawn_at.is_(None),
+            )
+            .join(
                 (
                     current := select(
                         DocumentVersion.document_id.label("doc_id"),
