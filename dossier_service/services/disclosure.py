@@ -85,6 +85,15 @@ ACTION_LABELS: dict[str, str] = {
     "document.read": "Angaben zu einem Dokument angesehen",
     "document.list": "Dokumentliste angesehen",
     "content.read": "Dokument geöffnet oder heruntergeladen",
+    "document.correct": "Angaben zu einem Dokument geändert",
+    "document.history": "Änderungen an einem Dokument angesehen",
+    "document.withdraw": "Dokument zurückgezogen",
+    "document.list_withdrawn": "Zurückgezogene Dokumente aufgelistet",
+    "document.read_withdrawn": "Angaben zu einem zurückgezogenen Dokument angesehen",
+    "content.read_withdrawn": "Zurückgezogenes Dokument geöffnet oder heruntergeladen",
+    "document.purge": "Zurückgezogenes Dokument endgültig gelöscht",
+    "document.move": "Dokument in einen anderen Fall verschoben",
+    "document.move_in": "Dokument aus einem anderen Fall hierher verschoben",
     "measure.create": "Massnahme erfasst",
     "measure.update": "Massnahme geändert",
     "measure.list": "Massnahmen angesehen",
@@ -172,6 +181,7 @@ def prepare(container: Container, session: Session, identity: Identity, case_id:
                     "sha256": version.sha256,
                     "created_at": _iso(version.created_at),
                     "created_by_unit": version.created_by_unit_code,
+                    "reason": version.reason,
                     "file": path,
                 }
             )
@@ -181,7 +191,27 @@ def prepare(container: Container, session: Session, identity: Identity, case_id:
                 "type": document.type,
                 "type_label": type_label,
                 "title": document.title,
+                "document_date": (
+                    document.document_date.isoformat() if document.document_date else None
+                ),
+                "tags": list(document.tags),
                 "created_at": _iso(document.created_at),
+                # Withdrawn (filed in this dossier by mistake, or no longer to be used):
+                # still the person's data held here, so disclosed, and marked.
+                "withdrawn": document.withdrawn_at is not None,
+                "withdrawn_at": _iso(document.withdrawn_at) if document.withdrawn_at else None,
+                "withdrawn_reason": document.withdrawn_reason,
+                "history": [
+                    {
+                        "field": c.field,
+                        "old": c.old,
+                        "new": c.new,
+                        "reason": c.reason,
+                        "by": c.by,
+                        "at": _iso(c.at),
+                    }
+                    for c in document.changes
+                ],
                 "versions": versions,
             }
         )
@@ -580,7 +610,7 @@ def _documents(data: dict[str, Any], missing: set[str]) -> list[dict[str, Any]]:
     return [
         {
             "type_label": document["type_label"],
-            "title": document["title"],
+            "title": document["title"] + (" (zurückgezogen)" if document["withdrawn"] else ""),
             "number": version["number"],
             "created_at": _date(version["created_at"]),
             "filename": version["filename"],

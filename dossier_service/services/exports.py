@@ -421,7 +421,9 @@ def _case_facts(session: Session, case: Case, closure: CaseClosure) -> sip.CaseF
         responsibilities=snapshot.responsibilities,
         delegations=snapshot.delegations,
         target_groups=snapshot.target_groups,
-        documents=snapshot.documents,
+        # A withdrawn document was filed in the wrong dossier (or must not be kept): the
+        # archive must not receive it as part of this person's record.
+        documents=tuple(d for d in snapshot.documents if d.withdrawn_at is None),
     )
 
 

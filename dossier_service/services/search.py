@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from dossier_service.errors import BadRequest, ServiceUnavailable, Unprocessable
 from dossier_service.identity import Identity
-from dossier_service.models import DOCUMENT_TYPES, Case, Responsibility, Unit
+from dossier_service.models import DOCUMENT_TYPES, Case, Document, Responsibility, Unit
 from dossier_service.policy import Action, readable_cases, reads_every_case, require
 from dossier_service.services import audit
 from search import (
@@ -150,6 +150,22 @@ def search_documents(
         raise ServiceUnavailable(
             "The search index cannot be reached. Please try again later.", code="search_unavailable"
         ) from exc
+    # A document withdrawn or moved a moment ago may still be in the index as it was until
+    # its reindex task ran (right after the commit; a search outage delays it): never show
+    # a withdrawn one, nor one whose entry still names the case it left.
+    hit_ids = {hit.document_id for hit in result.hits}
+    live = (
+        dict(
+            session.execute(
+                select(Document.id, Document.case_id).where(
+                    Document.id.in_(hit_ids), Document.withdrawn_at.is_(None)
+                )
+            ).all()
+        )
+        if hit_ids
+        else {}
+    )
+    hits = [hit for hit in result.hits if live.get(hit.document_id) == hit.case_id]
     facets = {
         "type": dict(result.facets.get("type", {})),
         "unit": _unit_facet(result.facets.get("unit", {}), result.case_units, moved),
@@ -167,8 +183,8 @@ def search_documents(
             "unit": params.unit,
             "page": params.page,
             # What this page showed, so each person's access log names the searches too.
-            "documents": [hit.document_id for hit in result.hits],
-            "cases": sorted({hit.case_id for hit in result.hits}),
+            "documents": [hit.document_id for hit in hits],
+            "cases": sorted({hit.case_id for hit in hits}),
         },
     )
     return {
@@ -186,7 +202,7 @@ def search_documents(
                 "score": round(hit.score, 4),
                 "highlight": hit.highlight,
             }
-            for hit in result.hits
+            for hit in hits
         ],
         "facets": facets,
     }

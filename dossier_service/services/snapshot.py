@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from dossier_service.models import (
     CaseClosure,
     Delegation,
     Document,
+    DocumentChange,
     Responsibility,
     TargetGroupAssignment,
     Unit,
@@ -93,6 +95,20 @@ class VersionFacts:
     created_by: str
     created_by_unit: str
     created_by_unit_code: str = ""
+    #: Why the uploader added this version (None: not said).
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeFacts:
+    """One correction of a document's facts (or its withdrawal, or a move)."""
+
+    field: str
+    old: Any
+    new: Any
+    reason: str
+    by: str
+    at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,12 @@ class DocumentFacts:
     title: str
     created_at: dt.datetime
     versions: tuple[VersionFacts, ...]
+    document_date: dt.date | None = None
+    tags: tuple[str, ...] = ()
+    #: Withdrawn documents are disclosed (marked) but never delivered to the archive.
+    withdrawn_at: dt.datetime | None = None
+    withdrawn_reason: str | None = None
+    changes: tuple[ChangeFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -257,8 +279,28 @@ def _documents(session: Session, case_id: str) -> tuple[DocumentFacts, ...]:
                     # A user belongs to one unit for good: this is the unit at upload time.
                     created_by_unit=v.created_by.unit.name,
                     created_by_unit_code=v.created_by.unit.code,
+                    reason=v.reason,
                 )
                 for v in document.versions
+            ),
+            document_date=document.document_date,
+            tags=tuple(document.tags or ()),
+            withdrawn_at=document.withdrawn_at,
+            withdrawn_reason=document.withdrawn_reason,
+            changes=tuple(
+                ChangeFacts(
+                    field=c.field,
+                    old=c.old_value,
+                    new=c.new_value,
+                    reason=c.reason,
+                    by=c.changed_by.username,
+                    at=c.changed_at,
+                )
+                for c in session.execute(
+                    select(DocumentChange)
+                    .where(DocumentChange.document_id == document.id)
+                    .order_by(DocumentChange.changed_at, DocumentChange.id)
+                ).scalars()
             ),
         )
         for document in session.execute(
