@@ -26,6 +26,7 @@ from dossier_service.bodies.archive import (
 )
 from dossier_service.bodies.cases import CaseInput, DelegationInput, TransferInput
 from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
+from dossier_service.bodies.documents import DocumentUpdate, MoveInput, WithdrawInput
 from dossier_service.bodies.plan import (
     CaseUpdate,
     CloseInput,
@@ -52,6 +53,9 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     AcknowledgeInput,
     LegalHoldInput,
     LegalHoldRelease,
+    DocumentUpdate,
+    WithdrawInput,
+    MoveInput,
 )
 REF_TEMPLATE = "#/components/schemas/{model}"
 REGENERATE = "python -m dossier_service.api.spec"
