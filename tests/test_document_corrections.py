@@ -255,7 +255,7 @@ def test_purge_is_refused_under_legal_hold(client, world, container):
 
 def test_a_move_takes_access_index_and_audit_to_the_right_case(client, world, container):
     wrong = held_by(client, world, "aarau", family_name="Berisha")
-    right = held_by(client, world, "baden", family_name="Krasniqi", zemis_number="12345679")
+    right = held_by(client, world, "baden", family_name="Krasniqi", zemis_number="87654321.0", ahv_number=None)
     doc = _doc(client, world, "aarau", wrong, PDF_V1)
     client.post(
         f"{API}/documents/{doc}/versions",

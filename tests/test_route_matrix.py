@@ -26,6 +26,7 @@ from tests.factories import (
     PDF_V1,
     World,
     export_and_download,
+    new_case,
     held_by,
     login,
     request_approval,
@@ -60,6 +61,8 @@ class Fixtures:
     cases: dict[str, Case]
     export: str
     notification: int
+    #: An open case of another person, where a misfiled document is moved to.
+    target: str = ""
 
 
 def _build_case(client: FlaskClient, world: World, closed: bool) -> Case:
@@ -161,6 +164,7 @@ def _fill(path: str, case: Case, fx: Fixtures) -> str:
         .replace("{measure}", case.measure)
         .replace("{export}", fx.export)
         .replace("{notification}", str(fx.notification))
+        .replace("{target}", fx.target)
     )
 
 
@@ -238,6 +242,19 @@ REQUESTS: dict[tuple[str, str], Request] = {
         "POST", "/api/v1/cost-approvals/{approval}/decision", {"decision": "approved"}
     ),
     ("/api/v1/documents/<document_id>", "GET"): _get("/api/v1/documents/{doc}"),
+    ("/api/v1/documents/<document_id>", "PATCH"): _api(
+        "PATCH", "/api/v1/documents/{doc}", {"title": "Neu", "reason": "Tippfehler"}
+    ),
+    ("/api/v1/documents/<document_id>/history", "GET"): _get("/api/v1/documents/{doc}/history"),
+    ("/api/v1/documents/<document_id>/withdraw", "POST"): _api(
+        "POST", "/api/v1/documents/{doc}/withdraw", {"reason": "Falsche Person"}
+    ),
+    ("/api/v1/documents/<document_id>/purge", "POST"): _api(
+        "POST", "/api/v1/documents/{doc}/purge", {"reason": "Datenschutz"}
+    ),
+    ("/api/v1/documents/<document_id>/move", "POST"): _api(
+        "POST", "/api/v1/documents/{doc}/move", {"to_case": "{target}", "reason": "Falsche Person"}
+    ),
     ("/api/v1/documents/<document_id>/content", "GET"): _get("/api/v1/documents/{doc}/content"),
     ("/api/v1/documents/<document_id>/versions", "POST"): _api(
         "POST", "/api/v1/documents/{doc}/versions", files={"file": PDF}
@@ -373,6 +390,11 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/api/v1/cases/<case_id>/transfers", "POST"): {"open": "201 201 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},
     ("/api/v1/cost-approvals/<approval_id>", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cost-approvals/<approval_id>/decision", "POST"): {"open": "200 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
+    ("/api/v1/documents/<document_id>", "PATCH"): {"open": "403 200 404 200 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/api/v1/documents/<document_id>/history", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
+    ("/api/v1/documents/<document_id>/withdraw", "POST"): {"open": "200 200 404 403 403 403 403 403", "closed": "200 200 404 403 403 403 403 403"},
+    ("/api/v1/documents/<document_id>/purge", "POST"): {"open": "409 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
+    ("/api/v1/documents/<document_id>/move", "POST"): {"open": "200 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
     ("/api/v1/documents/<document_id>", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/documents/<document_id>/content", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/documents/<document_id>/versions", "POST"): {"open": "403 201 404 201 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
@@ -453,6 +475,9 @@ class Runner:
         self.web = {user: self._logged_in(user) for user in USERS}
         self.fresh: dict[str, bool] = {}
         self.fx = Fixtures({s: self._case(s) for s in STATES}, self._export(), self._notification())
+        self.fx.target = new_case(
+            self.api, world, family_name="Ziel", zemis_number="87654321.2", ahv_number=None
+        )["id"]
 
     def _logged_in(self, user: str) -> FlaskClient:
         client = self.app.test_client()
