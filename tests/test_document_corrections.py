@@ -255,7 +255,9 @@ def test_purge_is_refused_under_legal_hold(client, world, container):
 
 def test_a_move_takes_access_index_and_audit_to_the_right_case(client, world, container):
     wrong = held_by(client, world, "aarau", family_name="Berisha")
-    right = held_by(client, world, "baden", family_name="Krasniqi", zemis_number="87654321.0", ahv_number=None)
+    right = held_by(
+        client, world, "baden", family_name="Krasniqi", zemis_number="87654321.0", ahv_number=None
+    )
     doc = _doc(client, world, "aarau", wrong, PDF_V1)
     client.post(
         f"{API}/documents/{doc}/versions",
@@ -300,7 +302,9 @@ def test_identical_bytes_are_refused_and_store_nothing(client, world, container)
         headers=world.auth("aarau"),
         content_type="multipart/form-data",
     )
-    assert response.status_code == 409 and response.get_json()["error"]["code"] == "identical_version"
+    assert (
+        response.status_code == 409 and response.get_json()["error"]["code"] == "identical_version"
+    )
     assert set(container.store.iter_keys("versions/")) == before
     with container.db.transaction() as session:
         numbers = session.execute(
