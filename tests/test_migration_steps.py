@@ -29,6 +29,7 @@ from dossier_service.services import audit, audit_checkpoints, notifications
 from tests.factories import (
     API,
     PDF_V1,
+    PDF_V2,
     World,
     closed_case,
     export_and_download,
@@ -66,10 +67,18 @@ ADDED_TO_EXISTING_ROWS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] =
     ("document_versions", "processing_owner"): lambda row: None,
     ("document_versions", "processing_lease_until"): lambda row: None,
     ("document_versions", "processing_attempts"): lambda row: 0,
+    # 0010: existing documents have no date on them, no tags, are not withdrawn; existing
+    # versions were uploaded without a reason.
+    ("documents", "document_date"): lambda row: None,
+    ("documents", "tags"): lambda row: [],
+    ("documents", "withdrawn_at"): lambda row: None,
+    ("documents", "withdrawn_by"): lambda row: None,
+    ("documents", "withdrawn_reason"): lambda row: None,
+    ("document_versions", "reason"): lambda row: None,
 }
 #: Tables the scenario leaves empty (their rows need a retention run or a legal hold).
 EMPTY_IN_SCENARIO = {"case_tombstones", "legal_holds"}
-COMPARED_AS_JSON = {"extraction"}
+COMPARED_AS_JSON = {"extraction", "tags"}
 
 
 def _comparable(column: str, got: Any, want: Any) -> tuple[str, Any]:
@@ -127,6 +136,17 @@ def _scenario(client: FlaskClient, world: World, container: Container) -> None:
     milestone = {"kind": "language_level", "value": "A1", "date": "2025-09-01"}
     posted = client.post(f"{API}/cases/{cid}/milestones", json=milestone, headers=baden)
     assert posted.status_code == 201, posted.get_json()
+    # A corrected document (document_changes) and a misfiled one purged (document_tombstones).
+    doc = offer.get_json()["id"]
+    fix = {"title": "Kursangebot ECAP", "tags": ["deutsch"], "reason": "Titel präzisiert"}
+    assert client.patch(f"{API}/documents/{doc}", json=fix, headers=baden).status_code == 200
+    misfiled = upload(client, world, "baden", cid, PDF_V2, doc_type="other").get_json()["id"]
+    why = {"reason": "Falsche Person"}
+    withdrawn = client.post(f"{API}/documents/{misfiled}/withdraw", json=why, headers=baden)
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    canton = world.auth("canton")
+    purged = client.post(f"{API}/documents/{misfiled}/purge", json=why, headers=canton)
+    assert purged.status_code == 200, purged.get_json()
     with container.db.transaction() as session:
         notifications.set_mailbox(session, "baden", "integration@baden.example")
     # A web login (web_sessions) and a refused token (auth_failures).

@@ -48,7 +48,8 @@ class Document(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     #: Set when the document was withdrawn: hidden from every reader but the canton.
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
-    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: Username as text (like the audit log), so it stays meaningful if the user goes.
+    withdrawn_by: Mapped[str | None] = mapped_column(String(64))
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
 
     versions: Mapped[list[DocumentVersion]] = relationship(

@@ -29,7 +29,6 @@ from dossier_service.models import (
     DocumentChange,
     DocumentTombstone,
     LegalHold,
-    User,
 )
 from dossier_service.policy import Action
 from dossier_service.services import audit, outbox
@@ -66,7 +65,7 @@ def withdraw(
         raise Conflict("The document is withdrawn already.", code="already_withdrawn")
     now = utcnow()
     document.withdrawn_at = now
-    document.withdrawn_by_id = identity.user_id
+    document.withdrawn_by = identity.username
     document.withdrawn_reason = reason
     session.add(
         DocumentChange(
@@ -129,15 +128,13 @@ def purge(
             pending.append(version.text_key)
         # Everything derived from a version lives below this prefix (see indexing.text_key).
         pending.append(f"derived/{version.id[:2]}/{version.id}/")
-    withdrawn_by = document.withdrawn_by_id
-    user = session.get(User, withdrawn_by) if withdrawn_by is not None else None
     tombstone = DocumentTombstone(
         document_id=document.id,
         case_id=case.id,
         type=document.type,
         versions=len(document.versions),
         withdrawn_at=document.withdrawn_at,
-        withdrawn_by=user.username if user is not None else "",
+        withdrawn_by=document.withdrawn_by or "",
         withdrawn_reason=document.withdrawn_reason or "",
         purged_at=utcnow(),
         purged_by=identity.username,

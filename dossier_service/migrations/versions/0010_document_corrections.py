@@ -23,22 +23,20 @@ depends_on = None
 
 def upgrade() -> None:
     """Apply this migration."""
-    with op.batch_alter_table("documents") as batch:
-        batch.add_column(sa.Column("document_date", sa.Date(), nullable=True))
-        batch.add_column(
-            sa.Column("tags", sa.JSON(), server_default=sa.text("'[]'"), nullable=False)
-        )
-        batch.add_column(
-            sa.Column("withdrawn_at", dossier_service.db.UTCDateTime(timezone=True), nullable=True)
-        )
-        batch.add_column(sa.Column("withdrawn_by_id", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("withdrawn_reason", sa.Text(), nullable=True))
-        batch.create_foreign_key(
-            op.f("fk_documents_withdrawn_by_id_users"), "users", ["withdrawn_by_id"], ["id"]
-        )
-        batch.create_index(op.f("ix_documents_withdrawn_at"), ["withdrawn_at"], unique=False)
-    with op.batch_alter_table("document_versions") as batch:
-        batch.add_column(sa.Column("reason", sa.Text(), nullable=True))
+    # Plain ADD COLUMNs: a batch copy of "documents" on SQLite would drop the table, and
+    # with it (ON DELETE CASCADE) every version row.
+    op.add_column("documents", sa.Column("document_date", sa.Date(), nullable=True))
+    op.add_column(
+        "documents", sa.Column("tags", sa.JSON(), server_default=sa.text("'[]'"), nullable=False)
+    )
+    op.add_column(
+        "documents",
+        sa.Column("withdrawn_at", dossier_service.db.UTCDateTime(timezone=True), nullable=True),
+    )
+    op.add_column("documents", sa.Column("withdrawn_by", sa.String(length=64), nullable=True))
+    op.add_column("documents", sa.Column("withdrawn_reason", sa.Text(), nullable=True))
+    op.create_index(op.f("ix_documents_withdrawn_at"), "documents", ["withdrawn_at"], unique=False)
+    op.add_column("document_versions", sa.Column("reason", sa.Text(), nullable=True))
     op.create_table(
         "document_changes",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -98,13 +96,9 @@ def downgrade() -> None:
     op.drop_table("document_tombstones")
     op.drop_index(op.f("ix_document_changes_document_id"), table_name="document_changes")
     op.drop_table("document_changes")
-    with op.batch_alter_table("document_versions") as batch:
-        batch.drop_column("reason")
-    with op.batch_alter_table("documents") as batch:
-        batch.drop_index(op.f("ix_documents_withdrawn_at"))
-        batch.drop_constraint(op.f("fk_documents_withdrawn_by_id_users"), type_="foreignkey")
-        batch.drop_column("withdrawn_reason")
-        batch.drop_column("withdrawn_by_id")
-        batch.drop_column("withdrawn_at")
-        batch.drop_column("tags")
-        batch.drop_column("document_date")
+    op.execute("ALTER TABLE document_versions DROP COLUMN reason")
+    op.drop_index(op.f("ix_documents_withdrawn_at"), table_name="documents")
+    # DROP COLUMN in place (SQLite 3.35+ and PostgreSQL): a batch copy of "documents" would
+    # drop the table and, through ON DELETE CASCADE, every version row with it.
+    for column in ("withdrawn_reason", "withdrawn_by", "withdrawn_at", "tags", "document_date"):
+        op.execute(f"ALTER TABLE documents DROP COLUMN {column}")
