@@ -76,7 +76,7 @@ MAX_FACET_SIZE = 10_000
 #: the unit recorded in the index (responsible when the entry was last written): the
 #: search service corrects it from the database for cases that moved recently (see
 #: ``SearchRequest.unit_check_cases``), so the facet it shows is the responsible unit NOW.
-FACET_NAMES = ("type", "year", "unit")
+FACET_NAMES = ("type", "year", "unit", "tags")
 
 #: Boost of a match per searched text field, for every backend: a match in the title or
 #: the person's name says more about a document than one somewhere in fifty pages of text.
@@ -192,6 +192,9 @@ class IndexedDocument:
     #: Code of the unit responsible for the case when this entry was written (facet only;
     #: never used to decide who may see the entry).
     unit: str = ""
+    #: The document's keywords (already normalised by the caller): searched like the
+    #: title, and counted in the ``tags`` facet.
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Validate and normalise the fields (InvalidRequest on caller bugs)."""
@@ -209,6 +212,8 @@ class IndexedDocument:
         _require_str("type", self.type, empty_ok=False)
         for name in ("case_reference", "title", "text", "person_names", "zemis", "ahv", "unit"):
             _require_str(name, getattr(self, name))
+        if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
+            raise InvalidRequest("IndexedDocument.tags must be a sequence of str")
         if not isinstance(self.is_current, bool):
             raise InvalidRequest("IndexedDocument.is_current must be a bool")
         if not isinstance(self.created_at, dt.datetime) or self.created_at.tzinfo is None:
@@ -218,6 +223,7 @@ class IndexedDocument:
             raise InvalidRequest("IndexedDocument.ahv must be 13 digits starting 756, or ''")
         set_ = object.__setattr__  # frozen dataclass: normalise once, here
         set_(self, "doc_key", expected_key)
+        set_(self, "tags", tuple(t for t in self.tags if t.strip()))
         set_(self, "ahv", ahv)
         set_(self, "zemis", _SEPARATORS.sub("", self.zemis).upper())
         set_(self, "case_reference", self.case_reference.strip().upper())

@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 #: Version of the mappings below; an index with another ``_meta.format`` must be rebuilt.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: tags
 
 #: Searched text fields with their boosts, in multi_match notation ("title^2").
 TEXT_FIELDS = tuple(
@@ -206,6 +206,8 @@ def index_template(
             "is_current": {"type": "boolean"},
             # Responsible unit when the entry was written: the unit facet only.
             "unit": {"type": "keyword"},
+            # Keywords: the tags facet; searched like the title (copied into its terms).
+            "tags": {"type": "keyword", "copy_to": ["title", "words"]},
         },
     }
     return {
@@ -338,6 +340,7 @@ def build_query(request: SearchRequest, parsed: ParsedQuery | None = None) -> di
             },
             # One more: an empty label ("") may take a slot and is dropped when parsing.
             "unit": {"terms": {"field": "unit", "size": size + 1}},
+            "tags": {"terms": {"field": "tags", "size": size}},
         }
         if request.unit_check_cases:
             checked = sorted(request.unit_check_cases)
@@ -370,6 +373,7 @@ def document_body(doc: IndexedDocument) -> dict[str, Any]:
         "created_at": doc.created_at.isoformat(),
         "is_current": doc.is_current,
         "unit": doc.unit,
+        "tags": list(doc.tags),
     }
 
 
@@ -423,7 +427,7 @@ def parse_response(response: Any, request: SearchRequest) -> SearchResult:
             str(b["key"]): {str(u["key"]): int(u["doc_count"]) for u in b["unit"]["buckets"]}
             for b in checked
         }
-        for name in ("type", "year", "unit"):
+        for name in ("type", "year", "unit", "tags"):
             buckets = (aggs.get(name) or {}).get("buckets") or []
             facets[name] = {
                 str(b.get("key_as_string", b["key"])): int(b["doc_count"])

@@ -138,6 +138,9 @@ def test_corrected_title_and_tags_are_searchable_at_once(client, world):
     hits = _search(client, world, "aarau", "Kreuzworträtsel")["items"]
     assert [h["document_id"] for h in hits] == [doc]
     assert hits[0]["title"] == "Kreuzworträtsel Bericht"
+    by_tag = _search(client, world, "aarau", "Zebrastreifen")
+    assert [h["document_id"] for h in by_tag["items"]] == [doc]
+    assert by_tag["facets"]["tags"] == {"zebrastreifen": 1}
 
 
 def test_a_withdrawn_document_is_gone_for_readers_but_kept_for_the_canton(client, world, container):

@@ -149,7 +149,7 @@ def test_trimming_follows_transfers_immediately(client, world, dossier):
         "page": 1,
         "per_page": 20,
         "items": [],
-        "facets": {"type": {}, "unit": {}, "year": {}},
+        "facets": {"type": {}, "unit": {}, "year": {}, "tags": {}},
     }
     found = search(client, world, "baden", q="Bahnhofstraße")
     assert ids(found) == {docs["pdf"]["id"]} and "<mark>" in found["items"][0]["highlight"]

@@ -72,6 +72,7 @@ def doc(
     created_at: dt.datetime = NOW,
     is_current: bool = True,
     unit: str = "",
+    tags: tuple[str, ...] = (),
 ) -> IndexedDocument:
     """An IndexedDocument with harmless defaults."""
     return IndexedDocument(
@@ -88,6 +89,7 @@ def doc(
         created_at=created_at,
         is_current=is_current,
         unit=unit,
+        tags=tags,
     )
 
 
@@ -332,6 +334,7 @@ def test_filter_restricts_hits_total_and_facets(backend: SearchBackend) -> None:
         "type": {"integration_plan": 2, "correspondence": 3},
         "year": {"2025": 1, "2026": 4},
         "unit": {"baden": 5},
+        "tags": {},
     }
 
 
@@ -369,7 +372,9 @@ def test_empty_case_set_matches_nothing(backend: SearchBackend) -> None:
     nothing = SearchFilter(case_ids=frozenset())
     for query in ("Bericht", ""):
         result = run(backend, query, nothing, facets=True)
-        assert result == SearchResult(total=0, hits=[], facets={"type": {}, "year": {}, "unit": {}})
+        assert result == SearchResult(
+            total=0, hits=[], facets={"type": {}, "year": {}, "unit": {}, "tags": {}}
+        )
     assert backend.count(nothing) == 0
 
 
@@ -955,3 +960,22 @@ def test_tantivy_highlight_finds_words_inside_punctuated_tokens_and_late_windows
     (prefix_hit,) = run(index_, "verk*").hits
     assert "Haus-<mark>Verkauf</mark>-Projekt" in prefix_hit.highlight
     index_.close()
+
+
+def test_tags_are_searched_like_the_title_and_counted_in_their_facet(
+    backend: SearchBackend,
+) -> None:
+    """A tag finds its document; the tags facet counts each tag once per matching entry."""
+    backend.upsert(
+        [
+            doc("d1", title="Bericht", text="Alles gut.", tags=("sprachkurs", "schule aarau")),
+            doc("d2", title="Notiz", text="Sprachkurs besucht.", tags=("sprachkurs",)),
+            doc("d3", title="Brief", text="Nichts.", tags=()),
+        ]
+    )
+    backend.refresh()
+    found = run(backend, "aarau", facets=True)
+    assert [hit.document_id for hit in found.hits] == ["d1"]
+    everything = run(backend, "Sprachkurs", facets=True)
+    assert {hit.document_id for hit in everything.hits} == {"d1", "d2"}
+    assert everything.facets["tags"] == {"sprachkurs": 2, "schule aarau": 1}

@@ -305,6 +305,7 @@ def test_aggregations_share_the_filtered_query() -> None:
             }
         },
         "unit": {"terms": {"field": "unit", "size": 1001}},
+        "tags": {"terms": {"field": "tags", "size": 1000}},
     }
     assert "post_filter" not in body  # the filter is never applied after aggregating
     assert "aggs" not in build_query(request("Haus"))
@@ -346,7 +347,7 @@ def test_document_body() -> None:
     assert body["created_at"] == "2026-03-02T10:00:00+00:00"
     assert set(body) == {
         "doc_key", "document_id", "version", "case_id", "case_reference", "type", "title",
-        "text", "person_names", "zemis", "ahv", "created_at", "is_current", "unit",
+        "text", "person_names", "zemis", "ahv", "created_at", "is_current", "unit", "tags",
     }  # fmt: skip
 
 
@@ -411,6 +412,7 @@ def test_parse_response_hits_total_facets() -> None:
         "type": {"correspondence": 42},
         "year": {"2026": 42},
         "unit": {"aarau": 41},
+        "tags": {},
     }
     assert result.case_units == {"c1": {"aarau": 2, "baden": 1}}
 

@@ -90,6 +90,7 @@ def build_entry(
         created_at=version.created_at,
         is_current=True,
         unit=unit,
+        tags=tuple(document.tags or ()),
     )
 
 

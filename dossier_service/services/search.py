@@ -170,6 +170,7 @@ def search_documents(
         "type": dict(result.facets.get("type", {})),
         "unit": _unit_facet(result.facets.get("unit", {}), result.case_units, moved),
         "year": dict(result.facets.get("year", {})),
+        "tags": dict(result.facets.get("tags", {})),
     }
     audit.record(
         session,

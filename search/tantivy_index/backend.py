@@ -319,6 +319,7 @@ class TantivyIndex:
             "year": {"terms": {"field": "year", "size": size}},
             # One more: an empty label ("") may take a slot and is dropped below.
             "unit": {"terms": {"field": "unit", "size": size + 1}},
+            "tags": {"terms": {"field": "tags", "size": size}},
         }
         raw = searcher.aggregate(query, aggs)
         facets = {

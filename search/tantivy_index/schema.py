@@ -8,7 +8,9 @@
 # original strings are stored as bytes; highlights are computed from them in Python with
 # the same analysis, and HTML-escaped.
 #
-# FORMAT_VERSION 2. Searchable: title, text, person_names (terms, positions), parts,
+# FORMAT_VERSION 3 (3: tags). Tags are searched as part of the title (their terms follow
+# the title's) and counted in the ``tags`` facet (a raw, multi-valued fast field).
+# Searchable: title, text, person_names (terms, positions), parts,
 # prefix (normalised surface words of title, text and names plus compound parts, doc ids
 # only: prefix* queries expand in ONE field instead of four), doc_key, document_id,
 # case_id, case_reference, type, zemis, ahv, version, created_at, year (Zurich calendar
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 #: Version of the schema below; a generation written with another one must be rebuilt.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 #: Original strings are stored in these bytes fields (the searchable fields hold terms).
 SOURCE_FIELDS = {"title": "title_src", "text": "text_src", "person_names": "names_src"}
@@ -58,8 +60,8 @@ def build_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     for name in ("doc_key", "document_id", "case_reference", "zemis", "ahv"):
         sb.add_text_field(name, stored=True, tokenizer_name="raw")
-    for name in ("case_id", "type", "unit"):
-        # fast: the facets are terms aggregations over these columns.
+    for name in ("case_id", "type", "unit", "tags"):
+        # fast: the facets are terms aggregations over these columns (tags: one per tag).
         sb.add_text_field(name, stored=True, tokenizer_name="raw", fast=True)
     for name in ("title", "text", "person_names"):
         # Terms produced by search.analysis, split on whitespace; positions for phrases.
@@ -89,7 +91,10 @@ def to_tantivy(doc: IndexedDocument) -> tantivy.Document:
     out.add_text("unit", doc.unit)
     out.add_text("zemis", doc.zemis)
     out.add_text("ahv", doc.ahv)
-    title, text = analyze(doc.title), analyze(doc.text)
+    for tag in doc.tags:
+        out.add_text("tags", tag)
+    # Tags are searched like words of the title; highlights still show the title only.
+    title, text = analyze(" ".join((doc.title, *doc.tags))), analyze(doc.text)
     out.add_text("title", title.terms)
     out.add_text("text", text.terms)
     out.add_text("parts", f"{title.parts} {text.parts}")
@@ -131,4 +136,5 @@ def from_stored(stored: dict[str, list[Any]]) -> IndexedDocument:
         created_at=first("created_at"),
         is_current=bool(first("is_current", False)),
         unit=first("unit"),
+        tags=tuple(str(t) for t in stored.get("tags") or ()),
     )
