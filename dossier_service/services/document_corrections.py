@@ -203,9 +203,17 @@ def move_document(
     return document
 
 
-def history(session: Session, identity: Identity, document_id: str) -> list[DocumentChange]:
-    """The document's corrections, oldest first; audited as document.history."""
-    document, case = load_document(session, identity, document_id, Action.CASE_READ)
+def history(
+    session: Session, identity: Identity, document_id: str, *, include_withdrawn: bool = False
+) -> list[DocumentChange]:
+    """The document's corrections, oldest first; audited as document.history.
+
+    ``include_withdrawn``: the canton reads a withdrawn document's history as well.
+    """
+    action = Action.DOCUMENT_READ_WITHDRAWN if include_withdrawn else Action.CASE_READ
+    document, case = load_document(
+        session, identity, document_id, action, include_withdrawn=include_withdrawn
+    )
     changes = list(
         session.execute(
             select(DocumentChange)
@@ -222,6 +230,17 @@ def history(session: Session, identity: Identity, document_id: str) -> list[Docu
         detail={"count": len(changes)},
     )
     return changes
+
+
+def changes_of(session: Session, document_id: str) -> list[DocumentChange]:
+    """A document's history without a policy check: for a page that has read it already."""
+    return list(
+        session.execute(
+            select(DocumentChange)
+            .where(DocumentChange.document_id == document_id)
+            .order_by(DocumentChange.changed_at, DocumentChange.id)
+        ).scalars()
+    )
 
 
 def change_json(change: DocumentChange) -> dict[str, Any]:

@@ -9,14 +9,17 @@ so every one is checked by the policy and written to the audit log as ``content.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
+from dossier_service.dates import swiss_date, swiss_datetime
 from dossier_service.errors import (
     BadRequest,
     DossierError,
@@ -30,7 +33,7 @@ from dossier_service.http.downloads import content_disposition
 from dossier_service.http.uploads import MULTIPART_OVERHEAD, drain_body
 from dossier_service.models import DOCUMENT_TYPES
 from dossier_service.policy import Action, load_case, rights
-from dossier_service.services import documents
+from dossier_service.services import document_corrections, documents
 from dossier_service.uploads import ParsedUpload, parse_multipart
 from dossier_service.web.cases import case_page, processing_label
 from dossier_service.web.context import container, identity, render, session, wants_json
@@ -44,6 +47,32 @@ PREVIEW_TYPES = {
     "image/jpeg": "image",
     "text/plain": "text",
 }
+
+
+#: The words for the fields a document's history names.
+HISTORY_FIELDS = {
+    "title": _l("Titel"),
+    "type": _l("Dokumenttyp"),
+    "document_date": _l("Datum des Dokuments"),
+    "tags": _l("Stichwörter"),
+    "case": _l("Fall"),
+    "withdrawn": _l("Zurückgezogen"),
+}
+
+
+def show_value(field: str, value: Any) -> str:
+    """A history value as the page shows it (type by its word, dates Swiss, lists joined)."""
+    if value is None or value == []:
+        return "–"
+    if field == "type":
+        return str(DOCUMENT_TYPES.get(value, value))
+    if field == "document_date":
+        return swiss_date(dt.date.fromisoformat(value))
+    if field == "withdrawn":
+        return swiss_datetime(dt.datetime.fromisoformat(value))
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 #: How much of a refused upload's body is kept to recover the form fields typed before it.
@@ -206,7 +235,13 @@ def add_version(document_id: str) -> ResponseReturnValue:
         check_streamed_token(parsed.fields)
         assert parsed.file is not None
         document = documents.add_version(
-            container(), db, who, document_id, parsed.file, parsed.fields.get("if_match") or None
+            container(),
+            db,
+            who,
+            document_id,
+            parsed.file,
+            parsed.fields.get("if_match") or None,
+            parsed.fields.get("reason") or None,
         )
     except DossierError as exc:
         db.rollback()
@@ -218,13 +253,26 @@ def add_version(document_id: str) -> ResponseReturnValue:
 
 
 def document_page(
-    document_id: str, *, upload_error: str | None = None, status: int = 200
+    document_id: str,
+    *,
+    upload_error: str | None = None,
+    status: int = 200,
+    form_errors: dict[str, str] | None = None,
+    form_values: dict[str, dict[str, str]] | None = None,
+    withdrawn: bool | None = None,
 ) -> ResponseReturnValue:
-    """GET /documents/<id>: metadata, version history, preview and the new-version upload."""
-    audit_context("document.read", document_id=document_id)
+    """GET /documents/<id>: metadata, versions, preview, history and the forms that change it.
+
+    ``?withdrawn=true`` shows the canton a withdrawn document (audited as its own action).
+    """
+    if withdrawn is None:
+        withdrawn = request.args.get("withdrawn") == "true"
+    audit_context(
+        "document.read_withdrawn" if withdrawn else "document.read", document_id=document_id
+    )
     who = identity()
     db = session()
-    document = documents.read_document(db, who, document_id)
+    document = documents.read_document(db, who, document_id, withdrawn=withdrawn)
     case = load_case(db, who, document.case_id, Action.CASE_READ)
     try:
         number = int(request.args["version"]) if "version" in request.args else None
@@ -234,7 +282,10 @@ def document_page(
         shown = documents.find_version(document, number)
     except DossierError:
         shown = documents.find_version(document, None)
-    may_write = Action.CASE_WRITE in rights(db, who, case)
+    granted = rights(db, who, case)
+    may_write = Action.CASE_WRITE in granted and document.withdrawn_at is None
+    # The page's read (document.read above) covers the history shown on it.
+    history = document_corrections.changes_of(db, document.id)
     pending = [v.id for v in document.versions if v.processing in {"pending", "processing"}]
     return render(
         "documents/detail.html",
@@ -245,6 +296,16 @@ def document_page(
         preview=PREVIEW_TYPES.get(shown.media_type),
         type_label=DOCUMENT_TYPES.get(document.type, document.type),
         may_write=may_write,
+        may_withdraw=Action.DOCUMENT_WITHDRAW in granted and document.withdrawn_at is None,
+        may_move=Action.DOCUMENT_MOVE in granted and document.withdrawn_at is None,
+        may_purge=Action.DOCUMENT_PURGE in granted and document.withdrawn_at is not None,
+        history=history,
+        history_fields=HISTORY_FIELDS,
+        show_value=show_value,
+        document_types=DOCUMENT_TYPES,
+        form_errors=form_errors or {},
+        form_values=form_values or {},
+        withdrawn=document.withdrawn_at is not None,
         pending_versions=pending,
         processing_label=processing_label,
         upload_error=upload_error,
@@ -253,15 +314,19 @@ def document_page(
 
 def _content(document_id: str, number: int, *, inline: bool) -> Response:
     """Stream one version's bytes after the policy check; audited as content.read."""
-    audit_context("content.read", document_id=document_id, version=number)
+    withdrawn = request.args.get("withdrawn") == "true"
+    action = "content.read_withdrawn" if withdrawn else "content.read"
+    audit_context(action, document_id=document_id, version=number)
     who = identity()
     db = session()
-    _document, case, version = documents.authorize_version(db, who, document_id, number)
+    _document, case, version = documents.authorize_version(
+        db, who, document_id, number, withdrawn=withdrawn
+    )
     kind = PREVIEW_TYPES.get(version.media_type)
     if inline and kind is None:
         db.rollback()
         abort(404)  # nothing to show inline (not a refusal: download works)
-    stream = documents.open_content(container(), db, who, case, version)
+    stream = documents.open_content(container(), db, who, case, version, withdrawn=withdrawn)
     assert stream is not None
     headers = {
         "Content-Length": str(version.size),

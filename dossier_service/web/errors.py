@@ -26,6 +26,24 @@ log = logging.getLogger(__name__)
 
 #: What each error code means for the person in front of the page.
 MESSAGES: dict[str, Any] = {
+    "identical_version": _l(
+        "Diese Datei ist identisch mit der aktuellen Version; es wurde nichts gespeichert."
+    ),
+    "reason_required": _l("Bitte geben Sie eine Begründung an."),
+    "nothing_changed": _l("Die Angaben sind unverändert; es wurde nichts gespeichert."),
+    "nothing_to_change": _l("Bitte ändern Sie mindestens eine Angabe."),
+    "date_in_future": _l("Das Datum des Dokuments darf nicht in der Zukunft liegen."),
+    "too_many_tags": _l("Ein Dokument hat höchstens 20 Stichwörter."),
+    "tag_too_long": _l("Ein Stichwort hat höchstens 40 Zeichen."),
+    "already_withdrawn": _l("Dieses Dokument wurde bereits zurückgezogen."),
+    "not_withdrawn": _l("Nur ein zurückgezogenes Dokument kann endgültig gelöscht werden."),
+    "legal_hold": _l(
+        "Für diesen Fall gilt eine Löschsperre; das Dokument kann erst nach deren Aufhebung "
+        "gelöscht werden."
+    ),
+    "same_case": _l("Das Dokument liegt bereits in diesem Fall."),
+    "target_not_found": _l("Einen Fall mit dieser Fallnummer gibt es nicht."),
+    "confirmation_required": _l("Bitte bestätigen Sie den Schritt mit dem Häkchen."),
     "case_not_found": _l("Diesen Fall gibt es nicht, oder Ihre Stelle hat keinen Zugriff darauf."),
     "document_not_found": _l(
         "Dieses Dokument gibt es nicht, oder Ihre Stelle hat keinen Zugriff darauf."
@@ -121,6 +139,9 @@ MESSAGES: dict[str, Any] = {
 
 #: Field names of the services, as the forms label them.
 FIELD_LABELS: dict[str, Any] = {
+    "document_date": _l("Datum des Dokuments"),
+    "tags": _l("Stichwörter"),
+    "to_case": _l("In den Fall (Fallnummer)"),
     "title": _l("Titel"),
     "type": _l("Dokumenttyp"),
     "reason": _l("Begründung"),
