@@ -35,6 +35,7 @@ def new_version(user: str) -> bytes:
     """A next version of the end report, different for every user."""
     return make_pdf("Schlussbericht", [f"Übergabe an die Gemeinde, ergänzt von {user}."])
 
+
 USERS = ("canton", "aarau", "baden", "wettingen", "caritas", "ors", "auditor", "archivist", "admin")
 
 # Expected answers of one cell.

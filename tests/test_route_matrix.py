@@ -63,6 +63,7 @@ class Fixtures:
     notification: int
     #: An open case of another person, where a misfiled document is moved to.
     target: str = ""
+    target_reference: str = ""
 
 
 def _build_case(client: FlaskClient, world: World, closed: bool) -> Case:
@@ -133,7 +134,7 @@ def _web(method: str, path: str, data: dict[str, Any] | None = None) -> Request:
         if method == "GET":
             return client.get(url)
         form = {
-            k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v
+            k: (io.BytesIO(v[0]), v[1]) if isinstance(v, tuple) else _fill_body(v, case, fx)
             for k, v in (data or {}).items()
         }
         return web_post(client, url, form, content_type="multipart/form-data")
@@ -164,6 +165,7 @@ def _fill(path: str, case: Case, fx: Fixtures) -> str:
         .replace("{measure}", case.measure)
         .replace("{export}", fx.export)
         .replace("{notification}", str(fx.notification))
+        .replace("{target_reference}", fx.target_reference)
         .replace("{target}", fx.target)
     )
 
@@ -331,6 +333,22 @@ REQUESTS: dict[tuple[str, str], Request] = {
         "POST", "/cost-approvals/{approval}/decision", {"decision": "approved"}
     ),
     ("/documents/<document_id>", "GET"): _web("GET", "/documents/{doc}"),
+    ("/documents/<document_id>/correct", "POST"): _web(
+        "POST",
+        "/documents/{doc}/correct",
+        {"title": "Neu", "type": "other", "reason": "Tippfehler"},
+    ),
+    ("/documents/<document_id>/withdraw", "POST"): _web(
+        "POST", "/documents/{doc}/withdraw", {"reason": "Falsche Person", "confirm": "yes"}
+    ),
+    ("/documents/<document_id>/purge", "POST"): _web(
+        "POST", "/documents/{doc}/purge", {"reason": "Datenschutz", "confirm": "yes"}
+    ),
+    ("/documents/<document_id>/move", "POST"): _web(
+        "POST",
+        "/documents/{doc}/move",
+        {"to_reference": "{target_reference}", "reason": "Falsche Person"},
+    ),
     ("/documents/<document_id>/versions", "POST"): _web(
         "POST", "/documents/{doc}/versions", {"file": PDF}
     ),
@@ -429,6 +447,10 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/cases/<case_id>/transfer", "GET"): {"open": "200 200 404 403 404 403 403 403", "closed": "200 200 404 403 404 403 403 403"},
     ("/cases/<case_id>/transfer", "POST"): {"open": "200 200 404 403 404 403 403 403", "closed": "200 200 404 403 404 403 403 403"},
     ("/cost-approvals/<approval_id>/decision", "POST"): {"open": "303 403 404 403 404 403 403 403", "closed": "409 403 404 403 404 403 403 403"},
+    ("/documents/<document_id>/correct", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/documents/<document_id>/withdraw", "POST"): {"open": "303 303 404 403 403 403 403 403", "closed": "303 303 404 403 403 403 403 403"},
+    ("/documents/<document_id>/purge", "POST"): {"open": "409 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
+    ("/documents/<document_id>/move", "POST"): {"open": "303 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
     ("/documents/<document_id>", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/documents/<document_id>/versions", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/documents/<document_id>/versions/<int:number>/download", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
@@ -475,9 +497,10 @@ class Runner:
         self.web = {user: self._logged_in(user) for user in USERS}
         self.fresh: dict[str, bool] = {}
         self.fx = Fixtures({s: self._case(s) for s in STATES}, self._export(), self._notification())
-        self.fx.target = new_case(
+        target = new_case(
             self.api, world, family_name="Ziel", zemis_number="87654321.2", ahv_number=None
-        )["id"]
+        )
+        self.fx.target, self.fx.target_reference = target["id"], target["reference"]
 
     def _logged_in(self, user: str) -> FlaskClient:
         client = self.app.test_client()

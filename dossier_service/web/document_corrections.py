@@ -18,7 +18,9 @@ from dossier_service.bodies.documents import DocumentUpdate, MoveInput
 from dossier_service.bodies.parse import refusal
 from dossier_service.errors import DossierError, Forbidden, NotFound, Unprocessable
 from dossier_service.http.context import audit_context
+from dossier_service.policy import Action
 from dossier_service.services import document_corrections, withdrawal
+from dossier_service.services.documents import load_document
 from dossier_service.web.context import identity, session
 from dossier_service.web.errors import message_for
 
@@ -91,6 +93,8 @@ def move(document_id: str) -> ResponseReturnValue:
     db = session()
     reference = request.form.get("to_reference", "").strip()
     try:
+        # The right to move first: the reference is looked up only for those who may.
+        load_document(db, identity(), document_id, Action.DOCUMENT_MOVE)
         target = document_corrections.case_by_reference(db, reference) if reference else None
         if target is None:
             raise Unprocessable("to_case", code="target_not_found", field="to_case")
