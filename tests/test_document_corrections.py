@@ -20,6 +20,7 @@ from tests.factories import (
     World,
     export_and_download,
     held_by,
+    request_approval,
     small_closed_case,
     upload,
 )
@@ -354,3 +355,24 @@ def test_the_sip_leaves_withdrawn_documents_out(client, world, container):
     assert not any(
         doc in archive.read(name).decode("utf-8", "replace") for name in archive.namelist()
     )
+
+
+def test_a_document_a_cost_approval_rests_on_is_not_moved(client, world):
+    cid = held_by(client, world)
+    other = held_by(
+        client, world, "baden", family_name="Gashi", zemis_number="87654321.1", ahv_number=None
+    )
+    doc = _doc(client, world, "aarau", cid)
+    requested = request_approval(client, world, cid, document_ids=[doc])
+    assert requested.status_code == 201, requested.get_json()
+    body = {"to_case": other, "reason": "Falsche Person"}
+    response = _post(client, world, "canton", f"/documents/{doc}/move", body)
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "document_in_use"
+
+
+def test_a_withdrawn_document_cannot_be_attached_to_a_cost_approval(client, world):
+    cid = held_by(client, world)
+    doc = _doc(client, world, "aarau", cid)
+    _post(client, world, "aarau", f"/documents/{doc}/withdraw", {"reason": "Falsche Person"})
+    assert request_approval(client, world, cid, document_ids=[doc]).status_code == 422

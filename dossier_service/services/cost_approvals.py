@@ -91,7 +91,12 @@ def _attachments(session: Session, case_id: str, ids: list[str] | None) -> list[
         return []
     found = set(
         session.execute(
-            select(Document.id).where(Document.id.in_(ids), Document.case_id == case_id)
+            # A withdrawn document is gone for every reader: it cannot be attached either.
+            select(Document.id).where(
+                Document.id.in_(ids),
+                Document.case_id == case_id,
+                Document.withdrawn_at.is_(None),
+            )
         ).scalars()
     )
     missing = [i for i in ids if i not in found]

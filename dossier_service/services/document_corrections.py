@@ -21,7 +21,13 @@ from dossier_service.bodies.documents import DocumentUpdate, MoveInput
 from dossier_service.dates import local_today, utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
-from dossier_service.models import Case, Document, DocumentChange
+from dossier_service.models import (
+    Case,
+    CostApproval,
+    CostApprovalDocument,
+    Document,
+    DocumentChange,
+)
 from dossier_service.policy import Action, load_case
 from dossier_service.services import audit
 from dossier_service.services.cases import touch
@@ -176,6 +182,13 @@ def move_document(
         ) from None
     if target.id == source.id:
         raise Conflict("The document is in this case already.", code="same_case")
+    if _supports_cost_approval(session, document.id):
+        # The request or decision of the old case would then rest on another person's file.
+        raise Conflict(
+            "The document belongs to a cost approval of this case (as attachment or decision "
+            "letter); it cannot be moved. Withdraw it instead, and file it anew in the right case.",
+            code="document_in_use",
+        )
     document.case_id = target.id
     _record(session, identity, document, "case", source.reference, target.reference, reason)
     touch(source)
@@ -201,6 +214,18 @@ def move_document(
     )
     enqueue_reindex(session, document)
     return document
+
+
+def _supports_cost_approval(session: Session, document_id: str) -> bool:
+    """True if a cost approval attaches the document or names it as its decision letter."""
+    attached = select(CostApprovalDocument.document_id).where(
+        CostApprovalDocument.document_id == document_id
+    )
+    decided = select(CostApproval.id).where(CostApproval.decision_document_id == document_id)
+    return (
+        session.execute(attached.limit(1)).first() is not None
+        or session.execute(decided.limit(1)).first() is not None
+    )
 
 
 def history(

@@ -42,6 +42,10 @@ MESSAGES: dict[str, Any] = {
         "gelöscht werden."
     ),
     "same_case": _l("Das Dokument liegt bereits in diesem Fall."),
+    "document_in_use": _l(
+        "Das Dokument gehört zu einer Kostengutsprache dieses Falls und kann nicht verschoben "
+        "werden. Ziehen Sie es zurück und erfassen Sie es im richtigen Fall neu."
+    ),
     "target_not_found": _l("Einen Fall mit dieser Fallnummer gibt es nicht."),
     "confirmation_required": _l("Bitte bestätigen Sie den Schritt mit dem Häkchen."),
     "case_not_found": _l("Diesen Fall gibt es nicht, oder Ihre Stelle hat keinen Zugriff darauf."),
