@@ -315,7 +315,19 @@ CASE_ACTIONS = (
     A.CASE_REOPEN,
     A.LEGAL_HOLD,
     A.DISCLOSURE,
+    A.DOCUMENT_WITHDRAW,
+    A.DOCUMENT_READ_WITHDRAWN,
+    A.DOCUMENT_PURGE,
+    A.DOCUMENT_MOVE,
 )
+
+#: What the canton may do with any case's documents: withdraw, read withdrawn, purge, move.
+CANTON_DOCUMENTS = {
+    A.DOCUMENT_WITHDRAW,
+    A.DOCUMENT_READ_WITHDRAWN,
+    A.DOCUMENT_PURGE,
+    A.DOCUMENT_MOVE,
+}
 
 
 def _every_role_in_every_unit(session: Session) -> dict[str, Identity]:
@@ -385,9 +397,11 @@ RIGHTS_EXAMPLES = [
             A.CASE_DELEGATE,
             A.COST_APPROVAL_REQUEST,
             A.CASE_CLOSE,
+            A.DOCUMENT_WITHDRAW,
         },
     ),
-    ("aarau", "at_aarau", "closed", {A.CASE_READ}),
+    # Closed, it still withdraws a misfiled document (a data-protection breach either way).
+    ("aarau", "at_aarau", "closed", {A.CASE_READ, A.DOCUMENT_WITHDRAW}),
     # The organisation the case is delegated to reads and uploads, nothing more.
     ("caritas", "aarau_to_caritas", "open", {A.CASE_READ, A.CASE_WRITE}),
     ("caritas", "aarau_to_caritas", "closed", {A.CASE_READ}),
@@ -405,6 +419,7 @@ RIGHTS_EXAMPLES = [
             A.CASE_CLOSE,
             A.LEGAL_HOLD,
             A.DISCLOSURE,
+            *CANTON_DOCUMENTS,
         },
     ),
     # The canton on its own case also writes and requests costs.
@@ -421,10 +436,22 @@ RIGHTS_EXAMPLES = [
             A.CASE_CLOSE,
             A.LEGAL_HOLD,
             A.DISCLOSURE,
+            *CANTON_DOCUMENTS,
         },
     ),
-    # Closed: the canton reads, reopens, holds and discloses.
-    ("canton", "at_aarau", "closed", {A.CASE_READ, A.CASE_REOPEN, A.LEGAL_HOLD, A.DISCLOSURE}),
+    # Closed: the canton reads, reopens, holds, discloses, withdraws and purges (no move).
+    (
+        "canton",
+        "at_aarau",
+        "closed",
+        {
+            A.CASE_READ,
+            A.CASE_REOPEN,
+            A.LEGAL_HOLD,
+            A.DISCLOSURE,
+            *(CANTON_DOCUMENTS - {A.DOCUMENT_MOVE}),
+        },
+    ),
     # A municipality that no longer holds the case, and the roles that never read cases.
     ("aarau", "back_at_canton", "open", set()),
     ("auditor", "at_canton", "open", set()),

@@ -398,6 +398,9 @@ def test_deletion_covers_every_table_that_references_a_case():
         "delegations",
         "documents",
         "document_versions",
+        # A document's corrections, and what remains of a purged one, go with the case.
+        "document_changes",
+        "document_tombstones",
         "target_group_assignments",
         "measures",
         "milestones",
@@ -409,6 +412,7 @@ def test_deletion_covers_every_table_that_references_a_case():
     }
     # Children before parents, the case last.
     assert tables.index("document_versions") < tables.index("documents")
+    assert tables.index("document_changes") < tables.index("documents")
     assert tables.index("cost_approval_documents") < tables.index("cost_approvals")
     assert tables[-1] == "cases"
     assert {(t.name, c) for t, c, _ in nulls} == {
