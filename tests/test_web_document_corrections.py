@@ -167,3 +167,26 @@ def test_a_new_version_with_a_reason_and_identical_bytes_refused(app, client, wo
     )
     assert added.status_code == 303
     assert "Unterschrift ergänzt" in web.get(f"/documents/{doc}").get_data(as_text=True)
+
+
+def test_the_canton_lists_withdrawn_documents_on_the_case_page_when_it_asks(
+    app, client, world, container
+):
+    cid = held_by(client, world)
+    doc = _doc(client, world, cid)
+    client.post(
+        f"{API}/documents/{doc}/withdraw",
+        json={"reason": "Falsche Person"},
+        headers=world.auth("aarau"),
+    )
+    web = _web_client(app, container, "canton")
+    page = web.get(f"/cases/{cid}").get_data(as_text=True)
+    assert "Zurückgezogene Dokumente anzeigen" in page and "Bericht Frühling" not in page
+    listed = web.get(f"/cases/{cid}?withdrawn=true").get_data(as_text=True)
+    assert "Bericht Frühling" in listed and "Falsche Person" in listed
+    assert f"{doc}?withdrawn=true" in listed
+    aarau = _web_client(app, container, "aarau")
+    assert "Zurückgezogene Dokumente anzeigen" not in aarau.get(f"/cases/{cid}").get_data(
+        as_text=True
+    )
+    assert aarau.get(f"/cases/{cid}?withdrawn=true").status_code == 403

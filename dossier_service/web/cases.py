@@ -36,6 +36,7 @@ PAGE_RIGHTS = {
     "delegate": Action.CASE_DELEGATE,
     "close": Action.CASE_CLOSE,
     "reopen": Action.CASE_REOPEN,
+    "read_withdrawn": Action.DOCUMENT_READ_WITHDRAWN,
 }
 #: The 7-year horizon is flagged this many days before it ends.
 HORIZON_WARNING_DAYS = 183
@@ -106,6 +107,12 @@ def case_page(
     facts = cases.case_json(db, case)
     history = timeline.case_timeline(db, who, case.id)
     docs = documents.list_documents(db, who, case.id)
+    # Withdrawn documents only when the canton asks (?withdrawn=true): a separate, audited list.
+    withdrawn = (
+        documents.list_documents(db, who, case.id, withdrawn=True)
+        if request.args.get("withdrawn") == "true"
+        else None
+    )
     granted = rights(db, who, case)
     plan_facts = plan_context(db, who, case)
     horizon = cases.horizon_date(case.entry_date)
@@ -119,6 +126,7 @@ def case_page(
         timeline=history,
         groups=group_documents(docs),
         document_count=len(docs),
+        withdrawn_documents=withdrawn,
         rights={name: action in granted for name, action in PAGE_RIGHTS.items()},
         horizon=horizon,
         horizon_days=(horizon - today).days,
