@@ -164,11 +164,12 @@ def _period_id(notification: Notification) -> int | None:
 def subjects(session: Session, items: Iterable[Notification]) -> dict[int, Subject]:
     """The subject of each notification by id, in three queries for a whole page."""
     items = list(items)
-    references = dict(
-        session.execute(
+    references: dict[str, str] = {
+        case_id: reference
+        for case_id, reference in session.execute(
             select(Case.id, Case.reference).where(Case.id.in_({n.case_id for n in items}))
-        ).tuples()
-    )
+        )
+    }
     periods: dict[int, Responsibility] = {}
     wanted = {
         pid
