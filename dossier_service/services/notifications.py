@@ -50,6 +50,9 @@ MAX_ID = 2**63 - 1
 #: The canton's notice of any change of responsibility (transfer to it, from it, or a move).
 RESPONSIBILITY_CHANGED = "case.responsibility_changed"
 
+#: Kinds whose occurrence is a responsibility period: they name the units on both sides.
+_CHANGES_OF_RESPONSIBILITY = frozenset({"case.transferred_to_you", RESPONSIBILITY_CHANGED})
+
 #: Every kind of notification, with the German wording the reader sees.
 KINDS: dict[str, str] = {
     "case.transferred_to_you": "Ein Fall wurde Ihrer Stelle übergeben",
@@ -148,7 +151,7 @@ def notify(
 @dataclass(frozen=True)
 class Subject:
     """What a notification names besides its kind: the case reference and, for a change of
-    responsibility, the unit that handed the case over and the unit that took it."""
+    responsibility (a hand-over), the unit that handed the case over and the unit that took it."""
 
     case_reference: str
     from_unit: Unit | None = None
@@ -174,7 +177,7 @@ def subjects(session: Session, items: Iterable[Notification]) -> dict[int, Subje
     wanted = {
         pid
         for n in items
-        if n.kind == RESPONSIBILITY_CHANGED and (pid := _period_id(n)) is not None
+        if n.kind in _CHANGES_OF_RESPONSIBILITY and (pid := _period_id(n)) is not None
     }
     if wanted:
         periods = {
@@ -185,7 +188,9 @@ def subjects(session: Session, items: Iterable[Notification]) -> dict[int, Subje
         }
     result: dict[int, Subject] = {}
     for n in items:
-        period = periods.get(_period_id(n) or 0) if n.kind == RESPONSIBILITY_CHANGED else None
+        period = (
+            periods.get(_period_id(n) or 0) if n.kind in _CHANGES_OF_RESPONSIBILITY else None
+        )
         before = None
         if period is not None:
             # The period the change ended: the case's latest one that began before it.
@@ -212,8 +217,8 @@ def _unit_ref(unit: Unit | None) -> dict[str, str] | None:
 
 
 def notification_json(notification: Notification, subject: Subject) -> dict[str, Any]:
-    """The API shape of a notification: kind, case reference and link, and for a change of
-    responsibility the two units; nothing about the person."""
+    """The API shape of a notification: kind, case reference and link, and for a hand-over
+    the two units; nothing about the person."""
     return {
         "id": notification.id,
         "kind": notification.kind,

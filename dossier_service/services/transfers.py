@@ -221,9 +221,10 @@ def transfer_case(session: Session, identity: Identity, case_id: str, body: Tran
     )
     notifications.notify(session, [target.id], "case.transferred_to_you", case.id, str(period.id))
     # The canton follows every change of responsibility, including moves between
-    # municipalities it is not part of (its oversight of continuous case management).
+    # municipalities it is not part of (its oversight of continuous case management); a
+    # case handed to the canton itself is told by the notice above.
     canton = notifications.canton_unit_id(session, case.id)
-    if canton is not None:
+    if canton is not None and canton != target.id:
         notifications.notify(
             session, [canton], notifications.RESPONSIBILITY_CHANGED, case.id, str(period.id)
         )
