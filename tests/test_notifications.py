@@ -94,7 +94,7 @@ def test_transfer_notifies_the_new_unit_and_the_canton_of_every_change(client, w
     assert changes[1]["from_unit"]["name"] == "Gemeinde Aarau"
     assert changes[1]["to_unit"] == {"code": "baden", "name": "Stadt Baden", "kind": "municipality"}
     # Other kinds name the case only.
-    assert request_approval(client, world, cid).status_code == 201
+    assert request_approval(client, world, cid, user="canton").status_code == 201
     [requested] = _of_kind(notifications_of(client, world, "canton"), "cost_approval.requested")
     assert _units(requested) == (None, None) and requested["case_reference"] == reference
 
