@@ -80,11 +80,14 @@ def test_transfer_notifies_the_new_unit_and_the_canton_of_every_change(client, w
     assert kinds(notifications_of(client, world, "baden"), cid) == ["case.transferred_to_you"]
     # Aarau may no longer read the case, so its notification about it is gone too.
     assert kinds(notifications_of(client, world, "aarau"), cid) == []
-    assert client.post(
-        f"{API}/cases/{cid}/transfers",
-        json={"to_unit": "ag", "reason": "Rückkehr in kantonale Unterkunft"},
-        headers=world.auth("baden"),
-    ).status_code == 201
+    assert (
+        client.post(
+            f"{API}/cases/{cid}/transfers",
+            json={"to_unit": "ag", "reason": "Rückkehr in kantonale Unterkunft"},
+            headers=world.auth("baden"),
+        ).status_code
+        == 201
+    )
     changes = notifications_of(client, world, "canton")
     # Newest first: Baden → canton (the canton is told once, as the unit taking the case),
     # Aarau → Baden, canton → Aarau.

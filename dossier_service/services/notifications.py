@@ -188,9 +188,7 @@ def subjects(session: Session, items: Iterable[Notification]) -> dict[int, Subje
         }
     result: dict[int, Subject] = {}
     for n in items:
-        period = (
-            periods.get(_period_id(n) or 0) if n.kind in _CHANGES_OF_RESPONSIBILITY else None
-        )
+        period = periods.get(_period_id(n) or 0) if n.kind in _CHANGES_OF_RESPONSIBILITY else None
         before = None
         if period is not None:
             # The period the change ended: the case's latest one that began before it.

@@ -23,7 +23,7 @@ from dossier_service.models import (
 )
 from dossier_service.policy import Action, load_case, unit_reads_every_case
 from dossier_service.services import audit, notifications, outbox
-from dossier_service.services.cases import responsible_unit, touch
+from dossier_service.services.cases import touch
 
 #: Kinds of unit that hold cases: a case is handed over only to one of them.
 RESPONSIBLE_KINDS = ("canton", "municipality")
@@ -100,8 +100,7 @@ def _filed_during(
     return bool(
         session.execute(
             select(
-                exists()
-                .where(
+                exists().where(
                     Document.case_id == case_id,
                     Document.type.in_(types),
                     DocumentVersion.document_id == Document.id,
