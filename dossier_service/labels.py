@@ -45,6 +45,8 @@ DOCUMENT_TYPE: Mapping[str, str] = MappingProxyType(
         "agreement": "Vereinbarung über Rechte und Pflichten",
         "integration_plan": "Integrationsplan",
         "end_report": "Schlussbericht",
+        # What a municipality leaves the next one when the person moves (transfers.py).
+        "handover_note": "Übergabenotiz",
         "cost_approval_request": "Gesuch um Kostengutsprache",
         "cost_approval_decision": "Kostengutsprache (Entscheid)",
         "programme_report": "Programmanmeldung / -bericht",

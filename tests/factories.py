@@ -31,6 +31,7 @@ PDF_V1 = make_pdf("Kurzassessment", ["Deutschkenntnisse A1."])
 PDF_V2 = make_pdf("Kurzassessment", ["Deutschkenntnisse A2."])
 DOCX = make_docx("Integrationsplan", ["IKG1 ab Februar."])
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde Aarau."])
+HANDOVER_NOTE = make_pdf("Übergabenotiz", ["Stand der Begleitung beim Wegzug."])
 #: The password every web-interface test user gets.
 PASSWORD = "Sicheres-Passwort-2026"
 
@@ -148,6 +149,26 @@ def held_by(client: FlaskClient, world: World, unit: str = "aarau", **person: An
     )
     assert moved.status_code == 201, moved.get_json()
     return cid
+
+
+def file_handover_note(client: FlaskClient, world: World, user: str, case_id: str) -> str:
+    """Upload a hand-over note (Übergabenotiz) as the user; the document's id."""
+    filed = upload(client, world, user, case_id, HANDOVER_NOTE, doc_type="handover_note")
+    assert filed.status_code == 201, filed.get_json()
+    return str(filed.get_json()["id"])
+
+
+def move(
+    client: FlaskClient, world: World, case_id: str, user: str, to_unit: str, reason: str = "Umzug"
+) -> Any:
+    """The responsible municipality's user files a hand-over note and hands the case to
+    another municipality (a move); the transfer's response."""
+    file_handover_note(client, world, user, case_id)
+    return client.post(
+        f"{API}/cases/{case_id}/transfers",
+        json={"to_unit": to_unit, "reason": reason},
+        headers=world.auth(user),
+    )
 
 
 def notifications_of(client: FlaskClient, world: World, user: str, **params: str) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from dossier_service.samples import make_docx, make_pdf
-from tests.factories import new_case, upload
+from tests.factories import file_handover_note, new_case, upload
 
 PDF = make_pdf("Kurzassessment", ["Deutschkenntnisse A1. Ziel: Vorlehre Integration."])
 DOCX = make_docx(
@@ -102,7 +102,9 @@ def test_case_moves_and_access_follows(client, world):
     assert delegated.status_code == 201, delegated.get_json()
     assert client.get(f"/api/v1/cases/{cid}", headers=world.auth("caritas")).status_code == 200
 
-    # The person moves to Baden: Aarau and Caritas lose access at once; Baden sees all versions.
+    # The person moves to Baden: Aarau files its hand-over note, then Aarau and Caritas lose
+    # access at once; Baden sees all versions.
+    file_handover_note(client, world, "aarau", cid)
     moved = client.post(
         f"/api/v1/cases/{cid}/transfers",
         json={"to_unit": "baden", "reason": "Umzug nach Baden"},

@@ -22,6 +22,7 @@ from storage import StorageUnavailable
 from tests.factories import (
     REQUEST,
     World,
+    file_handover_note,
     held_by,
     kinds,
     new_case,
@@ -168,7 +169,11 @@ def test_request_checks_documents_measure_and_period(client, world):
 def test_request_notifies_only_the_canton(client, world):
     cid = held_by(client, world)
     assert request_approval(client, world, cid).status_code == 201
-    assert kinds(notifications_of(client, world, "canton"), cid) == ["cost_approval.requested"]
+    # Besides the canton's notice of the hand-over to Aarau (held_by).
+    assert kinds(notifications_of(client, world, "canton"), cid) == [
+        "case.responsibility_changed",
+        "cost_approval.requested",
+    ]
     assert "cost_approval.requested" not in kinds(notifications_of(client, world, "aarau"), cid)
 
 
@@ -403,6 +408,7 @@ def test_two_decisions_at_once_one_wins(app, world, container):
 def test_decision_on_a_moved_case_goes_to_the_unit_holding_it(client, world):
     cid = held_by(client, world)
     approval = request_approval(client, world, cid).get_json()
+    file_handover_note(client, world, "aarau", cid)
     moved = client.post(
         f"{API}/cases/{cid}/transfers",
         json={"to_unit": "baden", "reason": "Umzug"},

@@ -21,19 +21,56 @@ from dossier_service.config import ConfigError, load_settings
 from dossier_service.container import Container
 from dossier_service.models import Case, Notification, OutboxMessage, Unit
 from dossier_service.services import notifications
-from tests.factories import held_by, kinds, new_case, notifications_of, request_approval
+from tests.factories import (
+    file_handover_note,
+    held_by,
+    kinds,
+    new_case,
+    notifications_of,
+    request_approval,
+)
 
 API = "/api/v1"
-NOTIFICATION_KEYS = {"id", "kind", "label", "case_id", "link", "created_at", "read", "read_at"}
+NOTIFICATION_KEYS = {
+    "id",
+    "kind",
+    "label",
+    "case_id",
+    "case_reference",
+    "from_unit",
+    "to_unit",
+    "link",
+    "created_at",
+    "read",
+    "read_at",
+}
+CHANGED = "case.responsibility_changed"
+
+
+def _of_kind(items: list[dict], kind: str) -> list[dict]:
+    return [n for n in items if n["kind"] == kind]
 
 
 # --- In the API ---------------------------------------------------------------------------
 
 
-def test_transfer_notifies_the_new_unit_only(client, world):
+def _units(item: dict) -> tuple[str | None, str | None]:
+    return (
+        item["from_unit"]["code"] if item["from_unit"] else None,
+        item["to_unit"]["code"] if item["to_unit"] else None,
+    )
+
+
+def test_transfer_notifies_the_new_unit_and_the_canton_of_every_change(client, world):
+    """The unit taking the case is told; the canton hears of every change of responsibility,
+    moves between municipalities included, with the case reference and both units."""
     cid = held_by(client, world)
+    reference = client.get(f"{API}/cases/{cid}", headers=world.auth("canton")).get_json()[
+        "reference"
+    ]
     assert kinds(notifications_of(client, world, "aarau"), cid) == ["case.transferred_to_you"]
-    assert notifications_of(client, world, "canton") == []
+    assert kinds(notifications_of(client, world, "canton"), cid) == [CHANGED]
+    file_handover_note(client, world, "aarau", cid)
     moved = client.post(
         f"{API}/cases/{cid}/transfers",
         json={"to_unit": "baden", "reason": "Umzug"},
@@ -43,6 +80,26 @@ def test_transfer_notifies_the_new_unit_only(client, world):
     assert kinds(notifications_of(client, world, "baden"), cid) == ["case.transferred_to_you"]
     # Aarau may no longer read the case, so its notification about it is gone too.
     assert kinds(notifications_of(client, world, "aarau"), cid) == []
+    assert (
+        client.post(
+            f"{API}/cases/{cid}/transfers",
+            json={"to_unit": "ag", "reason": "Rückkehr in kantonale Unterkunft"},
+            headers=world.auth("baden"),
+        ).status_code
+        == 201
+    )
+    changes = notifications_of(client, world, "canton")
+    # Newest first: Baden → canton (the canton is told once, as the unit taking the case),
+    # Aarau → Baden, canton → Aarau.
+    assert [n["kind"] for n in changes] == ["case.transferred_to_you", CHANGED, CHANGED]
+    assert [_units(n) for n in changes] == [("baden", "ag"), ("aarau", "baden"), ("ag", "aarau")]
+    assert {n["case_reference"] for n in changes} == {reference}
+    assert changes[1]["from_unit"]["name"] == "Gemeinde Aarau"
+    assert changes[1]["to_unit"] == {"code": "baden", "name": "Stadt Baden", "kind": "municipality"}
+    # Other kinds name the case only.
+    assert request_approval(client, world, cid, user="canton").status_code == 201
+    [requested] = _of_kind(notifications_of(client, world, "canton"), "cost_approval.requested")
+    assert _units(requested) == (None, None) and requested["case_reference"] == reference
 
 
 def test_notifications_end_with_access_to_the_case(client, world):
@@ -51,6 +108,7 @@ def test_notifications_end_with_access_to_the_case(client, world):
     kept = held_by(client, world, family_name="Bleibt")
     old = {n["case_id"]: n for n in notifications_of(client, world, "aarau")}
     assert set(old) == {cid, kept}
+    file_handover_note(client, world, "aarau", cid)
     moved = client.post(
         f"{API}/cases/{cid}/transfers",
         json={"to_unit": "baden", "reason": "Umzug"},
@@ -91,7 +149,8 @@ def test_listing_is_per_unit_paginated_and_carries_nothing_personal(client, worl
         assert set(item) == NOTIFICATION_KEYS
         assert item["link"] == f"/cases/{item['case_id']}"
     text = page.get_data(as_text=True)
-    for personal in ("Person0", "Semhar", "756", "12345678", "IAS-"):
+    # The case reference names the case (the reader may read it); nothing names the person.
+    for personal in ("Person0", "Semhar", "756", "12345678"):
         assert personal not in text
     # Other units see none of them.
     assert client.get(f"{API}/notifications", headers=world.auth("baden")).get_json()["total"] == 0
@@ -224,9 +283,9 @@ def test_notification_mail_has_the_link_and_nothing_personal(world, mail_contain
     sink, _port = smtp_sink
     app = create_app(container=mail_container)
     client = app.test_client()
-    _set_mailbox(mail_container, "ag", "ksd@ag.ch")
     cid = held_by(client, world)
-    assert sink.messages == []  # Aarau has no mailbox: its transfer notice stays in the app
+    assert sink.messages == []  # no mailbox yet: the transfer notices stay in the app
+    _set_mailbox(mail_container, "ag", "ksd@ag.ch")
     assert request_approval(client, world, cid).status_code == 201
 
     [envelope] = sink.messages
@@ -254,7 +313,7 @@ def test_notification_mail_has_the_link_and_nothing_personal(world, mail_contain
         assert personal not in readable, personal
 
     # Sent once: the notification is marked, and delivering again sends nothing.
-    [item] = notifications_of(client, world, "canton")
+    [item] = _of_kind(notifications_of(client, world, "canton"), "cost_approval.requested")
     assert notifications.deliver_email(mail_container, item["id"]) == "already_sent"
     assert len(sink.messages) == 1
 
@@ -270,8 +329,8 @@ def test_smtp_outage_keeps_the_task_for_the_relay(world, settings, container):
     )
     try:
         client = create_app(container=dead).test_client()
-        _set_mailbox(dead, "ag", "ksd@ag.ch")
         cid = held_by(client, world)
+        _set_mailbox(dead, "ag", "ksd@ag.ch")
         assert request_approval(client, world, cid).status_code == 201
         with dead.db.transaction() as session:
             pending = session.execute(
@@ -279,7 +338,10 @@ def test_smtp_outage_keeps_the_task_for_the_relay(world, settings, container):
             ).scalar_one()
             assert pending.sent_at is None and pending.last_error
         # The notification itself exists in the app regardless of the mail.
-        assert kinds(notifications_of(client, world, "canton"), cid) == ["cost_approval.requested"]
+        assert kinds(notifications_of(client, world, "canton"), cid) == [
+            CHANGED,
+            "cost_approval.requested",
+        ]
     finally:
         dead.close()
 
@@ -288,7 +350,7 @@ def test_without_smtp_nothing_is_sent(client, world, container):
     _set_mailbox(container, "ag", "ksd@ag.ch")
     cid = held_by(client, world)
     request_approval(client, world, cid)
-    [item] = notifications_of(client, world, "canton")
+    [item] = _of_kind(notifications_of(client, world, "canton"), "cost_approval.requested")
     assert notifications.deliver_email(container, item["id"]) == "smtp_disabled"
 
 

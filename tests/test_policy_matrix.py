@@ -23,7 +23,7 @@ from dossier_service.dates import utcnow
 from dossier_service.models import AuthFailureWindow, Responsibility, Unit, User
 from dossier_service.samples import make_pdf
 from dossier_service.services import accounts
-from tests.factories import World, new_case, upload
+from tests.factories import HANDOVER_NOTE, World, file_handover_note, new_case, upload
 
 API = "/api/v1"
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde."])
@@ -200,26 +200,41 @@ class State:
 
 TO_AARAU: Step = ("transfer", "canton", "aarau")
 DELEGATE: Step = ("delegate", "aarau", "caritas")
+#: Aarau files a hand-over note, so that it may hand the case to another municipality.
+AARAU_NOTE: Step = ("note", "aarau", "")
 STATES: dict[str, State] = {
     "a_canton_holds": State((), "ag", ("ag",), transfer_to="aarau"),
-    "b_transferred_to_aarau": State((TO_AARAU,), "aarau", ("ag", "aarau")),
+    "b_transferred_to_aarau": State((TO_AARAU, AARAU_NOTE), "aarau", ("ag", "aarau")),
     "c_aarau_delegates_to_caritas": State(
-        (TO_AARAU, DELEGATE), "aarau", ("ag", "aarau"), ("caritas",), delegate_to="ors"
+        (TO_AARAU, DELEGATE, AARAU_NOTE),
+        "aarau",
+        ("ag", "aarau"),
+        ("caritas",),
+        delegate_to="ors",
     ),
     "d_delegation_ended": State(
-        (TO_AARAU, DELEGATE, ("undelegate", "aarau", "caritas")), "aarau", ("ag", "aarau")
+        (TO_AARAU, DELEGATE, ("undelegate", "aarau", "caritas"), AARAU_NOTE),
+        "aarau",
+        ("ag", "aarau"),
     ),
     # Built from (c): Caritas holds a delegation until the move ends it.
     "e_aarau_transfers_to_baden": State(
-        (TO_AARAU, DELEGATE, ("transfer", "aarau", "baden")),
+        (TO_AARAU, DELEGATE, AARAU_NOTE, ("transfer", "aarau", "baden")),
         "baden",
         ("ag", "aarau", "baden"),
         transfer_to="ag",
     ),
-    # Municipality → canton needs no end report; the canton may hand it on again, since the
-    # end report of the first handover is still in the dossier.
+    # Municipality → canton needs no end report; to hand the case on again the canton files
+    # a new one (the end report of its first period no longer counts).
     "f_baden_returns_to_canton": State(
-        (TO_AARAU, DELEGATE, ("transfer", "aarau", "baden"), ("transfer", "baden", "ag")),
+        (
+            TO_AARAU,
+            DELEGATE,
+            AARAU_NOTE,
+            ("transfer", "aarau", "baden"),
+            ("transfer", "baden", "ag"),
+            ("report", "canton", ""),
+        ),
         "ag",
         ("ag", "aarau", "baden", "ag"),
         transfer_to="aarau",
@@ -245,6 +260,10 @@ def _json_post(client: FlaskClient, world: World, user: str, url: str, body: Any
 def _perform(client: FlaskClient, world: World, case_id: str, step: Step) -> Any:
     """Run one step of a state's history and return the response."""
     action, user, unit = step
+    if action == "note":
+        return upload(client, world, user, case_id, HANDOVER_NOTE, doc_type="handover_note")
+    if action == "report":
+        return upload(client, world, user, case_id, END_REPORT, doc_type="end_report")
     if action == "transfer":
         return _json_post(
             client,
@@ -547,6 +566,7 @@ def test_former_units_lose_access_with_the_very_next_request(client, world):
     content = f"{API}/documents/{dossier.doc_id}/content"
     for user in ("aarau", "caritas"):
         assert client.get(content, headers=world.auth(user)).status_code == 200, user
+    file_handover_note(client, world, "aarau", dossier.case_id)
     moved = _perform(client, world, dossier.case_id, ("transfer", "aarau", "baden"))
     assert moved.status_code == 201, moved.get_json()
     for user in ("aarau", "caritas"):
@@ -613,6 +633,70 @@ def test_canton_hands_to_a_municipality_only_with_an_end_report(client, world):
     assert report.status_code == 201
     assert _perform(client, world, cid, ("transfer", "canton", "aarau")).status_code == 201
     assert _holder(client, world, cid) == "aarau"
+
+
+def test_an_end_report_of_an_earlier_canton_period_no_longer_counts(client, world):
+    """The canton's second period needs an end report of its own before the next hand-over."""
+    cid = build_dossier(client, world, (TO_AARAU, ("transfer", "aarau", "ag"))).case_id
+    refused = _perform(client, world, cid, ("transfer", "canton", "baden"))
+    assert _error(refused) == (409, "end_report_required")
+    assert "current responsibility" in refused.get_json()["error"]["message"]
+    assert _holder(client, world, cid) == "ag"
+    assert _perform(client, world, cid, ("report", "canton", "")).status_code == 201
+    assert _perform(client, world, cid, ("transfer", "canton", "baden")).status_code == 201
+    assert _holder(client, world, cid) == "baden"
+
+
+def test_a_move_needs_a_hand_over_note_of_the_leaving_municipality(client, world):
+    """Municipality → municipality: 409 handover_note_required until Aarau files a note (or
+    an end report) during its own period; the canton's end report does not count."""
+    cid = build_dossier(client, world, (TO_AARAU,)).case_id
+    for user in ("aarau", "canton"):  # the canton moving Aarau's case needs Aarau's note too
+        refused = _perform(client, world, cid, ("transfer", user, "baden"))
+        assert _error(refused) == (409, "handover_note_required"), user
+        assert "hand-over note (Übergabenotiz)" in refused.get_json()["error"]["message"]
+    # Another document type is no hand-over note.
+    other = upload(client, world, "aarau", cid, NEW_DOCUMENT, doc_type="meeting_record")
+    assert other.status_code == 201
+    assert _error(_perform(client, world, cid, ("transfer", "aarau", "baden")))[1] == (
+        "handover_note_required"
+    )
+    assert _holder(client, world, cid) == "aarau"
+    file_handover_note(client, world, "aarau", cid)
+    assert _perform(client, world, cid, ("transfer", "aarau", "baden")).status_code == 201
+    # Baden's period starts empty: Aarau's note is no note of Baden's.
+    assert _error(_perform(client, world, cid, ("transfer", "baden", "wettingen"))) == (
+        409,
+        "handover_note_required",
+    )
+    # An end report filed by Baden counts as its hand-over note.
+    report = upload(client, world, "baden", cid, END_REPORT, doc_type="end_report")
+    assert report.status_code == 201
+    assert _perform(client, world, cid, ("transfer", "baden", "wettingen")).status_code == 201
+    assert _holder(client, world, cid) == "wettingen"
+
+
+def test_a_new_version_of_an_older_note_counts_for_the_period_it_was_filed_in(client, world):
+    """Updating the note an earlier period left (a new version now) is filing it now."""
+    cid = build_dossier(client, world, (TO_AARAU,)).case_id
+    note = file_handover_note(client, world, "aarau", cid)
+    assert _perform(client, world, cid, ("transfer", "aarau", "baden")).status_code == 201
+    assert _perform(client, world, cid, ("transfer", "baden", "ag")).status_code == 201
+    assert _perform(client, world, cid, ("report", "canton", "")).status_code == 201
+    assert _perform(client, world, cid, ("transfer", "canton", "aarau")).status_code == 201
+    # Aarau's second period: its note of the first period no longer counts ...
+    assert _error(_perform(client, world, cid, ("transfer", "aarau", "baden")))[1] == (
+        "handover_note_required"
+    )
+    # ... until Aarau files a new version of it.
+    version = client.post(
+        f"{API}/documents/{note}/versions",
+        data={"file": (io.BytesIO(HANDOVER_NOTE + b"\n"), "notiz.pdf")},
+        headers=world.auth("aarau"),
+        content_type="multipart/form-data",
+    )
+    assert version.status_code == 201, version.get_json()
+    assert _perform(client, world, cid, ("transfer", "aarau", "baden")).status_code == 201
 
 
 def test_municipality_hands_back_to_the_canton_without_an_end_report(client, world, container):

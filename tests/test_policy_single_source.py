@@ -25,9 +25,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("services/accounts.py", "create_user"): (
         "validates a new account: auditors and archivists sit in the canton (data, not access)"
     ),
-    ("services/transfers.py", "_needs_end_report"): (
-        "business rule of a hand-over: canton → municipality needs an end report"
-    ),
     ("services/notifications.py", "canton_unit_id"): "finds the canton unit to notify",
     ("services/closing.py", "reopen_case"): "only a closed case can be reopened (409, state)",
     ("services/snapshot.py", "open_closure"): "the closing in force of a closed case (a fact)",

@@ -26,6 +26,7 @@ from tests.factories import (
     PDF_V1,
     World,
     export_and_download,
+    file_handover_note,
     held_by,
     login,
     new_case,
@@ -78,6 +79,7 @@ def _build_case(client: FlaskClient, world: World, closed: bool) -> Case:
     assert moved.status_code == 201, moved.get_json()
     documents = client.get(f"{API}/cases/{cid}/documents", headers=aarau).get_json()
     doc = documents["items"][0]["id"]
+    file_handover_note(client, world, "aarau", cid)  # so that Aarau may hand it on
     approval = request_approval(client, world, cid).get_json()["id"]
     measure = client.post(
         f"{API}/cases/{cid}/measures",

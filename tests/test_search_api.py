@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from dossier_service.samples import make_docx, make_pdf
-from tests.factories import new_case, upload
+from tests.factories import file_handover_note, new_case, upload
 from tests.sample_files import image_only_pdf, scanned_page
 
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde."])
@@ -134,6 +134,7 @@ def test_trimming_follows_transfers_immediately(client, world, dossier):
         == 201
     )
     assert search(client, world, "aarau", q="Semhar")["total"] == 4
+    file_handover_note(client, world, "aarau", cid)
     assert (
         client.post(
             f"/api/v1/cases/{cid}/transfers",
@@ -153,7 +154,8 @@ def test_trimming_follows_transfers_immediately(client, world, dossier):
     }
     found = search(client, world, "baden", q="Bahnhofstraße")
     assert ids(found) == {docs["pdf"]["id"]} and "<mark>" in found["items"][0]["highlight"]
-    assert search(client, world, "baden", q="Semhar")["facets"]["unit"] == {"baden": 4}
+    # Four documents and the hand-over note Aarau filed before the move.
+    assert search(client, world, "baden", q="Semhar")["facets"]["unit"] == {"baden": 5}
 
 
 def test_search_is_audited_and_refused_to_auditors(client, world, dossier):

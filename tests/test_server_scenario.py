@@ -203,6 +203,14 @@ def test_scenario_against_dossier_serve(tmp_path: Path) -> None:
             == 201
         )
         assert requests.get(f"{base}/cases/{cid}", headers=h("car"), timeout=10).status_code == 200
+        r = requests.post(
+            f"{base}/cases/{cid}/documents",
+            headers=h("gaarau"),
+            timeout=30,
+            files={"file": ("notiz.pdf", make_pdf("Übergabenotiz", ["Stand beim Wegzug"]))},
+            data={"type": "handover_note"},
+        )
+        assert r.status_code == 201, r.text
         assert (
             requests.post(
                 f"{base}/cases/{cid}/transfers",

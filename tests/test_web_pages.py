@@ -12,7 +12,7 @@ from sqlalchemy import select
 from dossier_service.models import AuditEntry
 from dossier_service.money import format_chf
 from dossier_service.samples import make_docx, make_pdf
-from tests.factories import csrf, login, new_case, post, set_passwords, upload
+from tests.factories import csrf, file_handover_note, login, new_case, post, set_passwords, upload
 
 END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde."])
 USERS = ("canton", "aarau", "baden", "wettingen", "caritas", "auditor", "archivist")
@@ -335,6 +335,7 @@ def test_transfer_dialog_explains_gain_and_loss_and_the_old_unit_loses_the_case(
         json={"to_unit": "caritas"},
         headers=world.auth("aarau"),
     )
+    file_handover_note(client, world, "aarau", case["id"])
     login(client, "aarau")
     form = _text(client.get(f"/cases/{case['id']}/transfer"))
     assert '<option value="baden">Stadt Baden</option>' in form
@@ -366,6 +367,35 @@ def test_transfer_dialog_explains_gain_and_loss_and_the_old_unit_loses_the_case(
     assert api["responsible_unit"]["code"] == "baden" and api["delegations"] == []
 
 
+def test_transfer_dialog_stops_a_move_without_a_hand_over_note(client, world, container):
+    """Aarau's review of a move to Baden says the note is missing and offers no confirm."""
+    _ready(client, world, container)
+    case = _case_at(client, world, "aarau")
+    login(client, "aarau")
+    review = post(
+        client,
+        f"/cases/{case['id']}/transfer",
+        {"step": "review", "to_unit": "baden", "reason": "Umzug nach Baden"},
+    )
+    body = _text(review)
+    assert review.status_code == 409
+    assert "Übergabe noch nicht möglich: Übergabenotiz fehlt" in body
+    assert "Übergabenotiz jetzt hochladen" in body and 'value="confirm"' not in body
+    # A confirm sent anyway is refused with the same reason, and nothing moves.
+    forced = post(
+        client,
+        f"/cases/{case['id']}/transfer",
+        {"step": "confirm", "to_unit": "baden", "reason": "Umzug nach Baden"},
+    )
+    assert forced.status_code == 409
+    api = client.get(f"/api/v1/cases/{case['id']}", headers=world.auth("canton")).get_json()
+    assert api["responsible_unit"]["code"] == "aarau"
+    # The upload form offers the new type.
+    assert '<option value="handover_note">Übergabenotiz</option>' in _text(
+        client.get(f"/cases/{case['id']}")
+    )
+
+
 def test_transfer_dialog_says_what_the_unit_losing_the_case_keeps(client, world, container):
     """The loss box speaks of the unit that holds the case now, not of the caller.
 
@@ -374,6 +404,7 @@ def test_transfer_dialog_says_what_the_unit_losing_the_case_keeps(client, world,
     """
     _ready(client, world, container)
     at_aarau = _case_at(client, world, "aarau")
+    file_handover_note(client, world, "aarau", at_aarau["id"])
     at_canton = new_case(client, world, family_name="Tesfay")
     upload(client, world, "canton", at_canton["id"], END_REPORT, doc_type="end_report")
     login(client, "canton")
@@ -537,6 +568,7 @@ def test_notifications_page_drops_a_case_handed_on(client, world, container):
     login(client, "aarau")
     body = _text(client.get("/notifications"))
     notification_id = re.search(r"/notifications/(\d+)/read", body).group(1)
+    file_handover_note(client, world, "aarau", case["id"])
     moved = client.post(
         f"/api/v1/cases/{case['id']}/transfers",
         json={"to_unit": "baden", "reason": "Umzug"},

@@ -24,8 +24,9 @@ def list_notifications() -> Response:
     items, total, unread_count = notifications.list_notifications(
         db, identity(), unread_only=unread == "true", page=page, per_page=per_page
     )
+    named = notifications.subjects(db, items)
     body = {
-        "items": [notifications.notification_json(n) for n in items],
+        "items": [notifications.notification_json(n, named[n.id]) for n in items],
         "total": total,
         "unread": unread_count,
         "page": page,
@@ -39,7 +40,8 @@ def mark_read(notification_id: int) -> Response:
     audit_context("notification.read")
     db = session()
     notification = notifications.mark_read(db, identity(), notification_id)
-    body = notifications.notification_json(notification)
+    subject = notifications.subjects(db, [notification])[notification.id]
+    body = notifications.notification_json(notification, subject)
     return jsonify(body)
 
 

@@ -1,7 +1,8 @@
 """Notifications (Meldungen) to units: created once per occurrence, listed, read, e-mailed.
 
-A notification says only what happened (its kind), to which case (its id) and where to
-look (a link). It never carries a name, AHV or ZEMIS number or document content: the
+A notification says only what happened (its kind), to which case (its id and reference;
+for a change of responsibility also the two units) and where to look (a link). It never
+carries a name, AHV or ZEMIS number or document content: the
 reader follows the link and the access policy decides what they see there, so a
 notification sent before a transfer cannot leak what the unit may no longer read.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +47,16 @@ EMAIL_TASK = "dossier.send_notification_email"
 #: Ids are 64-bit; a larger number in the address cannot name one (and would overflow SQL).
 MAX_ID = 2**63 - 1
 
+#: The canton's notice of any change of responsibility (transfer to it, from it, or a move).
+RESPONSIBILITY_CHANGED = "case.responsibility_changed"
+
+#: Kinds whose occurrence is a responsibility period: they name the units on both sides.
+_CHANGES_OF_RESPONSIBILITY = frozenset({"case.transferred_to_you", RESPONSIBILITY_CHANGED})
+
 #: Every kind of notification, with the German wording the reader sees.
 KINDS: dict[str, str] = {
     "case.transferred_to_you": "Ein Fall wurde Ihrer Stelle übergeben",
+    RESPONSIBILITY_CHANGED: "Die Zuständigkeit für einen Fall hat gewechselt",
     "cost_approval.requested": "Neues Gesuch um Kostengutsprache",
     "cost_approval.decided": "Über ein Gesuch um Kostengutsprache wurde entschieden",
     "measure.interrupted": "Eine Massnahme wurde unterbrochen",
@@ -139,13 +148,83 @@ def notify(
     return created
 
 
-def notification_json(notification: Notification) -> dict[str, Any]:
-    """The API shape of a notification: kind, case and link, nothing personal."""
+@dataclass(frozen=True)
+class Subject:
+    """What a notification names besides its kind: the case reference and, for a change of
+    responsibility (a hand-over), the unit that handed the case over and the unit that took it."""
+
+    case_reference: str
+    from_unit: Unit | None = None
+    to_unit: Unit | None = None
+
+
+def _period_id(notification: Notification) -> int | None:
+    """The responsibility period a change of responsibility names (its occurrence key)."""
+    occurrence = notification.dedupe_key.rsplit(":", 1)[-1]
+    return int(occurrence) if occurrence.isdigit() else None
+
+
+def subjects(session: Session, items: Iterable[Notification]) -> dict[int, Subject]:
+    """The subject of each notification by id, in three queries for a whole page."""
+    items = list(items)
+    references: dict[str, str] = {
+        case_id: reference
+        for case_id, reference in session.execute(
+            select(Case.id, Case.reference).where(Case.id.in_({n.case_id for n in items}))
+        )
+    }
+    periods: dict[int, Responsibility] = {}
+    wanted = {
+        pid
+        for n in items
+        if n.kind in _CHANGES_OF_RESPONSIBILITY and (pid := _period_id(n)) is not None
+    }
+    if wanted:
+        periods = {
+            p.id: p
+            for p in session.execute(
+                select(Responsibility).where(Responsibility.id.in_(wanted))
+            ).scalars()
+        }
+    result: dict[int, Subject] = {}
+    for n in items:
+        period = periods.get(_period_id(n) or 0) if n.kind in _CHANGES_OF_RESPONSIBILITY else None
+        before = None
+        if period is not None:
+            # The period the change ended: the case's latest one that began before it.
+            before = session.execute(
+                select(Responsibility)
+                .where(
+                    Responsibility.case_id == period.case_id,
+                    Responsibility.started_at <= period.started_at,
+                    Responsibility.id != period.id,
+                )
+                .order_by(Responsibility.started_at.desc(), Responsibility.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        result[n.id] = Subject(
+            case_reference=references.get(n.case_id, ""),
+            from_unit=before.unit if before is not None else None,
+            to_unit=period.unit if period is not None else None,
+        )
+    return result
+
+
+def _unit_ref(unit: Unit | None) -> dict[str, str] | None:
+    return None if unit is None else {"code": unit.code, "name": unit.name, "kind": unit.kind}
+
+
+def notification_json(notification: Notification, subject: Subject) -> dict[str, Any]:
+    """The API shape of a notification: kind, case reference and link, and for a hand-over
+    the two units; nothing about the person."""
     return {
         "id": notification.id,
         "kind": notification.kind,
         "label": KINDS.get(notification.kind, notification.kind),
         "case_id": notification.case_id,
+        "case_reference": subject.case_reference,
+        "from_unit": _unit_ref(subject.from_unit),
+        "to_unit": _unit_ref(subject.to_unit),
         "link": case_link(notification.case_id),
         "created_at": notification.created_at.isoformat(),
         "read": notification.read_at is not None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import exists, select
@@ -12,10 +13,17 @@ from dossier_service.bodies.cases import DelegationInput, TransferInput
 from dossier_service.dates import utcnow
 from dossier_service.errors import Conflict, NotFound, Unprocessable
 from dossier_service.identity import Identity
-from dossier_service.models import Case, Delegation, Document, Responsibility, Unit
+from dossier_service.models import (
+    Case,
+    Delegation,
+    Document,
+    DocumentVersion,
+    Responsibility,
+    Unit,
+)
 from dossier_service.policy import Action, load_case, unit_reads_every_case
 from dossier_service.services import audit, notifications, outbox
-from dossier_service.services.cases import responsible_unit, touch
+from dossier_service.services.cases import touch
 
 #: Kinds of unit that hold cases: a case is handed over only to one of them.
 RESPONSIBLE_KINDS = ("canton", "municipality")
@@ -41,25 +49,93 @@ def _lock_open_period(session: Session, case: Case) -> Responsibility:
     ).scalar_one()
 
 
-def _needs_end_report(current: Unit, target: Unit) -> bool:
-    """Canton → municipality needs an end report (Schlussbericht) in the dossier."""
-    return current.kind == "canton" and target.kind == "municipality"
+#: What a hand-over needs in the dossier, by (kind losing the case, kind taking it): the
+#: document types that count, the error code and message when none was filed during the
+#: period that ends. Canton → municipality: the end report (Schlussbericht) the concept
+#: asks for; municipality → municipality (a move): a hand-over note or an end report, so
+#: the next municipality inherits a summary written by the one that knew the case last.
+@dataclass(frozen=True)
+class HandoverRule:
+    """A document the leaving unit must have filed during its current period."""
+
+    types: tuple[str, ...]
+    code: str
+    message: str
 
 
-def _has_end_report(session: Session, case_id: str) -> bool:
+HANDOVER_RULES: dict[tuple[str, str], HandoverRule] = {
+    ("canton", "municipality"): HandoverRule(
+        types=("end_report",),
+        code="end_report_required",
+        message=(
+            "The canton hands a case to a municipality only with an end report "
+            "(Schlussbericht) uploaded during its current responsibility for the case."
+        ),
+    ),
+    ("municipality", "municipality"): HandoverRule(
+        types=("handover_note", "end_report"),
+        code="handover_note_required",
+        message=(
+            "A municipality hands a case to another municipality only with a hand-over note "
+            "(Übergabenotiz) or an end report uploaded during its current responsibility "
+            "for the case."
+        ),
+    ),
+}
+
+
+def handover_rule(current: Unit, target: Unit) -> HandoverRule | None:
+    """The document this hand-over needs, or None if it needs none."""
+    return HANDOVER_RULES.get((current.kind, target.kind))
+
+
+def _filed_during(
+    session: Session, case_id: str, types: tuple[str, ...], since: dt.datetime
+) -> bool:
+    """True if a document of these types got a version uploaded since the period began.
+
+    A version counts, not only a new document: the leaving unit may update the report an
+    earlier period left behind. A report from an earlier period alone no longer counts.
+    """
     return bool(
         session.execute(
-            select(exists().where(Document.case_id == case_id, Document.type == "end_report"))
+            select(
+                exists().where(
+                    Document.case_id == case_id,
+                    Document.type.in_(types),
+                    DocumentVersion.document_id == Document.id,
+                    DocumentVersion.created_at >= since,
+                )
+            )
         ).scalar()
     )
+
+
+def _missing_document(
+    session: Session, case_id: str, period: Responsibility, target: Unit
+) -> HandoverRule | None:
+    """The rule this hand-over breaks (its document is missing), or None."""
+    rule = handover_rule(period.unit, target)
+    if rule is None or _filed_during(session, case_id, rule.types, period.started_at):
+        return None
+    return rule
+
+
+def _open_period(session: Session, case_id: str) -> Responsibility:
+    return session.execute(
+        select(Responsibility).where(
+            Responsibility.case_id == case_id, Responsibility.ended_at.is_(None)
+        )
+    ).scalar_one()
 
 
 @dataclass(frozen=True)
 class TransferPreview:
     """What handing a case to a unit would require and produce, before it is confirmed."""
 
-    #: The hand-over would be refused: canton → municipality without an end report.
-    end_report_missing: bool
+    #: The code of the document the hand-over still needs (end_report_required,
+    #: handover_note_required), or None if nothing is missing.
+    missing: str | None
     #: The unit responsible now still reads the case afterwards (the canton reads every case).
     former_unit_keeps_read: bool
 
@@ -73,11 +149,11 @@ def preview_transfer(
     transfer policy itself).
     """
     case = load_case(session, identity, case_id, Action.CASE_READ)
-    current = responsible_unit(session, case.id)
+    period = _open_period(session, case.id)
+    rule = _missing_document(session, case.id, period, target)
     return TransferPreview(
-        end_report_missing=_needs_end_report(current, target)
-        and not _has_end_report(session, case.id),
-        former_unit_keeps_read=unit_reads_every_case(current.kind),
+        missing=rule.code if rule else None,
+        former_unit_keeps_read=unit_reads_every_case(period.unit.kind),
     )
 
 
@@ -85,8 +161,9 @@ def transfer_case(session: Session, identity: Identity, case_id: str, body: Tran
     """Make another canton or municipality unit responsible for the case.
 
     The previous unit loses access in the same transaction, and so do the organisations
-    it had delegated the case to. Canton → municipality needs an end report
-    (Schlussbericht) in the dossier.
+    it had delegated the case to. The hand-over needs the document ``HANDOVER_RULES``
+    names, filed during the leaving unit's current period; the new unit and the canton
+    are notified.
     """
     case = load_case(session, identity, case_id, Action.CASE_TRANSFER)
     target = _target_unit(session, body.to_unit)
@@ -100,12 +177,9 @@ def transfer_case(session: Session, identity: Identity, case_id: str, body: Tran
         raise Conflict(
             f"{target.name} is already responsible for this case.", code="already_responsible"
         )
-    if _needs_end_report(current.unit, target) and not _has_end_report(session, case.id):
-        raise Conflict(
-            "The canton hands a case to a municipality only with an end report "
-            "(Schlussbericht) in the dossier.",
-            code="end_report_required",
-        )
+    missing = _missing_document(session, case.id, current, target)
+    if missing is not None:
+        raise Conflict(missing.message, code=missing.code)
     now = utcnow()
     current.ended_at = now
     ended = 0
@@ -145,6 +219,14 @@ def transfer_case(session: Session, identity: Identity, case_id: str, body: Tran
         },
     )
     notifications.notify(session, [target.id], "case.transferred_to_you", case.id, str(period.id))
+    # The canton follows every change of responsibility, including moves between
+    # municipalities it is not part of (its oversight of continuous case management); a
+    # case handed to the canton itself is told by the notice above.
+    canton = notifications.canton_unit_id(session, case.id)
+    if canton is not None and canton != target.id:
+        notifications.notify(
+            session, [canton], notifications.RESPONSIBILITY_CHANGED, case.id, str(period.id)
+        )
     # Access follows at once (the search filter comes from the database); this only
     # relabels the index entries for the unit facet.
     outbox.enqueue(session, SYNC_UNIT_TASK, case_id=case.id)

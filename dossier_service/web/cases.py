@@ -214,8 +214,8 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
         elif len(form["reason"]) > 2000:
             errors["reason"] = _("Der Grund ist zu lang (höchstens 2000 Zeichen).")
     preview = transfers.preview_transfer(db, who, case.id, target) if target is not None else None
-    blocked_by_end_report = bool(preview and preview.end_report_missing)
-    if step == "confirm" and not errors and not blocked_by_end_report:
+    blocked_by = preview.missing if preview is not None else None
+    if step == "confirm" and not errors and blocked_by is None:
         try:
             body = parse(TransferInput, {"to_unit": form["to_unit"], "reason": form["reason"]})
             transfers.transfer_case(db, who, case.id, body)
@@ -241,7 +241,7 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
     delegations = facts["delegations"]
     return render(
         "cases/transfer.html",
-        status=422 if errors else (409 if error or (review and blocked_by_end_report) else 200),
+        status=422 if errors else (409 if error or (review and blocked_by) else 200),
         case=case,
         facts=facts,
         targets=targets,
@@ -250,7 +250,7 @@ def transfer_dialog(case_id: str) -> ResponseReturnValue:
         errors=errors,
         error=error,
         review=review,
-        blocked_by_end_report=blocked_by_end_report,
+        blocked_by=blocked_by,
         delegations=delegations,
         keeps_read=bool(preview and preview.former_unit_keeps_read),
     )

@@ -66,6 +66,11 @@ MESSAGES: dict[str, Any] = {
         "Der Kanton übergibt einen Fall erst an eine Gemeinde, wenn ein Schlussbericht im "
         "Dossier liegt. Laden Sie zuerst den Schlussbericht hoch (Dokumenttyp «Schlussbericht»)."
     ),
+    "handover_note_required": _l(
+        "Eine Gemeinde übergibt einen Fall erst an eine andere Gemeinde, wenn sie eine "
+        "Übergabenotiz oder einen Schlussbericht ins Dossier gelegt hat. Laden Sie zuerst die "
+        "Übergabenotiz hoch (Dokumenttyp «Übergabenotiz»)."
+    ),
     "already_responsible": _l("Diese Stelle ist bereits für den Fall zuständig."),
     "concurrent_transfer": _l(
         "Der Fall wurde gleichzeitig von jemand anderem übergeben. Bitte laden Sie die Seite neu."

@@ -14,6 +14,7 @@ PER_PAGE = 30
 #: The kinds as the page names them (the service's German labels, translatable here).
 KIND_LABELS = {
     "case.transferred_to_you": _l("Ein Fall wurde Ihrer Stelle übergeben"),
+    "case.responsibility_changed": _l("Die Zuständigkeit für einen Fall hat gewechselt"),
     "cost_approval.requested": _l("Neues Gesuch um Kostengutsprache"),
     "cost_approval.decided": _l("Über ein Gesuch um Kostengutsprache wurde entschieden"),
     "measure.interrupted": _l("Eine Massnahme wurde unterbrochen"),
@@ -40,6 +41,7 @@ def notification_list() -> ResponseReturnValue:
         unread_only=unread_only,
         pager=Pager(page, PER_PAGE, total),
         kind_labels=KIND_LABELS,
+        subjects=notifications.subjects(db, items),
     )
 
 
