@@ -28,6 +28,8 @@ Case process:
 - only canton caseworkers decide cost approvals, on any case (they read every case);
 - the responsible canton or municipality, or any canton caseworker, closes a case; only
   the canton reopens it;
+- the responsible municipality, or any canton caseworker, corrects the person's data (a
+  delegated organisation supports the person but does not change the record);
 - a closed case is read-only: every action on it except reading and reopening answers
   Conflict (409, ``case_closed``), decided here once for uploads, versions, transfers,
   delegations, the plan and cost approvals alike;
@@ -71,6 +73,7 @@ class Action(StrEnum):
     EXPORT = "export.create"
     LEGAL_HOLD = "legal_hold.set"
     DISCLOSURE = "disclosure.create"
+    PERSON_CORRECT = "person.correct"
 
 
 #: Which roles may ever perform an action, whatever the case (else 403).
@@ -90,6 +93,7 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.REPORT_READ,
             Action.LEGAL_HOLD,
             Action.DISCLOSURE,
+            Action.PERSON_CORRECT,
         }
     ),
     "auditor": frozenset({Action.AUDIT_READ}),
@@ -110,6 +114,7 @@ _UNIT_KIND_ACTIONS: dict[Action, frozenset[str]] = {
     Action.EXPORT: frozenset({"canton"}),
     Action.LEGAL_HOLD: frozenset({"canton"}),
     Action.DISCLOSURE: frozenset({"canton"}),
+    Action.PERSON_CORRECT: frozenset({"canton", "municipality"}),
 }
 
 _FORBIDDEN_MESSAGES: dict[Action, str] = {
@@ -128,6 +133,7 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     Action.EXPORT: "Only archivists of the canton export cases to the archive.",
     Action.LEGAL_HOLD: "Only caseworkers of the canton set or release a legal hold.",
     Action.DISCLOSURE: "Only caseworkers of the canton produce a disclosure.",
+    Action.PERSON_CORRECT: "Only the responsible municipality or the canton corrects person data.",
 }
 
 
@@ -286,6 +292,15 @@ def disclosable_cases(identity: Identity) -> ColumnElement[bool]:
     return true() if may(identity, Action.DISCLOSURE) else false()
 
 
+def person_correctable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases whose person data the caller may correct."""
+    if not may(identity, Action.PERSON_CORRECT):
+        return false()
+    if identity.unit_kind == "canton":
+        return true()
+    return _responsible_now(identity.unit_id)
+
+
 _CASE_CONDITIONS = {
     Action.CASE_READ: readable_cases,
     Action.CASE_WRITE: writable_cases,
@@ -297,6 +312,7 @@ _CASE_CONDITIONS = {
     Action.CASE_REOPEN: reopenable_cases,
     Action.LEGAL_HOLD: legal_hold_cases,
     Action.DISCLOSURE: disclosable_cases,
+    Action.PERSON_CORRECT: person_correctable_cases,
 }
 
 _HELD_ELSEWHERE = {
@@ -309,6 +325,7 @@ _HELD_ELSEWHERE = {
     Action.CASE_REOPEN: "Only caseworkers of the canton reopen a case.",
     Action.LEGAL_HOLD: "Only caseworkers of the canton set or release a legal hold.",
     Action.DISCLOSURE: "Only caseworkers of the canton produce a disclosure.",
+    Action.PERSON_CORRECT: "Only the unit responsible for this case or the canton corrects it.",
 }
 
 #: Actions a closed case still allows; everything else on it is a write and answers 409.

@@ -18,6 +18,7 @@ from dossier_service.services import (
     monitoring,
     notifications,
     outbox,
+    person,
     processing,
     retention,
     spool,
@@ -78,6 +79,18 @@ def process_version(version_id: str) -> str:
 def sync_case_unit(case_id: str) -> int:
     """Relabel a moved case's index entries with its responsible unit (idempotent)."""
     return indexing.sync_case_unit(container(), case_id)
+
+
+@shared_task(
+    name=person.REINDEX_CASE_TASK,
+    autoretry_for=(SearchUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=12,
+)
+def reindex_case(case_id: str) -> int:
+    """Rewrite a case's index entries after its person was corrected (idempotent)."""
+    return indexing.reindex_case(container(), case_id)
 
 
 @shared_task(name="dossier.sync_pending_units")
