@@ -226,6 +226,10 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("/api/v1/cases/<case_id>/reopen", "POST"): _api(
         "POST", "/api/v1/cases/{case}/reopen", {"reason": "Neue Lage"}
     ),
+    ("/api/v1/cases/<case_id>/person", "PATCH"): _api(
+        "PATCH", "/api/v1/cases/{case}/person", {"given_names": "Semhar T.", "reason": "Pass"}
+    ),
+    ("/api/v1/cases/<case_id>/person/history", "GET"): _get("/api/v1/cases/{case}/person/history"),
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): _get(
         "/api/v1/cases/{case}/responsibilities"
     ),
@@ -367,6 +371,8 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/api/v1/cases/<case_id>/measures", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/milestones", "POST"): {"open": "403 201 404 201 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/api/v1/cases/<case_id>/milestones", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/person", "PATCH"): {"open": "200 200 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},
+    ("/api/v1/cases/<case_id>/person/history", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/reopen", "POST"): {"open": "409 403 403 403 403 403 403 403", "closed": "200 403 403 403 403 403 403 403"},
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/target-groups", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
