@@ -52,7 +52,9 @@ def check_regulation_date(
     if status not in REGULATED_STATUSES:
         if regulation_date is not None:
             raise Unprocessable(
-                "'regulation_date' belongs only to status F or B.", field="regulation_date"
+                "'regulation_date' belongs only to status F or B.",
+                code="regulation_date_not_allowed",
+                field="regulation_date",
             )
         return
     if regulation_date is None:
@@ -60,14 +62,21 @@ def check_regulation_date(
             raise Unprocessable(
                 "A change of 'residence_status' to F or B requires 'regulation_date', "
                 "the date of the decision.",
+                code="regulation_date_required",
                 field="regulation_date",
             )
         return
     if regulation_date > local_today():
-        raise Unprocessable("'regulation_date' lies in the future.", field="regulation_date")
+        raise Unprocessable(
+            "'regulation_date' lies in the future.",
+            code="regulation_date_in_future",
+            field="regulation_date",
+        )
     if regulation_date < entry_date:
         raise Unprocessable(
-            "'regulation_date' lies before the entry into the canton.", field="regulation_date"
+            "'regulation_date' lies before the entry into the canton.",
+            code="regulation_date_before_entry",
+            field="regulation_date",
         )
 
 
@@ -87,14 +96,19 @@ def _changes(case: Case, body: PersonCorrection) -> dict[str, Any]:
     sent = {f: getattr(body, f) for f in PERSON_FIELDS if f in body.model_fields_set}
     if not sent:
         raise Unprocessable(
-            "Name at least one person field to correct besides 'reason'.", field="body"
+            "Name at least one person field to correct besides 'reason'.",
+            code="no_change",
+            field="body",
         )
     changed = {f: v for f, v in sent.items() if getattr(case, f) != v}
     if "residence_status" in changed and "regulation_date" in sent:
         # A new decision carries its date even when it falls on the previous one's day.
         changed["regulation_date"] = sent["regulation_date"]
     if not changed:
-        raise Unprocessable("The correction changes nothing: every value sent is the current one.")
+        raise Unprocessable(
+            "The correction changes nothing: every value sent is the current one.",
+            code="no_change",
+        )
     return changed
 
 
