@@ -283,6 +283,10 @@ REQUESTS: dict[tuple[str, str], Request] = {
             "justification": "Kurs.",
         },
     ),
+    ("/cases/<case_id>/person", "GET"): _web("GET", "/cases/{case}/person"),
+    ("/cases/<case_id>/person", "POST"): _web(
+        "POST", "/cases/{case}/person", {"family_name": "Matrix-Korrektur", "reason": "Pass"}
+    ),
     ("/cases/<case_id>/delegate", "GET"): _web("GET", "/cases/{case}/delegate"),
     ("/cases/<case_id>/delegate", "POST"): _web(
         "POST", "/cases/{case}/delegate", {"to_unit": "ors", "reason": "Begleitung"}
@@ -401,6 +405,8 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/cases/<case_id>/close", "POST"): {"open": "409 409 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "POST"): {"open": "403 303 404 403 403 403 403 403", "closed": "403 409 404 403 403 403 403 403"},
+    ("/cases/<case_id>/person", "GET"): {"open": "200 200 404 403 404 403 403 403", "closed": "200 200 404 403 404 403 403 403"},
+    ("/cases/<case_id>/person", "POST"): {"open": "302 302 404 403 404 403 403 403", "closed": "409 409 404 403 404 403 403 403"},
     ("/cases/<case_id>/delegate", "GET"): {"open": "403 200 404 403 404 403 403 403", "closed": "403 200 404 403 404 403 403 403"},
     ("/cases/<case_id>/delegate", "POST"): {"open": "403 200 404 403 404 403 403 403", "closed": "403 200 404 403 404 403 403 403"},
     ("/cases/<case_id>/delegations/<unit_code>/end", "POST"): {"open": "403 302 404 403 403 403 403 403", "closed": "403 302 404 403 403 403 403 403"},

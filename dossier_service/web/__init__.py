@@ -19,6 +19,7 @@ from dossier_service.web import (
     errors,
     i18n,
     notifications,
+    person,
     plan_forms,
     reports,
     search,
@@ -35,6 +36,7 @@ def create_blueprint() -> Blueprint:
     modules = (
         auth,
         cases,
+        person,
         plan_forms,
         documents,
         search,

@@ -46,9 +46,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_person_changes")),
     )
-    op.create_index(
-        op.f("ix_person_changes_case_id"), "person_changes", ["case_id"], unique=False
-    )
+    op.create_index(op.f("ix_person_changes_case_id"), "person_changes", ["case_id"], unique=False)
     op.create_table(
         "residence_status_changes",
         sa.Column("id", sa.Integer(), nullable=False),
