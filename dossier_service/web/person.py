@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import lazy_gettext as _l
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from dossier_service import identifiers
 from dossier_service.bodies.cases import PersonCorrection
