@@ -92,5 +92,6 @@ def downgrade() -> None:
     op.drop_table("residence_status_changes")
     op.drop_index(op.f("ix_person_changes_case_id"), table_name="person_changes")
     op.drop_table("person_changes")
-    with op.batch_alter_table("cases", schema=None) as batch_op:
-        batch_op.drop_column("regulation_date")
+    # A plain DROP COLUMN (SQLite >= 3.35): a batch rebuild of "cases" would cascade its
+    # deletion into every table that references a case.
+    op.drop_column("cases", "regulation_date")
