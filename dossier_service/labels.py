@@ -74,6 +74,21 @@ PROGRAMME: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: Fields of the person, as the correction form and the person history name them.
+PERSON_FIELD: Mapping[str, str] = MappingProxyType(
+    {
+        "family_name": N_("Name"),
+        "given_names": N_("Vornamen"),
+        "birth_date": N_("Geburtsdatum"),
+        "sex": N_("Geschlecht"),
+        "nationality": N_("Staatsangehörigkeit"),
+        "zemis_number": N_("ZEMIS-Nummer"),
+        "ahv_number": N_("AHV-Nummer"),
+        "residence_status": N_("Aufenthaltsstatus"),
+        "regulation_date": N_("Datum des Entscheids (Regelung)"),
+    }
+)
+
 #: Every table by the name templates use: ``label('sex', case.sex)``.
 TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
@@ -82,6 +97,7 @@ TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "unit_kind": UNIT_KIND,
         "document_type": DOCUMENT_TYPE,
         "programme": PROGRAMME,
+        "person_field": PERSON_FIELD,
     }
 )
 

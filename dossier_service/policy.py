@@ -28,6 +28,8 @@ Case process:
 - only canton caseworkers decide cost approvals, on any case (they read every case);
 - the responsible canton or municipality, or any canton caseworker, closes a case; only
   the canton reopens it;
+- the responsible municipality, or any canton caseworker, corrects the person's data (a
+  delegated organisation supports the person but does not change the record);
 - a closed case is read-only: every action on it except reading and reopening answers
   Conflict (409, ``case_closed``), decided here once for uploads, versions, transfers,
   delegations, the plan and cost approvals alike;
@@ -75,6 +77,7 @@ class Action(StrEnum):
     DOCUMENT_READ_WITHDRAWN = "document.read_withdrawn"
     DOCUMENT_PURGE = "document.purge"
     DOCUMENT_MOVE = "document.move"
+    PERSON_CORRECT = "person.correct"
 
 
 #: Which roles may ever perform an action, whatever the case (else 403).
@@ -98,6 +101,7 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.DOCUMENT_READ_WITHDRAWN,
             Action.DOCUMENT_PURGE,
             Action.DOCUMENT_MOVE,
+            Action.PERSON_CORRECT,
         }
     ),
     "auditor": frozenset({Action.AUDIT_READ}),
@@ -122,6 +126,7 @@ _UNIT_KIND_ACTIONS: dict[Action, frozenset[str]] = {
     Action.DOCUMENT_READ_WITHDRAWN: frozenset({"canton"}),
     Action.DOCUMENT_PURGE: frozenset({"canton"}),
     Action.DOCUMENT_MOVE: frozenset({"canton"}),
+    Action.PERSON_CORRECT: frozenset({"canton", "municipality"}),
 }
 
 _FORBIDDEN_MESSAGES: dict[Action, str] = {
@@ -144,6 +149,7 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     Action.DOCUMENT_READ_WITHDRAWN: "Only caseworkers of the canton read withdrawn documents.",
     Action.DOCUMENT_PURGE: "Only caseworkers of the canton purge a withdrawn document.",
     Action.DOCUMENT_MOVE: "Only caseworkers of the canton move a document to another case.",
+    Action.PERSON_CORRECT: "Only the responsible municipality or the canton corrects person data.",
 }
 
 
@@ -317,6 +323,15 @@ def withdrawable_cases(identity: Identity) -> ColumnElement[bool]:
     return _responsible_now(identity.unit_id)
 
 
+def person_correctable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases whose person data the caller may correct."""
+    if not may(identity, Action.PERSON_CORRECT):
+        return false()
+    if identity.unit_kind == "canton":
+        return true()
+    return _responsible_now(identity.unit_id)
+
+
 def canton_document_cases(identity: Identity) -> ColumnElement[bool]:
     """SQL condition on Case: where the caller reads withdrawn documents, purges or moves them.
 
@@ -341,6 +356,7 @@ _CASE_CONDITIONS = {
     Action.DOCUMENT_READ_WITHDRAWN: canton_document_cases,
     Action.DOCUMENT_PURGE: canton_document_cases,
     Action.DOCUMENT_MOVE: canton_document_cases,
+    Action.PERSON_CORRECT: person_correctable_cases,
 }
 
 _HELD_ELSEWHERE = {
@@ -357,6 +373,7 @@ _HELD_ELSEWHERE = {
     Action.DOCUMENT_READ_WITHDRAWN: "Only caseworkers of the canton read withdrawn documents.",
     Action.DOCUMENT_PURGE: "Only caseworkers of the canton purge a withdrawn document.",
     Action.DOCUMENT_MOVE: "Only caseworkers of the canton move a document to another case.",
+    Action.PERSON_CORRECT: "Only the unit responsible for this case or the canton corrects it.",
 }
 
 #: Actions a closed case still allows; everything else on it is a write and answers 409.

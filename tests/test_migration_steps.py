@@ -61,6 +61,8 @@ ADDED_TO_EXISTING_ROWS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] =
     ("document_versions", "extraction"): lambda row: {},
     ("document_versions", "indexed_at"): lambda row: None,
     ("responsibilities", "index_synced_at"): lambda row: row["started_at"],
+    # 0008: the date of a case's Regelung was never recorded before.
+    ("cases", "regulation_date"): lambda row: None,
     # 0006: versions still waiting count from their upload; the rest have no round running.
     ("document_versions", "processing_since"): lambda row: _if_unfinished(row),
     ("document_versions", "processing_queued_at"): lambda row: _if_unfinished(row),
@@ -147,6 +149,17 @@ def _scenario(client: FlaskClient, world: World, container: Container) -> None:
     canton = world.auth("canton")
     purged = client.post(f"{API}/documents/{misfiled}/purge", json=why, headers=canton)
     assert purged.status_code == 200, purged.get_json()
+    # A corrected name (person_changes) and a status undone (residence_status_changes).
+    corrected = client.patch(
+        f"{API}/cases/{cid}/person",
+        json={
+            "given_names": "Semhar T.",
+            "residence_status": "N",
+            "reason": "Pass und Entscheid",
+        },
+        headers=baden,
+    )
+    assert corrected.status_code == 200, corrected.get_json()
     with container.db.transaction() as session:
         notifications.set_mailbox(session, "baden", "integration@baden.example")
     # A web login (web_sessions) and a refused token (auth_failures).

@@ -98,25 +98,28 @@ ENDPOINTS: dict[str, Endpoint] = {
     "move": Endpoint(
         "POST /documents/{doc}/move", "document.move", about_document=True, mutates_access=True
     ),
+    "person_history": Endpoint("GET /cases/{id}/person/history", "case.read"),
+    "person_correct": Endpoint("PATCH /cases/{id}/person", "person.correct"),
 }
 COLUMNS = tuple(ENDPOINTS)
-READS = ("list", "case", "history", "docs", "doc", "content", "content_v1", "doc_history")
-WRITES = ("upload", "version", "transfer", "delegate", "undelegate", "correct", "withdraw", "move")
+READS = ("list", "case", "history", "docs", "doc", "content", "content_v1", "doc_history", "person_history")
+WRITES = ("upload", "version", "transfer", "delegate", "undelegate", "correct", "withdraw", "move",
+          "person_correct")
 
 # The rows a user can have; each state's table below picks one per user. The columns are
 # the endpoints in COLUMNS order. The rows stay on one line each so they read as a table,
 # which makes them wider than the line limit:
 # ruff: noqa: E501
 # fmt: off
-#                 list    case    hist.   docs    doc     cont.   v1      upload  vers.   transf. deleg.  undel.  d.hist. correct withdr. move
-CANTON_HOLDS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE,   OK,     OK,     OK,     OK)
-CANTON_READS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     HELD,   HELD,   OK,     ROLE,   ROLE,   OK,     HELD,   OK,     OK)
-MUNI_HOLDS =     (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     NOT_DELEG,OK,     OK,     OK,     ROLE)
-MUNI_DELEGATED = (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE)
-ORG_DELEGATED =  (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE,   ROLE,   OK,     OK,     ROLE,   ROLE)
-STRANGER_MUNI =  (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE)
-STRANGER_ORG =   (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE,   ROLE,   ROLE,   HIDDEN, HIDDEN, ROLE,   ROLE)
-NO_CASE_ACCESS = (ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE)
+#                 list    case    hist.   docs    doc     cont.   v1      upload  vers.   transf. deleg.  undel.  d.hist. correct withdr. move p.hist. p.corr.
+CANTON_HOLDS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE,   OK,     OK,     OK,     OK, OK,   OK)
+CANTON_READS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     HELD,   HELD,   OK,     ROLE,   ROLE,   OK,     HELD,   OK,     OK, OK,   OK)
+MUNI_HOLDS =     (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     NOT_DELEG,OK,     OK,     OK,     ROLE, OK,   OK)
+MUNI_DELEGATED = (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE, OK,   OK)
+ORG_DELEGATED =  (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE,   ROLE,   OK,     OK,     ROLE,   ROLE, OK,   ROLE)
+STRANGER_MUNI =  (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE, HIDDEN,   HIDDEN)
+STRANGER_ORG =   (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE,   ROLE,   ROLE,   HIDDEN, HIDDEN, ROLE,   ROLE, HIDDEN,   ROLE)
+NO_CASE_ACCESS = (ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE, ROLE,   ROLE)
 # fmt: on
 #: Auditors, archivists and admins touch no case endpoint, in any state.
 OUTSIDERS = {"auditor": NO_CASE_ACCESS, "archivist": NO_CASE_ACCESS, "admin": NO_CASE_ACCESS}
@@ -357,6 +360,14 @@ def call(
         return _perform(client, world, cid, ("transfer", user, state.transfer_to))
     if name == "delegate":
         return _perform(client, world, cid, ("delegate", user, state.delegate_to))
+    if name == "person_history":
+        return client.get(f"{API}/cases/{cid}/person/history", headers=headers)
+    if name == "person_correct":
+        return client.patch(
+            f"{API}/cases/{cid}/person",
+            json={"family_name": f"Tesfay-{user}", "reason": "Schreibweise laut Pass"},
+            headers=headers,
+        )
     assert name == "undelegate", name
     return _perform(client, world, cid, ("undelegate", user, state.undelegate))
 
@@ -520,6 +531,12 @@ class Checker:
         elif name == "delegate":
             if state.delegate_to not in {d["unit"]["code"] for d in body["delegations"]}:
                 self.fail(user, name, f"{state.delegate_to} is not delegated after delegating")
+        elif name == "person_history":
+            if not isinstance(body.get("items"), list) or "status_history" not in body:
+                self.fail(user, name, f"not a person history: {body}")
+        elif name == "person_correct":
+            if body["id"] != dossier.case_id or body["person"]["family_name"] != f"Tesfay-{user}":
+                self.fail(user, name, f"the correction by {user} is not in the case: {body}")
         elif name == "undelegate":
             if state.undelegate in {d["unit"]["code"] for d in body["delegations"]}:
                 self.fail(user, name, f"{state.undelegate} is still delegated after ending it")
@@ -587,6 +604,7 @@ def test_hidden_case_answers_like_a_case_that_does_not_exist(client, world):
             "/cases/{c}",
             "/cases/{c}/documents",
             "/cases/{c}/responsibilities",
+            "/cases/{c}/person/history",
             "/documents/{d}",
             "/documents/{d}/content",
             "/documents/{d}/versions/1/content",
@@ -864,6 +882,8 @@ PROTECTED = [
     ("get", "/cases"),
     ("get", "/cases/{c}"),
     ("get", "/cases/{c}/responsibilities"),
+    ("get", "/cases/{c}/person/history"),
+    ("patch", "/cases/{c}/person"),
     ("get", "/cases/{c}/documents"),
     ("get", "/documents/{d}"),
     ("get", "/documents/{d}/content"),

@@ -234,6 +234,10 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("/api/v1/cases/<case_id>/reopen", "POST"): _api(
         "POST", "/api/v1/cases/{case}/reopen", {"reason": "Neue Lage"}
     ),
+    ("/api/v1/cases/<case_id>/person", "PATCH"): _api(
+        "PATCH", "/api/v1/cases/{case}/person", {"given_names": "Semhar T.", "reason": "Pass"}
+    ),
+    ("/api/v1/cases/<case_id>/person/history", "GET"): _get("/api/v1/cases/{case}/person/history"),
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): _get(
         "/api/v1/cases/{case}/responsibilities"
     ),
@@ -299,6 +303,10 @@ REQUESTS: dict[tuple[str, str], Request] = {
             "period_to": "2026-06-30",
             "justification": "Kurs.",
         },
+    ),
+    ("/cases/<case_id>/person", "GET"): _web("GET", "/cases/{case}/person"),
+    ("/cases/<case_id>/person", "POST"): _web(
+        "POST", "/cases/{case}/person", {"family_name": "Matrix-Korrektur", "reason": "Pass"}
     ),
     ("/cases/<case_id>/delegate", "GET"): _web("GET", "/cases/{case}/delegate"),
     ("/cases/<case_id>/delegate", "POST"): _web(
@@ -404,6 +412,8 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/api/v1/cases/<case_id>/measures", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/milestones", "POST"): {"open": "403 201 404 201 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/api/v1/cases/<case_id>/milestones", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/person", "PATCH"): {"open": "200 200 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},
+    ("/api/v1/cases/<case_id>/person/history", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/reopen", "POST"): {"open": "409 403 403 403 403 403 403 403", "closed": "200 403 403 403 403 403 403 403"},
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/target-groups", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
@@ -437,6 +447,8 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/cases/<case_id>/close", "POST"): {"open": "409 409 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "POST"): {"open": "403 303 404 403 403 403 403 403", "closed": "403 409 404 403 403 403 403 403"},
+    ("/cases/<case_id>/person", "GET"): {"open": "200 200 404 403 404 403 403 403", "closed": "200 200 404 403 404 403 403 403"},
+    ("/cases/<case_id>/person", "POST"): {"open": "302 302 404 403 404 403 403 403", "closed": "409 409 404 403 404 403 403 403"},
     ("/cases/<case_id>/delegate", "GET"): {"open": "403 200 404 403 404 403 403 403", "closed": "403 200 404 403 404 403 403 403"},
     ("/cases/<case_id>/delegate", "POST"): {"open": "403 200 404 403 404 403 403 403", "closed": "403 200 404 403 404 403 403 403"},
     ("/cases/<case_id>/delegations/<unit_code>/end", "POST"): {"open": "403 302 404 403 403 403 403 403", "closed": "403 302 404 403 403 403 403 403"},

@@ -19,6 +19,7 @@ from dossier_service.services import (
     monitoring,
     notifications,
     outbox,
+    person,
     processing,
     retention,
     spool,
@@ -110,6 +111,18 @@ def purge_document(document_id: str, versions: int) -> bool:
     if not withdrawal.finish_purge(container(), document_id, versions):
         raise PurgeUnfinished(document_id)
     return True
+
+
+@shared_task(
+    name=person.REINDEX_CASE_TASK,
+    autoretry_for=(SearchUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=12,
+)
+def reindex_case(case_id: str) -> int:
+    """Rewrite a case's index entries after its person was corrected (idempotent)."""
+    return indexing.reindex_case(container(), case_id)
 
 
 @shared_task(name="dossier.sync_pending_units")

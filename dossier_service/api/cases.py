@@ -5,10 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from dossier_service.api.context import json_body
-from dossier_service.bodies.cases import CaseInput, DelegationInput, TransferInput
+from dossier_service.bodies.cases import (
+    CaseInput,
+    DelegationInput,
+    PersonCorrection,
+    TransferInput,
+)
 from dossier_service.bodies.parse import parse
 from dossier_service.http.context import audit_context, identity, session
-from dossier_service.services import cases, transfers
+from dossier_service.services import cases, person, transfers
 from dossier_service.validation import int_param
 
 
@@ -59,6 +64,20 @@ def get_case(case_id: str) -> Response:
     return jsonify(body)
 
 
+def correct_person(case_id: str) -> Response:
+    """PATCH /cases/{id}/person: correct the person's data, with a reason."""
+    audit_context("person.correct", case_id=case_id)
+    db = session()
+    case = person.correct_person(db, identity(), case_id, parse(PersonCorrection, json_body()))
+    return jsonify(cases.case_json(db, case))
+
+
+def get_person_history(case_id: str) -> Response:
+    """GET /cases/{id}/person/history: corrections of the person and status changes."""
+    audit_context("case.read", case_id=case_id)
+    return jsonify(person.history_json(session(), identity(), case_id))
+
+
 def get_responsibilities(case_id: str) -> Response:
     """GET /cases/{id}/responsibilities: who was responsible when."""
     audit_context("case.read", case_id=case_id)
@@ -96,6 +115,10 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/cases", view_func=create_case, methods=["POST"])
     bp.add_url_rule("/cases", view_func=list_cases, methods=["GET"])
     bp.add_url_rule("/cases/<case_id>", view_func=get_case, methods=["GET"])
+    bp.add_url_rule("/cases/<case_id>/person", view_func=correct_person, methods=["PATCH"])
+    bp.add_url_rule(
+        "/cases/<case_id>/person/history", view_func=get_person_history, methods=["GET"]
+    )
     bp.add_url_rule(
         "/cases/<case_id>/responsibilities", view_func=get_responsibilities, methods=["GET"]
     )

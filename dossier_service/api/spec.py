@@ -24,7 +24,12 @@ from dossier_service.bodies.archive import (
     LegalHoldInput,
     LegalHoldRelease,
 )
-from dossier_service.bodies.cases import CaseInput, DelegationInput, TransferInput
+from dossier_service.bodies.cases import (
+    CaseInput,
+    DelegationInput,
+    PersonCorrection,
+    TransferInput,
+)
 from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
 from dossier_service.bodies.documents import DocumentUpdate, MoveInput, WithdrawInput
 from dossier_service.bodies.plan import (
@@ -41,6 +46,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CaseInput,
     TransferInput,
     DelegationInput,
+    PersonCorrection,
     CaseUpdate,
     MeasureInput,
     MeasureUpdate,

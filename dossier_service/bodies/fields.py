@@ -69,6 +69,8 @@ def _optional_text(value: Any) -> str:
 Text = Annotated[str, BeforeValidator(_required_text), Field(min_length=1)]
 #: Text that may be left out or blank (then "").
 OptionalText = Annotated[str, BeforeValidator(_optional_text)]
+#: Text that may be left out (None by default), but when sent is non-blank: null is refused.
+PresentText = Annotated[str | None, BeforeValidator(_required_text), Field(min_length=1)]
 #: Metadata of a ``Annotated[str, Field(max_length=…)] | None`` field: blank text is None.
 BlankIsNone = BeforeValidator(_clean)
 

@@ -3,7 +3,14 @@
 from dossier_service.models.archive import CaseTombstone, Export, ExportCase, LegalHold
 from dossier_service.models.audit import AuditEntry
 from dossier_service.models.auth import AuthFailureWindow, WebSession
-from dossier_service.models.cases import Case, Delegation, ReferenceCounter, Responsibility
+from dossier_service.models.cases import (
+    Case,
+    Delegation,
+    PersonChange,
+    ReferenceCounter,
+    ResidenceStatusChange,
+    Responsibility,
+)
 from dossier_service.models.documents import (
     DOCUMENT_TYPES,
     Document,
@@ -48,7 +55,9 @@ __all__ = [
     "Milestone",
     "Notification",
     "OutboxMessage",
+    "PersonChange",
     "ReferenceCounter",
+    "ResidenceStatusChange",
     "Responsibility",
     "TargetGroupAssignment",
     "Unit",

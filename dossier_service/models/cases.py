@@ -47,6 +47,8 @@ class Case(Base):
     ahv_number: Mapped[str | None] = mapped_column(String(13), index=True)
     residence_status: Mapped[str] = mapped_column(String(1))
     entry_date: Mapped[dt.date] = mapped_column(Date)
+    #: Date of the decision (Regelung) that gave status F or B; NULL while N or unknown.
+    regulation_date: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     #: Last change to the case or its dossier (for "last activity" and stall monitoring).
@@ -119,3 +121,38 @@ class Delegation(Base):
 
     unit: Mapped[Unit] = relationship(foreign_keys=[unit_id], lazy="joined")
     granted_by: Mapped[Unit] = relationship(foreign_keys=[granted_by_unit_id], lazy="joined")
+
+
+class PersonChange(Base):
+    """One corrected field of a case's person: old and new value, why, by whom, when."""
+
+    __tablename__ = "person_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ResidenceStatusChange(Base):
+    """One change of the residence status, with the date of the decision that made it."""
+
+    __tablename__ = "residence_status_changes"
+    __table_args__ = (
+        CheckConstraint("old_status IN ('N','F','B')", name="old_status"),
+        CheckConstraint("new_status IN ('N','F','B')", name="new_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    old_status: Mapped[str] = mapped_column(String(1))
+    new_status: Mapped[str] = mapped_column(String(1))
+    #: The decision's date (effective from); NULL only for a change back to N.
+    regulation_date: Mapped[dt.date | None] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

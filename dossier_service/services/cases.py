@@ -23,6 +23,7 @@ from dossier_service.models import (
 )
 from dossier_service.policy import Action, load_case, readable_cases, require
 from dossier_service.services import audit
+from dossier_service.services.person import check_regulation_date
 from dossier_service.services.snapshot import UnitRef, case_snapshot
 
 #: Continuous case management ends at the latest seven years after entry (IAS).
@@ -65,6 +66,9 @@ def create_case(session: Session, identity: Identity, body: CaseInput) -> Case:
         raise Unprocessable("'entry_date' lies in the future.", field="entry_date")
     if entry_date.year < 1990:
         raise Unprocessable("'entry_date' is implausibly early.", field="entry_date")
+    check_regulation_date(
+        person.residence_status, person.regulation_date, entry_date, required=False
+    )
     now = utcnow()
     case = Case(
         id=str(uuid.uuid4()),
@@ -84,6 +88,7 @@ def create_case(session: Session, identity: Identity, body: CaseInput) -> Case:
         # Validated by the model, so the search key can be formed.
         zemis_normalized=identifiers.normalize_zemis(person.zemis_number),
         ahv_number=person.ahv_number,
+        regulation_date=person.regulation_date,
     )
     session.add(case)
     session.flush()

@@ -270,6 +270,24 @@ def sync_case_unit(container: Container, case_id: str) -> int:
     return written
 
 
+def reindex_case(container: Container, case_id: str) -> int:
+    """Rewrite the index entries of a case's documents (task after a person correction).
+
+    The entries carry the person's names and identifiers; each current version already
+    indexed is indexed again from the database, so the entries follow the corrected person.
+    """
+    with container.db.transaction() as session:
+        version_ids = list(
+            session.execute(
+                select(DocumentVersion.id)
+                .join(Document, Document.id == DocumentVersion.document_id)
+                .where(Document.case_id == case_id, DocumentVersion.indexed_at.is_not(None))
+            ).scalars()
+        )
+    # index_version skips versions that are no longer current (a newer one is indexed).
+    return sum(1 for version_id in version_ids if index_version(container, version_id))
+
+
 def sync_pending(container: Container, older_than: dt.timedelta = dt.timedelta(minutes=1)) -> int:
     """Relabel every case whose transfer's relabelling has not finished (periodic task)."""
     cutoff = utcnow() - older_than

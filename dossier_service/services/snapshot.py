@@ -179,6 +179,7 @@ def person_facts(case: Case) -> dict[str, str | None]:
         "zemis_number": case.zemis_number,
         "ahv_number": identifiers.format_ahv(case.ahv_number) if case.ahv_number else None,
         "residence_status": case.residence_status,
+        "regulation_date": case.regulation_date.isoformat() if case.regulation_date else None,
     }
 
 

@@ -20,6 +20,7 @@ from dossier_service.web import (
     errors,
     i18n,
     notifications,
+    person,
     plan_forms,
     reports,
     search,
@@ -36,6 +37,7 @@ def create_blueprint() -> Blueprint:
     modules = (
         auth,
         cases,
+        person,
         plan_forms,
         document_corrections,
         documents,

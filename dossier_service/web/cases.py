@@ -16,7 +16,14 @@ from dossier_service.http.context import audit_context
 from dossier_service.models import DOCUMENT_TYPES, Document
 from dossier_service.models.documents import PROCESSING_STATES
 from dossier_service.policy import Action, allowed, reads_every_case, rights
-from dossier_service.services import cases, documents, processing, timeline, transfers
+from dossier_service.services import (
+    cases,
+    documents,
+    person,
+    processing,
+    timeline,
+    transfers,
+)
 from dossier_service.web.context import Pager, identity, page_arg, render, session
 from dossier_service.web.errors import message_for
 from dossier_service.web.plan import (
@@ -37,6 +44,7 @@ PAGE_RIGHTS = {
     "close": Action.CASE_CLOSE,
     "reopen": Action.CASE_REOPEN,
     "read_withdrawn": Action.DOCUMENT_READ_WITHDRAWN,
+    "correct": Action.PERSON_CORRECT,
 }
 #: The 7-year horizon is flagged this many days before it ends.
 HORIZON_WARNING_DAYS = 183
@@ -139,6 +147,8 @@ def case_page(
         upload_error=upload_error,
         form=form or {},
         failed=plan_form,
+        person_history=person.person_history(db, case.id),
+        status_history=person.status_history(db, case.id),
         **plan_facts,
     )
 
