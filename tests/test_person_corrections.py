@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from dossier_service.models import OutboxMessage
 from dossier_service.services.person import REINDEX_CASE_TASK
-from tests.factories import World, held_by, new_case
+from tests.factories import World, held_by, move, new_case
 
 API = "/api/v1"
 
@@ -91,11 +91,8 @@ def test_others_may_not_correct(client, world, user, status, code):
 def test_former_municipality_is_refused_after_a_move(client, world):
     """Once Aarau hands the case to Baden, Aarau no longer reads it (404); Baden corrects."""
     cid = held_by(client, world)
-    aarau = world.auth("aarau")
-    note = client.post(
-        f"{API}/cases/{cid}/transfers", json={"to_unit": "baden", "reason": "Umzug"}, headers=aarau
-    )
-    assert note.status_code == 201, note.get_json()
+    moved = move(client, world, cid, "aarau", "baden")
+    assert moved.status_code == 201, moved.get_json()
     assert _error(_patch(client, world, "aarau", cid, {"sex": "male", "reason": "x"}))[:2] == (
         404,
         "case_not_found",

@@ -694,6 +694,22 @@ def test_a_move_needs_a_hand_over_note_of_the_leaving_municipality(client, world
     assert _holder(client, world, cid) == "wettingen"
 
 
+def test_a_withdrawn_end_report_hands_nothing_over(client, world):
+    """An end report withdrawn as misfiled no longer lets the canton hand the case over."""
+    cid = new_case(client, world)["id"]
+    report = upload(client, world, "canton", cid, END_REPORT, doc_type="end_report")
+    assert report.status_code == 201
+    withdrawn = client.post(
+        f"{API}/documents/{report.get_json()['id']}/withdraw",
+        json={"reason": "Falsche Person"},
+        headers=world.auth("canton"),
+    )
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    refused = _perform(client, world, cid, ("transfer", "canton", "aarau"))
+    assert _error(refused) == (409, "end_report_required")
+    assert _holder(client, world, cid) == "ag"
+
+
 def test_a_new_version_of_an_older_note_counts_for_the_period_it_was_filed_in(client, world):
     """Updating the note an earlier period left (a new version now) is filing it now."""
     cid = build_dossier(client, world, (TO_AARAU,)).case_id

@@ -103,6 +103,8 @@ def _filed_during(
                 exists().where(
                     Document.case_id == case_id,
                     Document.type.in_(types),
+                    # A withdrawn report was filed in error: it hands nothing over.
+                    Document.withdrawn_at.is_(None),
                     DocumentVersion.document_id == Document.id,
                     DocumentVersion.created_at >= since,
                 )
