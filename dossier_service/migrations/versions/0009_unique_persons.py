@@ -1,0 +1,93 @@
+"""One person, one case: unique ZEMIS and AHV numbers, folded name keys for search.
+
+Existing duplicates cannot be resolved by a migration (which case is the person's real
+one is a caseworker's decision), so the upgrade stops with a message naming the cases
+that share a number; merge or correct them with the previous release, then upgrade.
+
+Revision ID: 0009
+Revises: 0007
+Create Date: 2026-12-05 17:20:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from dossier_service.folding import name_key
+
+revision = "0009"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def _duplicates(conn: sa.Connection) -> list[str]:
+    """Lines naming the case references that share a ZEMIS or an AHV number."""
+    lines = []
+    for column, label in (("zemis_normalized", "ZEMIS"), ("ahv_number", "AHV")):
+        rows = conn.execute(
+            sa.text(
+                f"SELECT {column}, reference FROM cases WHERE {column} IN ("  # noqa: S608
+                f" SELECT {column} FROM cases WHERE {column} IS NOT NULL"
+                f" GROUP BY {column} HAVING COUNT(*) > 1) ORDER BY {column}, reference"
+            )
+        ).all()
+        groups: dict[str, list[str]] = {}
+        for key, reference in rows:
+            groups.setdefault(key, []).append(reference)
+        # The number itself is personal data: the message names only the cases.
+        lines += [f"same {label} number: {', '.join(refs)}" for refs in groups.values()]
+    return lines
+
+
+def upgrade() -> None:
+    """Apply this migration (refused while two cases share a ZEMIS or AHV number)."""
+    conn = op.get_bind()
+    duplicates = _duplicates(conn)
+    if duplicates:
+        raise RuntimeError(
+            "Migration 0009 needs one case per person, but these cases share an identifier "
+            "(merge or correct them first): " + "; ".join(duplicates)
+        )
+    with op.batch_alter_table("cases") as batch_op:
+        batch_op.add_column(sa.Column("name_key", sa.String(length=402), nullable=True))
+    cases = sa.table(
+        "cases",
+        sa.column("id", sa.String),
+        sa.column("family_name", sa.String),
+        sa.column("given_names", sa.String),
+        sa.column("name_key", sa.String),
+    )
+    for case_id, family, given in conn.execute(
+        sa.select(cases.c.id, cases.c.family_name, cases.c.given_names)
+    ).all():
+        conn.execute(
+            cases.update()
+            .where(cases.c.id == case_id)
+            .values(name_key=name_key(family, given))
+        )
+    with op.batch_alter_table("cases") as batch_op:
+        batch_op.alter_column("name_key", existing_type=sa.String(length=402), nullable=False)
+        batch_op.create_index(batch_op.f("ix_cases_name_key"), ["name_key"], unique=False)
+        batch_op.drop_index("ix_cases_zemis_normalized")
+        batch_op.drop_index("ix_cases_ahv_number")
+        batch_op.create_index("uq_cases_zemis_normalized", ["zemis_normalized"], unique=True)
+        batch_op.create_index(
+            "uq_cases_ahv_number",
+            ["ahv_number"],
+            unique=True,
+            sqlite_where=sa.text("ahv_number IS NOT NULL"),
+            postgresql_where=sa.text("ahv_number IS NOT NULL"),
+        )
+
+
+def downgrade() -> None:
+    """Revert this migration (the name keys are dropped; they are derived data)."""
+    with op.batch_alter_table("cases") as batch_op:
+        batch_op.drop_index("uq_cases_ahv_number")
+        batch_op.drop_index("uq_cases_zemis_normalized")
+        batch_op.create_index("ix_cases_ahv_number", ["ahv_number"], unique=False)
+        batch_op.create_index("ix_cases_zemis_normalized", ["zemis_normalized"], unique=False)
+        batch_op.drop_index(batch_op.f("ix_cases_name_key"))
+        batch_op.drop_column("name_key")
