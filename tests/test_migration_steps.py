@@ -24,6 +24,7 @@ from sqlalchemy.types import NullType
 
 from dossier_service.container import Container
 from dossier_service.db import Base, Database
+from dossier_service.folding import name_key
 from dossier_service.schema import alembic_config
 from dossier_service.services import audit, audit_checkpoints, notifications
 from tests.factories import (
@@ -66,6 +67,8 @@ ADDED_TO_EXISTING_ROWS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] =
     ("document_versions", "processing_owner"): lambda row: None,
     ("document_versions", "processing_lease_until"): lambda row: None,
     ("document_versions", "processing_attempts"): lambda row: 0,
+    # 0009: the folded name key is computed from the names the row already has.
+    ("cases", "name_key"): lambda row: name_key(row["family_name"], row["given_names"]),
 }
 #: Tables the scenario leaves empty (their rows need a retention run or a legal hold).
 EMPTY_IN_SCENARIO = {"case_tombstones", "legal_holds"}

@@ -50,8 +50,12 @@ def upgrade() -> None:
             "Migration 0009 needs one case per person, but these cases share an identifier "
             "(merge or correct them first): " + "; ".join(duplicates)
         )
-    with op.batch_alter_table("cases") as batch_op:
-        batch_op.add_column(sa.Column("name_key", sa.String(length=402), nullable=True))
+    # Plain ALTER TABLE, no batch copy: recreating "cases" on SQLite would cascade-delete
+    # the rows that reference it. The empty default is overwritten just below.
+    op.add_column(
+        "cases",
+        sa.Column("name_key", sa.String(length=402), server_default="", nullable=False),
+    )
     cases = sa.table(
         "cases",
         sa.column("id", sa.String),
@@ -67,27 +71,26 @@ def upgrade() -> None:
             .where(cases.c.id == case_id)
             .values(name_key=name_key(family, given))
         )
-    with op.batch_alter_table("cases") as batch_op:
-        batch_op.alter_column("name_key", existing_type=sa.String(length=402), nullable=False)
-        batch_op.create_index(batch_op.f("ix_cases_name_key"), ["name_key"], unique=False)
-        batch_op.drop_index("ix_cases_zemis_normalized")
-        batch_op.drop_index("ix_cases_ahv_number")
-        batch_op.create_index("uq_cases_zemis_normalized", ["zemis_normalized"], unique=True)
-        batch_op.create_index(
-            "uq_cases_ahv_number",
-            ["ahv_number"],
-            unique=True,
-            sqlite_where=sa.text("ahv_number IS NOT NULL"),
-            postgresql_where=sa.text("ahv_number IS NOT NULL"),
-        )
+    op.create_index(op.f("ix_cases_name_key"), "cases", ["name_key"], unique=False)
+    op.drop_index("ix_cases_zemis_normalized", table_name="cases")
+    op.drop_index("ix_cases_ahv_number", table_name="cases")
+    op.create_index("uq_cases_zemis_normalized", "cases", ["zemis_normalized"], unique=True)
+    op.create_index(
+        "uq_cases_ahv_number",
+        "cases",
+        ["ahv_number"],
+        unique=True,
+        sqlite_where=sa.text("ahv_number IS NOT NULL"),
+        postgresql_where=sa.text("ahv_number IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
     """Revert this migration (the name keys are dropped; they are derived data)."""
-    with op.batch_alter_table("cases") as batch_op:
-        batch_op.drop_index("uq_cases_ahv_number")
-        batch_op.drop_index("uq_cases_zemis_normalized")
-        batch_op.create_index("ix_cases_ahv_number", ["ahv_number"], unique=False)
-        batch_op.create_index("ix_cases_zemis_normalized", ["zemis_normalized"], unique=False)
-        batch_op.drop_index(batch_op.f("ix_cases_name_key"))
-        batch_op.drop_column("name_key")
+    op.drop_index("uq_cases_ahv_number", table_name="cases")
+    op.drop_index("uq_cases_zemis_normalized", table_name="cases")
+    op.create_index("ix_cases_ahv_number", "cases", ["ahv_number"], unique=False)
+    op.create_index("ix_cases_zemis_normalized", "cases", ["zemis_normalized"], unique=False)
+    op.drop_index(op.f("ix_cases_name_key"), table_name="cases")
+    # SQLite has dropped columns natively since 3.35; no table copy, no cascade.
+    op.drop_column("cases", "name_key")
