@@ -15,9 +15,7 @@ def fold(text: str) -> str:
     spelled = "".join(_LETTERS.get(char, char) for char in lowered)
     # Decompose, then drop the combining marks: é -> e, ä -> a, ç -> c.
     bare = "".join(
-        char
-        for char in unicodedata.normalize("NFKD", spelled)
-        if not unicodedata.combining(char)
+        char for char in unicodedata.normalize("NFKD", spelled) if not unicodedata.combining(char)
     )
     # "ae" and "ä" must meet: ä already became "a", so fold "ae" to "a" as well.
     for digraph, letter in _DIGRAPHS:

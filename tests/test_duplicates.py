@@ -57,9 +57,10 @@ def test_same_zemis_number_however_typed_is_refused_with_the_existing_reference(
 
 def test_same_ahv_number_is_refused_even_when_the_case_is_closed(client, world):
     first = small_closed_case(client, world, ahv_number="756.9217.0769.85")
-    assert client.get(f"{API}/cases/{first.id}", headers=world.auth("canton")).get_json()[
-        "status"
-    ] == "closed"
+    assert (
+        client.get(f"{API}/cases/{first.id}", headers=world.auth("canton")).get_json()["status"]
+        == "closed"
+    )
     again = register(client, world, ahv_number="7569217076985")
     assert again.status_code == 409
     assert again.get_json()["error"]["code"] == "duplicate_person"
@@ -81,7 +82,9 @@ def test_the_database_refuses_what_a_concurrent_registration_committed_first(
     assert again.status_code == 409
     assert again.get_json()["error"]["code"] == "duplicate_person"
     assert first["reference"] in again.get_json()["error"]["message"]
-    listed = client.get(f"{API}/cases", query_string={"q": "556677889"}, headers=world.auth("canton"))
+    listed = client.get(
+        f"{API}/cases", query_string={"q": "556677889"}, headers=world.auth("canton")
+    )
     assert [c["id"] for c in listed.get_json()["items"]] == [first["id"]]
 
 
@@ -99,16 +102,16 @@ def test_the_duplicate_of_an_unreadable_case_is_refused_without_naming_it(contai
         )
         reference = case.reference
         with pytest.raises(Conflict) as raised:
-            duplicates.ensure_unique_for(
-                session, identity_for_user(aarau), None, "998877665", None
-            )
+            duplicates.ensure_unique_for(session, identity_for_user(aarau), None, "998877665", None)
     assert raised.value.code == "duplicate_person"
     assert reference not in raised.value.message
 
 
 def test_same_names_and_birth_date_register_with_a_possible_duplicate_warning(client, world):
     first = new_case(client, world, family_name="Müller", given_names="José", birth_date="1990-05")
-    second = register(client, world, family_name="Mueller", given_names="Jose", birth_date="1990-05")
+    second = register(
+        client, world, family_name="Mueller", given_names="Jose", birth_date="1990-05"
+    )
     assert second.status_code == 201
     assert second.get_json()["warnings"] == [
         {"code": "possible_duplicate", "case_id": first["id"], "case_reference": first["reference"]}

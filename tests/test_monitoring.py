@@ -13,7 +13,15 @@ from dossier_service.dates import LOCAL_ZONE
 from dossier_service.samples import make_pdf
 from dossier_service.services import monitoring
 from dossier_service.services.indicators import add_years
-from tests.factories import fresh_person, held_by, kinds, monitor, new_case, notifications_of, upload
+from tests.factories import (
+    fresh_person,
+    held_by,
+    kinds,
+    monitor,
+    new_case,
+    notifications_of,
+    upload,
+)
 
 API = "/api/v1"
 TODAY = dt.datetime.now(LOCAL_ZONE).date()

@@ -56,9 +56,7 @@ class Case(Base):
     #: AHVN13 as 13 digits, check digit verified.
     ahv_number: Mapped[str | None] = mapped_column(String(13))
     #: Folded "family|given" names (folding.name_key), so SQL search ignores accents and umlauts.
-    name_key: Mapped[str] = mapped_column(
-        String(402), index=True, default="", server_default=""
-    )
+    name_key: Mapped[str] = mapped_column(String(402), index=True, default="", server_default="")
     residence_status: Mapped[str] = mapped_column(String(1))
     entry_date: Mapped[dt.date] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

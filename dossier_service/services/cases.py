@@ -67,9 +67,7 @@ def create_case(session: Session, identity: Identity, body: CaseInput) -> Case:
     if entry_date.year < 1990:
         raise Unprocessable("'entry_date' is implausibly early.", field="entry_date")
     zemis_normalized = identifiers.normalize_zemis(person.zemis_number)
-    duplicates.ensure_unique_for(
-        session, identity, None, zemis_normalized, person.ahv_number
-    )
+    duplicates.ensure_unique_for(session, identity, None, zemis_normalized, person.ahv_number)
     now = utcnow()
     case = Case(
         id=str(uuid.uuid4()),

@@ -21,9 +21,12 @@ _UNIQUE_PERSON_INDEXES = ("uq_cases_zemis_normalized", "uq_cases_ahv_number")
 
 def _duplicate_error(session: Session, identity: Identity, existing: Case | None) -> Conflict:
     """409 duplicate_person naming the existing case only to a caller who may read it."""
-    if existing is not None and session.execute(
-        select(Case.id).where(Case.id == existing.id, readable_cases(identity))
-    ).first():
+    if (
+        existing is not None
+        and session.execute(
+            select(Case.id).where(Case.id == existing.id, readable_cases(identity))
+        ).first()
+    ):
         return Conflict(
             f"This person already has a case: {existing.reference}.",
             code="duplicate_person",

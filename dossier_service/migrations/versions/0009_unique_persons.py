@@ -67,9 +67,7 @@ def upgrade() -> None:
         sa.select(cases.c.id, cases.c.family_name, cases.c.given_names)
     ).all():
         conn.execute(
-            cases.update()
-            .where(cases.c.id == case_id)
-            .values(name_key=name_key(family, given))
+            cases.update().where(cases.c.id == case_id).values(name_key=name_key(family, given))
         )
     op.create_index(op.f("ix_cases_name_key"), "cases", ["name_key"], unique=False)
     op.drop_index("ix_cases_zemis_normalized", table_name="cases")
