@@ -104,9 +104,8 @@ def bench_uploads(count: int, data_dir: Path) -> dict[str, Any]:
             )
             upload_latencies.append(time.perf_counter() - began)
             if response.status_code != 201:
-                raise RuntimeError(
-                    f"upload {i} failed: {response.status_code} {response.get_json()}"
-                )
+                raise RuntimeError(f"upload {i} failed: {response.status_code} "
+                                   f"{response.get_json()}")
         uploaded = time.perf_counter() - start
         # Searchable means: GET /api/v1/search by the document's own word returns it.
         missing = []
@@ -122,7 +121,9 @@ def bench_uploads(count: int, data_dir: Path) -> dict[str, Any]:
             "upload_seconds": round(uploaded, 2),
             "upload_docs_per_s": round(count / uploaded, 1),
             "upload_p50_ms": round(upload_latencies[len(upload_latencies) // 2] * 1000, 1),
-            "upload_p95_ms": round(upload_latencies[min(count - 1, int(count * 0.95))] * 1000, 1),
+            "upload_p95_ms": round(
+                upload_latencies[min(count - 1, int(count * 0.95))] * 1000, 1
+            ),
             "searchable_seconds": round(searchable, 2),
             "searchable_docs_per_s": round(count / searchable, 1),
             "not_findable": missing,
@@ -148,7 +149,8 @@ def bench_ocr(pages: int, work: Path) -> dict[str, Any]:
         raise RuntimeError(f"OCR failed or incomplete: {result}")
     if "kostengutsprache" not in result.text.lower():
         raise RuntimeError("OCR text lacks a word of the page: the figure would be meaningless")
-    return {"pages": pages, "seconds": round(elapsed, 2), "pages_per_s": round(pages / elapsed, 2)}
+    return {"pages": pages, "seconds": round(elapsed, 2),
+            "pages_per_s": round(pages / elapsed, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,54 +168,26 @@ def main(argv: list[str] | None = None) -> int:
         ocr = bench_ocr(args.ocr_pages, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(
-        f"\n**Machine:** {info['cpu_model']}, {info['cpu_cores']} cores, {info['ram_gib']} GiB "
-        f"RAM, Python {info['python']}, load average at start {info['load_average_1m']}"
-    )
-    print(
-        "In-process app, SQLite, local store, eager tasks (upload → inspect → extract → "
-        "index in the request)\n"
-    )
-    print(
-        markdown_table(
-            [
-                "measure",
-                "docs",
-                "seconds",
-                "docs/s",
-                "upload p50 ms",
-                "upload p95 ms",
-                "not findable",
-            ],
-            [
-                [
-                    "upload (PDF/DOCX alternating)",
-                    uploads["docs"],
-                    uploads["upload_seconds"],
-                    uploads["upload_docs_per_s"],
-                    uploads["upload_p50_ms"],
-                    uploads["upload_p95_ms"],
-                    "-",
-                ],
-                [
-                    "upload → searchable (incl. one search each)",
-                    uploads["docs"],
-                    uploads["searchable_seconds"],
-                    uploads["searchable_docs_per_s"],
-                    "-",
-                    "-",
-                    len(uploads["not_findable"]),
-                ],
-            ],
-        )
-    )
-    print(
-        "\n"
-        + markdown_table(
-            ["OCR (image-only PDF, 200 dpi A4, tesseract deu+eng)", "pages", "seconds", "pages/s"],
-            [["extract_text", ocr["pages"], ocr["seconds"], ocr["pages_per_s"]]],
-        )
-    )
+    print(f"\n**Machine:** {info['cpu_model']}, {info['cpu_cores']} cores, {info['ram_gib']} GiB "
+          f"RAM, Python {info['python']}, load average at start {info['load_average_1m']}")
+    print("In-process app, SQLite, local store, eager tasks (upload → inspect → extract → "
+          "index in the request)\n")
+    print(markdown_table(
+        ["measure", "docs", "seconds", "docs/s", "upload p50 ms", "upload p95 ms",
+         "not findable"],
+        [
+            ["upload (PDF/DOCX alternating)", uploads["docs"], uploads["upload_seconds"],
+             uploads["upload_docs_per_s"], uploads["upload_p50_ms"], uploads["upload_p95_ms"],
+             "-"],
+            ["upload → searchable (incl. one search each)", uploads["docs"],
+             uploads["searchable_seconds"], uploads["searchable_docs_per_s"], "-", "-",
+             len(uploads["not_findable"])],
+        ],
+    ))
+    print("\n" + markdown_table(
+        ["OCR (image-only PDF, 200 dpi A4, tesseract deu+eng)", "pages", "seconds", "pages/s"],
+        [["extract_text", ocr["pages"], ocr["seconds"], ocr["pages_per_s"]]],
+    ))
     path = write_json("pipeline", {"machine": info, "uploads": uploads, "ocr": ocr})
     print(f"\nJSON: {path}")
     return 1 if uploads["not_findable"] else 0
