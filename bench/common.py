@@ -329,19 +329,9 @@ class BenchServer:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "dossier_service.cli",
-                "serve",
-                "--no-worker",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--threads",
-                str(self.threads),
+                sys.executable, "-m", "dossier_service.cli", "serve", "--no-worker",
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(self.workers), "--threads", str(self.threads),
             ],
             env=self.env,
             cwd=REPO_ROOT,
@@ -428,7 +418,6 @@ def read_token(tokens_file: Path, username: str) -> str:
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub Markdown table; numbers are right-aligned."""
-
     def align(column: int) -> str:
         numeric = rows and all(isinstance(row[column], int | float) for row in rows)
         return "---:" if numeric else "---"
