@@ -271,6 +271,8 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("/audit", "GET"): _web("GET", "/audit"),
     ("/cases", "GET"): _web("GET", "/cases"),
     ("/cases/<case_id>", "GET"): _web("GET", "/cases/{case}"),
+    ("/cases/new", "GET"): _web("GET", "/cases/new"),
+    ("/cases/new", "POST"): _web("POST", "/cases/new", {"family_name": "Neu"}),
     ("/cases/<case_id>/close", "POST"): _web("POST", "/cases/{case}/close", {"reason": "other"}),
     ("/cases/<case_id>/cost-approvals", "GET"): _web("GET", "/cases/{case}/cost-approvals"),
     ("/cases/<case_id>/cost-approvals", "POST"): _web(
@@ -397,6 +399,8 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/audit", "GET"): {"open": "403 403 403 403 403 200 403 403", "closed": "403 403 403 403 403 200 403 403"},
     ("/cases", "GET"): {"open": "200 200 200 200 200 403 403 403", "closed": "200 200 200 200 200 403 403 403"},
     ("/cases/<case_id>", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
+    ("/cases/new", "GET"): {"open": "200 403 403 403 403 403 403 403", "closed": "200 403 403 403 403 403 403 403"},
+    ("/cases/new", "POST"): {"open": "422 403 403 403 403 403 403 403", "closed": "422 403 403 403 403 403 403 403"},
     ("/cases/<case_id>/close", "POST"): {"open": "409 409 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "POST"): {"open": "403 303 404 403 403 403 403 403", "closed": "403 409 404 403 403 403 403 403"},

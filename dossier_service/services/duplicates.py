@@ -99,24 +99,19 @@ def unique_person(
 
 
 def possible_duplicates(
-    session: Session, case_id: str, name_key: str, birth_date: str
+    session: Session, case_id: str | None, name_key: str, birth_date: str
 ) -> list[Case]:
-    """Other cases of a person with the same folded names and birth date."""
-    return list(
-        session.execute(
-            select(Case)
-            .where(Case.name_key == name_key, Case.birth_date == birth_date, Case.id != case_id)
-            .order_by(Case.created_at, Case.id)
-        ).scalars()
-    )
+    """Other cases (than ``case_id``) of a person with the same folded names and birth date."""
+    query = select(Case).where(Case.name_key == name_key, Case.birth_date == birth_date)
+    if case_id is not None:
+        query = query.where(Case.id != case_id)
+    return list(session.execute(query.order_by(Case.created_at, Case.id)).scalars())
 
 
-def warnings_for(session: Session, identity: Identity, case: Case) -> list[dict[str, Any]]:
-    """The ``possible_duplicate`` warnings of a freshly registered case.
-
-    Names the other case's reference only to a caller who may read it.
-    """
-    others = possible_duplicates(session, case.id, case.name_key, case.birth_date)
+def readable_references(
+    session: Session, identity: Identity, others: list[Case]
+) -> list[dict[str, Any]]:
+    """id and reference of each case, None for those the caller may not read."""
     if not others:
         return []
     readable = set(
@@ -125,8 +120,22 @@ def warnings_for(session: Session, identity: Identity, case: Case) -> list[dict[
         ).scalars()
     )
     return [
-        {"code": "possible_duplicate", "case_id": c.id, "case_reference": c.reference}
+        {"case_id": c.id, "case_reference": c.reference}
         if c.id in readable
-        else {"code": "possible_duplicate", "case_reference": None}
+        else {"case_id": None, "case_reference": None}
         for c in others
+    ]
+
+
+def warnings_for(session: Session, identity: Identity, case: Case) -> list[dict[str, Any]]:
+    """The ``possible_duplicate`` warnings of a freshly registered case.
+
+    Names the other case only to a caller who may read it.
+    """
+    others = possible_duplicates(session, case.id, case.name_key, case.birth_date)
+    return [
+        {"code": "possible_duplicate", **ref}
+        if ref["case_id"] is not None
+        else {"code": "possible_duplicate", "case_reference": None}
+        for ref in readable_references(session, identity, others)
     ]

@@ -20,6 +20,7 @@ from dossier_service.web import (
     i18n,
     notifications,
     plan_forms,
+    registration,
     reports,
     search,
     security,
@@ -34,6 +35,7 @@ def create_blueprint() -> Blueprint:
     bp.context_processor(auth.template_context)
     modules = (
         auth,
+        registration,
         cases,
         plan_forms,
         documents,
