@@ -63,6 +63,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "list": Endpoint("GET /cases", "case.list"),
     "case": Endpoint("GET /cases/{id}", "case.read"),
     "history": Endpoint("GET /cases/{id}/responsibilities", "case.read"),
+    "household": Endpoint("GET /cases/{id}/household", "case.read"),
     "docs": Endpoint("GET /cases/{id}/documents", "document.list"),
     "doc": Endpoint("GET /documents/{doc}", "document.read", about_document=True),
     "content": Endpoint("GET /documents/{doc}/content", "content.read", about_document=True),
@@ -80,7 +81,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
 }
 COLUMNS = tuple(ENDPOINTS)
-READS = ("list", "case", "history", "docs", "doc", "content", "content_v1")
+READS = ("list", "case", "history", "household", "docs", "doc", "content", "content_v1")
 WRITES = ("upload", "version", "transfer", "delegate", "undelegate")
 
 # The rows a user can have; each state's table below picks one per user. The columns are
@@ -88,15 +89,15 @@ WRITES = ("upload", "version", "transfer", "delegate", "undelegate")
 # which makes them wider than the line limit:
 # ruff: noqa: E501
 # fmt: off
-#                 list    case    hist.   docs    doc     cont.   v1      upload  vers.   transf. deleg.  undelegate
-CANTON_HOLDS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE)
-CANTON_READS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     HELD,   HELD,   OK,     ROLE,   ROLE)
-MUNI_HOLDS =     (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     NOT_DELEG)
-MUNI_DELEGATED = (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK)
-ORG_DELEGATED =  (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE,   ROLE)
-STRANGER_MUNI =  (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN)
-STRANGER_ORG =   (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE,   ROLE,   ROLE)
-NO_CASE_ACCESS = (ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE)
+#                 list    case    hist.   house.  docs    doc     cont.   v1      upload  vers.   transf. deleg.  undelegate
+CANTON_HOLDS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE)
+CANTON_READS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     HELD,   HELD,   OK,     ROLE,   ROLE)
+MUNI_HOLDS =     (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     NOT_DELEG)
+MUNI_DELEGATED = (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK)
+ORG_DELEGATED =  (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE,   ROLE)
+STRANGER_MUNI =  (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN)
+STRANGER_ORG =   (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE,   ROLE,   ROLE)
+NO_CASE_ACCESS = (ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE)
 # fmt: on
 #: Auditors, archivists and admins touch no case endpoint, in any state.
 OUTSIDERS = {"auditor": NO_CASE_ACCESS, "archivist": NO_CASE_ACCESS, "admin": NO_CASE_ACCESS}
@@ -278,6 +279,8 @@ def call(
         return client.get(f"{API}/cases/{cid}", headers=headers)
     if name == "history":
         return client.get(f"{API}/cases/{cid}/responsibilities", headers=headers)
+    if name == "household":
+        return client.get(f"{API}/cases/{cid}/household", headers=headers)
     if name == "docs":
         return client.get(f"{API}/cases/{cid}/documents", headers=headers)
     if name == "doc":

@@ -231,6 +231,14 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("/api/v1/cases/<case_id>/reopen", "POST"): _api(
         "POST", "/api/v1/cases/{case}/reopen", {"reason": "Neue Lage"}
     ),
+    ("/api/v1/cases/<case_id>/household", "GET"): _get("/api/v1/cases/{case}/household"),
+    # Linking the case to itself: a writer gets as far as the refusal of that (409).
+    ("/api/v1/cases/<case_id>/household", "POST"): _api(
+        "POST", "/api/v1/cases/{case}/household", {"case_id": "{case}", "relation": "child"}
+    ),
+    ("/api/v1/cases/<case_id>/household/<other_id>", "DELETE"): _api(
+        "DELETE", "/api/v1/cases/{case}/household/{case}"
+    ),
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): _get(
         "/api/v1/cases/{case}/responsibilities"
     ),
@@ -375,6 +383,9 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/api/v1/cases/<case_id>/milestones", "POST"): {"open": "403 201 404 201 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/api/v1/cases/<case_id>/milestones", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/reopen", "POST"): {"open": "409 403 403 403 403 403 403 403", "closed": "200 403 403 403 403 403 403 403"},
+    ("/api/v1/cases/<case_id>/household", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/household", "POST"): {"open": "403 409 404 409 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/household/<other_id>", "DELETE"): {"open": "403 404 404 404 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/target-groups", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/transfers", "POST"): {"open": "201 201 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},

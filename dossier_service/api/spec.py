@@ -26,6 +26,7 @@ from dossier_service.bodies.archive import (
 )
 from dossier_service.bodies.cases import CaseInput, DelegationInput, TransferInput
 from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
+from dossier_service.bodies.households import HouseholdInput
 from dossier_service.bodies.plan import (
     CaseUpdate,
     CloseInput,
@@ -40,6 +41,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CaseInput,
     TransferInput,
     DelegationInput,
+    HouseholdInput,
     CaseUpdate,
     MeasureInput,
     MeasureUpdate,

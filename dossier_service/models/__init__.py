@@ -5,6 +5,7 @@ from dossier_service.models.audit import AuditEntry
 from dossier_service.models.auth import AuthFailureWindow, WebSession
 from dossier_service.models.cases import Case, Delegation, ReferenceCounter, Responsibility
 from dossier_service.models.documents import DOCUMENT_TYPES, Document, DocumentVersion
+from dossier_service.models.households import HouseholdLink
 from dossier_service.models.outbox import OutboxMessage
 from dossier_service.models.process import (
     CaseClosure,
@@ -35,6 +36,7 @@ __all__ = [
     "DocumentVersion",
     "Export",
     "ExportCase",
+    "HouseholdLink",
     "LegalHold",
     "Measure",
     "Milestone",

@@ -1,4 +1,4 @@
-"""One person, one case: unique ZEMIS and AHV numbers, folded name keys for search.
+"""One person, one case: unique ZEMIS and AHV numbers, folded name keys, household links.
 
 Existing duplicates cannot be resolved by a migration (which case is the person's real
 one is a caseworker's decision), so the upgrade stops with a message naming the cases
@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+import dossier_service.db
 from dossier_service.folding import name_key
 
 revision = "0009"
@@ -81,10 +82,49 @@ def upgrade() -> None:
         sqlite_where=sa.text("ahv_number IS NOT NULL"),
         postgresql_where=sa.text("ahv_number IS NOT NULL"),
     )
+    op.create_table(
+        "household_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_a_id", sa.String(length=36), nullable=False),
+        sa.Column("case_b_id", sa.String(length=36), nullable=False),
+        sa.Column("relation", sa.String(length=16), nullable=False),
+        sa.Column("created_at", dossier_service.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=False),
+        sa.CheckConstraint(
+            "relation IN ('parent','child','partner')", name=op.f("ck_household_links_relation")
+        ),
+        sa.CheckConstraint("case_a_id <> case_b_id", name=op.f("ck_household_links_two_cases")),
+        sa.ForeignKeyConstraint(
+            ["case_a_id"],
+            ["cases.id"],
+            name=op.f("fk_household_links_case_a_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_b_id"],
+            ["cases.id"],
+            name=op.f("fk_household_links_case_b_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"], ["users.id"], name=op.f("fk_household_links_created_by_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_household_links")),
+        sa.UniqueConstraint("case_a_id", "case_b_id", name="uq_household_links_pair"),
+    )
+    op.create_index(
+        op.f("ix_household_links_case_a_id"), "household_links", ["case_a_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_household_links_case_b_id"), "household_links", ["case_b_id"], unique=False
+    )
 
 
 def downgrade() -> None:
-    """Revert this migration (the name keys are dropped; they are derived data)."""
+    """Revert this migration (household links and the derived name keys are dropped)."""
+    op.drop_index(op.f("ix_household_links_case_b_id"), table_name="household_links")
+    op.drop_index(op.f("ix_household_links_case_a_id"), table_name="household_links")
+    op.drop_table("household_links")
     op.drop_index("uq_cases_ahv_number", table_name="cases")
     op.drop_index("uq_cases_zemis_normalized", table_name="cases")
     op.create_index("ix_cases_ahv_number", "cases", ["ahv_number"], unique=False)
