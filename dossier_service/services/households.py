@@ -24,8 +24,11 @@ class Member:
     relation: str
 
 
-def _members(session: Session, identity: Identity, case_id: str) -> list[Member]:
-    """The linked cases the caller may read, with the relation seen from ``case_id``."""
+def members(session: Session, identity: Identity, case_id: str) -> list[Member]:
+    """The linked cases the caller may read, with the relation seen from ``case_id``.
+
+    Not audited: for a page that has read (and audited) the case already.
+    """
     links = session.execute(
         select(HouseholdLink).where(
             or_(HouseholdLink.case_a_id == case_id, HouseholdLink.case_b_id == case_id)
@@ -52,7 +55,7 @@ def household(session: Session, identity: Identity, case_id: str) -> list[Member
     """The readable household of a case (audited as case.read)."""
     case = load_case(session, identity, case_id, Action.CASE_READ)
     audit.record(session, identity, "case.read", case_id=case.id, detail={"part": "household"})
-    return _members(session, identity, case.id)
+    return members(session, identity, case.id)
 
 
 def _link_between(session: Session, a: str, b: str) -> HouseholdLink | None:
@@ -101,7 +104,7 @@ def link(
         case_id=case.id,
         detail={"other_case": other.id, "relation": relation},
     )
-    return _members(session, identity, case.id)
+    return members(session, identity, case.id)
 
 
 def unlink(session: Session, identity: Identity, case_id: str, other_id: str) -> list[Member]:
@@ -121,7 +124,7 @@ def unlink(session: Session, identity: Identity, case_id: str, other_id: str) ->
     audit.record(
         session, identity, "household.unlink", case_id=case.id, detail={"other_case": other_id}
     )
-    return _members(session, identity, case.id)
+    return members(session, identity, case.id)
 
 
 def member_json(member: Member) -> dict[str, str]:

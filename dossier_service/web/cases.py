@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from dossier_service.bodies.cases import DelegationInput, TransferInput
 from dossier_service.bodies.parse import parse
@@ -16,7 +17,14 @@ from dossier_service.http.context import audit_context
 from dossier_service.models import DOCUMENT_TYPES, Document
 from dossier_service.models.documents import PROCESSING_STATES
 from dossier_service.policy import Action, allowed, reads_every_case, rights
-from dossier_service.services import cases, documents, processing, timeline, transfers
+from dossier_service.services import (
+    cases,
+    documents,
+    households,
+    processing,
+    timeline,
+    transfers,
+)
 from dossier_service.web.context import Pager, identity, page_arg, render, session
 from dossier_service.web.errors import message_for
 from dossier_service.web.plan import (
@@ -37,6 +45,8 @@ PAGE_RIGHTS = {
     "close": Action.CASE_CLOSE,
     "reopen": Action.CASE_REOPEN,
 }
+#: What a linked case's person is to this case's person, as the case page says it.
+HOUSEHOLD_LABELS = {"parent": _l("Elternteil"), "child": _l("Kind"), "partner": _l("Partner/in")}
 #: The 7-year horizon is flagged this many days before it ends.
 HORIZON_WARNING_DAYS = 183
 
@@ -111,6 +121,7 @@ def case_page(
     horizon = cases.horizon_date(case.entry_date)
     today = local_today()
     pending = [v.id for d in docs for v in d.versions if v.processing in {"pending", "processing"}]
+    family = households.members(db, who, case.id)
     return render(
         "cases/detail.html",
         status=status,
@@ -131,6 +142,8 @@ def case_page(
         upload_error=upload_error,
         form=form or {},
         failed=plan_form,
+        household=family,
+        household_labels=HOUSEHOLD_LABELS,
         **plan_facts,
     )
 
