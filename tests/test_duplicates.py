@@ -196,3 +196,13 @@ def test_migration_refuses_existing_duplicates_and_names_the_cases(empty_databas
     message = str(raised.value)
     assert "IAS-2025-000001, IAS-2025-000002" in message
     assert "12345" not in message  # the number itself is personal data
+
+
+def test_the_demo_people_are_distinct_persons():
+    from dossier_service.demo import PEOPLE
+    from dossier_service.identifiers import normalize_ahv, normalize_zemis
+
+    zemis = [normalize_zemis(p["zemis_number"]) for p in PEOPLE]
+    ahv = [normalize_ahv(p["ahv_number"]) for p in PEOPLE if p.get("ahv_number")]
+    assert len(set(zemis)) == len(zemis)
+    assert len(set(ahv)) == len(ahv)
