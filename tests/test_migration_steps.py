@@ -130,6 +130,13 @@ def _scenario(client: FlaskClient, world: World, container: Container) -> None:
     milestone = {"kind": "language_level", "value": "A1", "date": "2025-09-01"}
     posted = client.post(f"{API}/cases/{cid}/milestones", json=milestone, headers=baden)
     assert posted.status_code == 201, posted.get_json()
+    partner = held_by(client, world, unit="baden", family_name="Tesfay", given_names="Yonas")
+    linked = client.post(
+        f"{API}/cases/{cid}/household",
+        json={"case_id": partner, "relation": "partner"},
+        headers=baden,
+    )
+    assert linked.status_code == 201, linked.get_json()
     with container.db.transaction() as session:
         notifications.set_mailbox(session, "baden", "integration@baden.example")
     # A web login (web_sessions) and a refused token (auth_failures).
