@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import signal
 import socket
 import statistics
@@ -29,6 +30,7 @@ MIB = 1024 * 1024
 _SIZE_UNITS = {"": 1, "K": 1024, "M": MIB, "G": 1024 * MIB}
 
 #: A fictional person with a checksum-valid AHV number, enough to register a case.
+#: One person has one case: register through ``bench_person()``, which varies the numbers.
 BENCH_PERSON = {
     "family_name": "Muster",
     "given_names": "Bench",
@@ -39,6 +41,16 @@ BENCH_PERSON = {
     "ahv_number": "756.9217.0769.85",
     "residence_status": "F",
 }
+
+
+def bench_person() -> dict[str, str]:
+    """BENCH_PERSON with a random ZEMIS and AHV number (the service refuses a second case
+    of one person, and a bench may register many into a database that already has some)."""
+    serial = secrets.randbelow(10**9)
+    first12 = f"756{serial:09d}"
+    weighted = sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(first12))
+    ahv = first12 + str((10 - weighted % 10) % 10)
+    return {**BENCH_PERSON, "zemis_number": f"8{serial:09d}", "ahv_number": ahv}
 
 
 def parse_size(text: str) -> int:
@@ -386,7 +398,7 @@ def create_case(url: str, token: str) -> str:
     """Register a case through the API and return its id."""
     response = requests.post(
         f"{url}/api/v1/cases",
-        json={"person": BENCH_PERSON, "entry_date": "2025-03-01"},
+        json={"person": bench_person(), "entry_date": "2025-03-01"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )

@@ -41,10 +41,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    BENCH_PERSON,
     MIB,
     REPO_ROOT,
     RssSampler,
+    bench_person,
     machine_info,
     machine_summary,
     markdown_table,
@@ -116,7 +116,7 @@ def setup(data_dir: Path, docs: int, total: int, pdfs: int) -> tuple[str, int]:
         case = cases.create_case(
             session,
             canton,
-            CaseInput.model_validate({"person": BENCH_PERSON, "entry_date": "2025-03-01"}),
+            CaseInput.model_validate({"person": bench_person(), "entry_date": "2025-03-01"}),
         )
         case_id = case.id
 

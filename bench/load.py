@@ -39,8 +39,8 @@ import psutil
 import requests
 
 from bench.common import (
-    BENCH_PERSON,
     REPO_ROOT,
+    bench_person,
     free_port,
     machine_info,
     machine_summary,
@@ -677,7 +677,7 @@ class Caseworker:
             "POST /cases",
             "POST",
             "/api/v1/cases",
-            json={"person": BENCH_PERSON, "entry_date": "2025-03-01"},
+            json={"person": bench_person(), "entry_date": "2025-03-01"},
         )
 
     def read_case(self) -> None:
@@ -844,7 +844,7 @@ def seed_cases(ctx: RunContext, workers: list[Caseworker], per_unit: int) -> Non
                 "POST /cases",
                 "POST",
                 "/api/v1/cases",
-                json={"person": BENCH_PERSON, "entry_date": "2025-03-01"},
+                json={"person": bench_person(), "entry_date": "2025-03-01"},
             )
             if response is None or response.status_code != 201:
                 raise RuntimeError(f"seeding a case failed: {response and response.text}")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BENCH_PERSON, machine_info, markdown_table, write_json
+from bench.common import bench_person, machine_info, markdown_table, write_json
 from dossier_service.app import create_app
 from dossier_service.config import load_settings
 from dossier_service.container import Container
@@ -83,7 +83,7 @@ def bench_uploads(count: int, data_dir: Path) -> dict[str, Any]:
         for _ in range(CASES):
             response = client.post(
                 "/api/v1/cases",
-                json={"person": BENCH_PERSON, "entry_date": "2025-03-01"},
+                json={"person": bench_person(), "entry_date": "2025-03-01"},
                 headers=auth,
             )
             if response.status_code != 201:

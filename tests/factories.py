@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -98,11 +99,29 @@ PERSON = {
 }
 
 
+_PERSON_SERIAL = itertools.count(1)
+
+
+def fresh_person(**person: Any) -> dict[str, Any]:
+    """PERSON with a ZEMIS and an AHV number no other case of the run carries (one person,
+    one case), unless the caller gives them."""
+    serial = next(_PERSON_SERIAL)
+    first12 = f"756{serial:09d}"
+    weights = sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(first12))
+    ahv = first12 + str((10 - weights % 10) % 10)
+    return {
+        **PERSON,
+        "zemis_number": f"9{serial:07d}.{serial % 10}",
+        "ahv_number": f"{ahv[:3]}.{ahv[3:7]}.{ahv[7:11]}.{ahv[11:]}",
+        **person,
+    }
+
+
 def new_case(client: FlaskClient, world: World, **person: Any) -> dict[str, Any]:
-    """Register a case as the canton and return its JSON."""
+    """Register a case as the canton (a fresh person unless told otherwise); its JSON."""
     response = client.post(
         "/api/v1/cases",
-        json={"person": {**PERSON, **person}, "entry_date": "2025-03-01"},
+        json={"person": fresh_person(**person), "entry_date": "2025-03-01"},
         headers=world.auth("canton"),
     )
     assert response.status_code == 201, response.get_json()

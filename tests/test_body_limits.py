@@ -15,7 +15,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from dossier_service.app import create_app
 from dossier_service.container import Container
 from dossier_service.models import AuditEntry
-from tests.factories import PERSON, World, login, new_case, set_passwords, upload
+from tests.factories import World, fresh_person, login, new_case, set_passwords, upload
 from tests.sample_files import make_png
 
 HUGE = 300 * 1024 * 1024
@@ -112,7 +112,7 @@ def test_a_chunked_body_is_counted_as_it_arrives(app: Flask, world: World) -> No
 
 
 def test_a_chunked_body_under_the_limit_still_works(app: Flask, world: World) -> None:
-    person = {**PERSON, "family_name": "Güneş", "given_names": "Şahin"}
+    person = fresh_person(family_name="Güneş", given_names="Şahin")
     body = json.dumps({"person": person, "entry_date": "2025-03-01"}).encode()
     response = _send(
         app, "/api/v1/cases", io.BytesIO(body), length=None, headers=world.auth("canton")

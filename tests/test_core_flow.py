@@ -15,7 +15,7 @@ END_REPORT = make_pdf("Schlussbericht", ["Übergabe an die Gemeinde Aarau."])
 
 
 def test_case_moves_and_access_follows(client, world):
-    case = new_case(client, world)
+    case = new_case(client, world, ahv_number="756.9217.0769.85")
     cid = case["id"]
     assert case["reference"].startswith("IAS-")
     assert case["responsible_unit"]["code"] == "ag"

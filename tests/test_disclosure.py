@@ -30,7 +30,7 @@ def fetch(client: Any, world: Any, case_id: str, user: str = "canton") -> Any:
 def test_the_disclosure_holds_person_data_every_version_and_the_access_log(
     client, world, container
 ):
-    case = closed_case(client, world)
+    case = closed_case(client, world, ahv_number="756.9217.0769.85")
     response = fetch(client, world, case.id)
     assert response.status_code == 200
     assert response.is_streamed

@@ -19,7 +19,7 @@ from dossier_service.services.indicators import (
     age_bounds,
     ias_csv,
 )
-from tests.factories import PERSON, upload
+from tests.factories import fresh_person, upload
 
 API = "/api/v1"
 TODAY = dt.datetime.now(LOCAL_ZONE).date()
@@ -30,7 +30,7 @@ def _case(client: Any, world: Any, name: str, entry: dt.date, birth: str) -> str
     response = client.post(
         f"{API}/cases",
         json={
-            "person": {**PERSON, "family_name": name, "birth_date": birth, "ahv_number": None},
+            "person": fresh_person(family_name=name, birth_date=birth, ahv_number=None),
             "entry_date": entry.isoformat(),
         },
         headers=world.auth("canton"),

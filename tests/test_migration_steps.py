@@ -24,6 +24,7 @@ from sqlalchemy.types import NullType
 
 from dossier_service.container import Container
 from dossier_service.db import Base, Database
+from dossier_service.folding import name_key
 from dossier_service.schema import alembic_config
 from dossier_service.services import audit, audit_checkpoints, notifications
 from tests.factories import (
@@ -77,6 +78,8 @@ ADDED_TO_EXISTING_ROWS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] =
     ("documents", "withdrawn_by"): lambda row: None,
     ("documents", "withdrawn_reason"): lambda row: None,
     ("document_versions", "reason"): lambda row: None,
+    # 0011: the folded name key is computed from the names the row already has.
+    ("cases", "name_key"): lambda row: name_key(row["family_name"], row["given_names"]),
 }
 #: Tables the scenario leaves empty (their rows need a retention run or a legal hold).
 EMPTY_IN_SCENARIO = {"case_tombstones", "legal_holds"}
@@ -160,6 +163,13 @@ def _scenario(client: FlaskClient, world: World, container: Container) -> None:
         headers=baden,
     )
     assert corrected.status_code == 200, corrected.get_json()
+    partner = held_by(client, world, unit="baden", family_name="Tesfay", given_names="Yonas")
+    linked = client.post(
+        f"{API}/cases/{cid}/household",
+        json={"case_id": partner, "relation": "partner"},
+        headers=baden,
+    )
+    assert linked.status_code == 201, linked.get_json()
     with container.db.transaction() as session:
         notifications.set_mailbox(session, "baden", "integration@baden.example")
     # A web login (web_sessions) and a refused token (auth_failures).

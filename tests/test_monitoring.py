@@ -13,7 +13,15 @@ from dossier_service.dates import LOCAL_ZONE
 from dossier_service.samples import make_pdf
 from dossier_service.services import monitoring
 from dossier_service.services.indicators import add_years
-from tests.factories import PERSON, held_by, kinds, monitor, new_case, notifications_of, upload
+from tests.factories import (
+    fresh_person,
+    held_by,
+    kinds,
+    monitor,
+    new_case,
+    notifications_of,
+    upload,
+)
 
 API = "/api/v1"
 TODAY = dt.datetime.now(LOCAL_ZONE).date()
@@ -128,7 +136,7 @@ def test_an_other_document_is_no_follow_up(client, world, container):
 def _case_entered(client: Any, world: Any, entry: dt.date) -> str:
     response = client.post(
         f"{API}/cases",
-        json={"person": {**PERSON, "ahv_number": None}, "entry_date": entry.isoformat()},
+        json={"person": fresh_person(ahv_number=None), "entry_date": entry.isoformat()},
         headers=world.auth("canton"),
     )
     assert response.status_code == 201, response.get_json()

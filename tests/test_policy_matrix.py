@@ -69,6 +69,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "list": Endpoint("GET /cases", "case.list"),
     "case": Endpoint("GET /cases/{id}", "case.read"),
     "history": Endpoint("GET /cases/{id}/responsibilities", "case.read"),
+    "household": Endpoint("GET /cases/{id}/household", "case.read"),
     "docs": Endpoint("GET /cases/{id}/documents", "document.list"),
     "doc": Endpoint("GET /documents/{doc}", "document.read", about_document=True),
     "content": Endpoint("GET /documents/{doc}/content", "content.read", about_document=True),
@@ -102,7 +103,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "person_correct": Endpoint("PATCH /cases/{id}/person", "person.correct"),
 }
 COLUMNS = tuple(ENDPOINTS)
-READS = ("list", "case", "history", "docs", "doc", "content", "content_v1", "doc_history", "person_history")
+READS = ("list", "case", "history", "household", "docs", "doc", "content", "content_v1", "doc_history",
+         "person_history")
 WRITES = ("upload", "version", "transfer", "delegate", "undelegate", "correct", "withdraw", "move",
           "person_correct")
 
@@ -111,15 +113,15 @@ WRITES = ("upload", "version", "transfer", "delegate", "undelegate", "correct", 
 # which makes them wider than the line limit:
 # ruff: noqa: E501
 # fmt: off
-#                 list    case    hist.   docs    doc     cont.   v1      upload  vers.   transf. deleg.  undel.  d.hist. correct withdr. move p.hist. p.corr.
-CANTON_HOLDS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE,   OK,     OK,     OK,     OK, OK,   OK)
-CANTON_READS =   (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     HELD,   HELD,   OK,     ROLE,   ROLE,   OK,     HELD,   OK,     OK, OK,   OK)
-MUNI_HOLDS =     (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     NOT_DELEG,OK,     OK,     OK,     ROLE, OK,   OK)
-MUNI_DELEGATED = (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE, OK,   OK)
-ORG_DELEGATED =  (SEEN,   OK,     OK,     OK,     OK,     OK,     OK,     OK,     OK,     ROLE,   ROLE,   ROLE,   OK,     OK,     ROLE,   ROLE, OK,   ROLE)
-STRANGER_MUNI =  (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE, HIDDEN,   HIDDEN)
-STRANGER_ORG =   (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE,   ROLE,   ROLE,   HIDDEN, HIDDEN, ROLE,   ROLE, HIDDEN,   ROLE)
-NO_CASE_ACCESS = (ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE,   ROLE, ROLE,   ROLE)
+#                 list    case    hist.   house.   docs    doc     cont.   v1      upload  vers.   transf. deleg.  undel.  d.hist. correct withdr. move p.hist. p.corr.
+CANTON_HOLDS =   (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, ROLE, OK, OK, OK, OK, OK, OK)
+CANTON_READS =   (SEEN, OK, OK, OK, OK, OK, OK, OK, HELD, HELD, OK, ROLE, ROLE, OK, HELD, OK, OK, OK, OK)
+MUNI_HOLDS =     (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, NOT_DELEG, OK, OK, OK, ROLE, OK, OK)
+MUNI_DELEGATED = (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, OK, OK)
+ORG_DELEGATED =  (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, ROLE, ROLE, OK, OK, ROLE, ROLE, OK, ROLE)
+STRANGER_MUNI =  (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE, HIDDEN, HIDDEN)
+STRANGER_ORG =   (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE, ROLE, ROLE, HIDDEN, HIDDEN, ROLE, ROLE, HIDDEN, ROLE)
+NO_CASE_ACCESS = (ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE)
 # fmt: on
 #: Auditors, archivists and admins touch no case endpoint, in any state.
 OUTSIDERS = {"auditor": NO_CASE_ACCESS, "archivist": NO_CASE_ACCESS, "admin": NO_CASE_ACCESS}
@@ -322,6 +324,8 @@ def call(
         return client.get(f"{API}/cases/{cid}", headers=headers)
     if name == "history":
         return client.get(f"{API}/cases/{cid}/responsibilities", headers=headers)
+    if name == "household":
+        return client.get(f"{API}/cases/{cid}/household", headers=headers)
     if name == "docs":
         return client.get(f"{API}/cases/{cid}/documents", headers=headers)
     if name == "doc":

@@ -22,7 +22,7 @@ def search(client, world, user, **params):
 @pytest.fixture
 def dossier(client, world):
     """A canton case with a text PDF, a DOCX (keyword in a table cell) and a scanned PDF."""
-    case = new_case(client, world)
+    case = new_case(client, world, ahv_number="756.9217.0769.85")
     cid = case["id"]
     docs = {}
     docs["pdf"] = upload(

@@ -72,7 +72,7 @@ def merkmale(element: etree._Element) -> dict[str, str]:
 
 
 def test_exported_sip_of_the_issue_scenario_is_valid_and_complete(client, world, tmp_path):
-    case = closed_case(client, world)
+    case = closed_case(client, world, ahv_number="756.9217.0769.85")
     export_id, data = export_and_download(client, world, [case.id])
     archive = zipfile.ZipFile(io.BytesIO(data))
     names = set(archive.namelist())

@@ -102,7 +102,7 @@ def test_the_canton_sees_all_cases_filters_by_unit_sorts_and_pages(client, world
 
 def test_case_page_shows_person_horizon_timeline_and_documents(client, world, container):
     _ready(client, world, container)
-    case = _case_at(client, world, "aarau")
+    case = _case_at(client, world, "aarau", ahv_number="756.9217.0769.85")
     client.post(
         f"/api/v1/cases/{case['id']}/delegations",
         json={"to_unit": "caritas", "reason": "Alltag"},

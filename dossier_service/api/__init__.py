@@ -11,6 +11,7 @@ from dossier_service.api import (
     cost_approvals,
     documents,
     health,
+    households,
     notifications,
     plan,
     reports,
@@ -27,6 +28,7 @@ def create_blueprint() -> Blueprint:
     for module in (
         health,
         cases,
+        households,
         documents,
         audit_log,
         plan,

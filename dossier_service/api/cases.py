@@ -13,7 +13,7 @@ from dossier_service.bodies.cases import (
 )
 from dossier_service.bodies.parse import parse
 from dossier_service.http.context import audit_context, identity, session
-from dossier_service.services import cases, person, transfers
+from dossier_service.services import cases, duplicates, person, transfers
 from dossier_service.validation import int_param
 
 
@@ -21,8 +21,12 @@ def create_case() -> tuple[Response, int]:
     """POST /cases: register a case."""
     audit_context("case.create")
     db = session()
-    case = cases.create_case(db, identity(), parse(CaseInput, json_body()))
-    return jsonify(cases.case_json(db, case)), 201
+    who = identity()
+    case = cases.create_case(db, who, parse(CaseInput, json_body()))
+    body = cases.case_json(db, case)
+    # Same names and birth date is allowed (namesakes exist) but said, so it can be checked.
+    body["warnings"] = duplicates.warnings_for(db, who, case)
+    return jsonify(body), 201
 
 
 def list_cases() -> Response:
@@ -45,6 +49,7 @@ def list_cases() -> Response:
         per_page=per_page,
         status=status,
         unit_code=request.args.get("unit") or None,
+        text=(request.args.get("q") or "").strip()[:100] or None,
     )
     body = {
         "items": [cases.case_json(db, c) for c in items],

@@ -32,6 +32,7 @@ from dossier_service.bodies.cases import (
 )
 from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
 from dossier_service.bodies.documents import DocumentUpdate, MoveInput, WithdrawInput
+from dossier_service.bodies.households import HouseholdInput
 from dossier_service.bodies.plan import (
     CaseUpdate,
     CloseInput,
@@ -47,6 +48,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     TransferInput,
     DelegationInput,
     PersonCorrection,
+    HouseholdInput,
     CaseUpdate,
     MeasureInput,
     MeasureUpdate,

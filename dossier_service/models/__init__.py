@@ -18,6 +18,7 @@ from dossier_service.models.documents import (
     DocumentTombstone,
     DocumentVersion,
 )
+from dossier_service.models.households import HouseholdLink
 from dossier_service.models.outbox import OutboxMessage
 from dossier_service.models.process import (
     CaseClosure,
@@ -50,6 +51,7 @@ __all__ = [
     "DocumentVersion",
     "Export",
     "ExportCase",
+    "HouseholdLink",
     "LegalHold",
     "Measure",
     "Milestone",

@@ -29,6 +29,16 @@ class Case(Base):
         CheckConstraint("status IN ('open','closed')", name="status"),
         CheckConstraint("residence_status IN ('N','F','B')", name="residence_status"),
         CheckConstraint("sex IN ('female','male','unknown')", name="sex"),
+        # One person, one case: the database refuses a second case with the same ZEMIS or
+        # AHV number, so two concurrent registrations cannot both win (services/duplicates.py).
+        Index("uq_cases_zemis_normalized", "zemis_normalized", unique=True),
+        Index(
+            "uq_cases_ahv_number",
+            "ahv_number",
+            unique=True,
+            sqlite_where=text("ahv_number IS NOT NULL"),
+            postgresql_where=text("ahv_number IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -42,9 +52,11 @@ class Case(Base):
     nationality: Mapped[str] = mapped_column(String(64))
     zemis_number: Mapped[str] = mapped_column(String(40))
     #: Without separators, so search and lookups match however it was typed.
-    zemis_normalized: Mapped[str] = mapped_column(String(32), index=True)
+    zemis_normalized: Mapped[str] = mapped_column(String(32))
     #: AHVN13 as 13 digits, check digit verified.
-    ahv_number: Mapped[str | None] = mapped_column(String(13), index=True)
+    ahv_number: Mapped[str | None] = mapped_column(String(13))
+    #: Folded "family|given" names (folding.name_key), so SQL search ignores accents and umlauts.
+    name_key: Mapped[str] = mapped_column(String(402), index=True, default="", server_default="")
     residence_status: Mapped[str] = mapped_column(String(1))
     entry_date: Mapped[dt.date] = mapped_column(Date)
     #: Date of the decision (Regelung) that gave status F or B; NULL while N or unknown.

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from dossier_service import identifiers
 from dossier_service.bodies.cases import CaseInput
 from dossier_service.dates import local_today, utcnow
 from dossier_service.errors import Unprocessable
+from dossier_service.folding import fold, name_key
 from dossier_service.identity import Identity
 from dossier_service.models import (
     Case,
@@ -24,6 +25,7 @@ from dossier_service.models import (
 from dossier_service.policy import Action, load_case, readable_cases, require
 from dossier_service.services import audit
 from dossier_service.services.person import check_regulation_date
+from dossier_service.services import audit, duplicates
 from dossier_service.services.snapshot import UnitRef, case_snapshot
 
 #: Continuous case management ends at the latest seven years after entry (IAS).
@@ -69,6 +71,8 @@ def create_case(session: Session, identity: Identity, body: CaseInput) -> Case:
     check_regulation_date(
         person.residence_status, person.regulation_date, entry_date, required=False
     )
+    zemis_normalized = identifiers.normalize_zemis(person.zemis_number)
+    duplicates.ensure_unique_for(session, identity, None, zemis_normalized, person.ahv_number)
     now = utcnow()
     case = Case(
         id=str(uuid.uuid4()),
@@ -86,12 +90,16 @@ def create_case(session: Session, identity: Identity, body: CaseInput) -> Case:
         birth_date=person.birth_date,
         zemis_number=person.zemis_number,
         # Validated by the model, so the search key can be formed.
-        zemis_normalized=identifiers.normalize_zemis(person.zemis_number),
+        zemis_normalized=zemis_normalized,
         ahv_number=person.ahv_number,
         regulation_date=person.regulation_date,
+        name_key=name_key(person.family_name, person.given_names),
     )
-    session.add(case)
-    session.flush()
+    # A concurrent registration of the same person that commits first makes this flush
+    # fail on the unique indexes: answered as the same 409.
+    with duplicates.unique_person(session, identity, None, zemis_normalized, person.ahv_number):
+        session.add(case)
+        session.flush()
     session.add(
         Responsibility(
             case_id=case.id,
@@ -106,6 +114,31 @@ def create_case(session: Session, identity: Identity, body: CaseInput) -> Case:
     session.flush()
     audit.record(session, identity, "case.create", case_id=case.id)
     return case
+
+
+def text_condition(text: str) -> ColumnElement[bool]:
+    """SQL condition on Case: the reference, ZEMIS or AHV number, or names match ``text``.
+
+    Names match folded (accents, umlauts and their e-spellings ignored), every word of the
+    text somewhere in the family or given names; identifiers match however they are typed.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    cleaned = text.lower().replace("\\", "").replace("%", "").replace("_", "")
+    if cleaned.strip():
+        conditions.append(func.lower(Case.reference).like(f"%{cleaned.strip()}%"))
+    words = fold(text).split()
+    if words:
+        # fold() leaves only letters, digits and spaces: nothing LIKE would read as a wildcard.
+        conditions.append(and_(*(Case.name_key.like(f"%{word}%") for word in words)))
+    try:
+        conditions.append(Case.zemis_normalized == identifiers.normalize_zemis(text))
+    except ValueError:
+        pass  # not shaped like a ZEMIS number
+    try:
+        conditions.append(Case.ahv_number == identifiers.normalize_ahv(text))
+    except ValueError:
+        pass  # not a valid AHV number
+    return or_(*conditions) if conditions else false()
 
 
 def get_case(session: Session, identity: Identity, case_id: str) -> Case:
@@ -129,7 +162,7 @@ def list_cases(
     """The page of cases the caller may read and the total.
 
     ``sort`` is one of SORT_KEYS, "-" first for descending (default: newest activity
-    first); ``text`` keeps cases whose reference or person's names contain it.
+    first); ``text`` keeps the cases it finds (``text_condition``).
     """
     require(identity, Action.CASE_READ)
     descending = sort.startswith("-")
@@ -141,14 +174,7 @@ def list_cases(
         )
     query = select(Case).where(readable_cases(identity))
     if text:
-        pattern = "%" + text.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
-        query = query.where(
-            or_(
-                func.lower(Case.reference).like(pattern),
-                func.lower(Case.family_name).like(pattern),
-                func.lower(Case.given_names).like(pattern),
-            )
-        )
+        query = query.where(text_condition(text))
     if status:
         query = query.where(Case.status == status)
     if unit_code:

@@ -23,7 +23,8 @@ from dossier_service.errors import Unprocessable
 from dossier_service.identity import Identity
 from dossier_service.models import Case, PersonChange, ResidenceStatusChange, User
 from dossier_service.policy import Action, load_case
-from dossier_service.services import audit, outbox
+from dossier_service.folding import name_key
+from dossier_service.services import audit, duplicates, outbox
 
 #: Celery task that rewrites the person's names and identifiers on the case's index entries.
 REINDEX_CASE_TASK = "dossier.reindex_case"
@@ -112,13 +113,20 @@ def _changes(case: Case, body: PersonCorrection) -> dict[str, Any]:
     return changed
 
 
-def check_identifiers(session: Session, case: Case, changes: dict[str, Any]) -> None:
-    """The place a corrected ZEMIS or AHV number is checked against other cases.
+def check_identifiers(
+    session: Session, identity: Identity, case: Case, changes: dict[str, Any]
+) -> None:
+    """409 duplicate_person if a corrected ZEMIS or AHV number is another case's.
 
-    Today only the format is checked (by the body); the rule "one person, one case"
-    belongs here, so that a correction cannot create the duplicate that registration refuses.
+    A correction must not create the duplicate that registration refuses.
     """
-    del session, case, changes  # no uniqueness rule yet: see the docstring
+    if not {"zemis_number", "ahv_number"} & changes.keys():
+        return
+    zemis = changes.get("zemis_number", case.zemis_number)
+    ahv = changes.get("ahv_number", case.ahv_number)
+    duplicates.ensure_unique_for(
+        session, identity, case.id, identifiers.normalize_zemis(zemis), ahv
+    )
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,7 @@ def correct_person(
     case = load_case(session, identity, case_id, Action.PERSON_CORRECT)
     changes = _changes(case, body)
     status = _status_change(case, changes)
-    check_identifiers(session, case, changes)
+    check_identifiers(session, identity, case, changes)
     now = utcnow()
     if status is not None:
         session.add(
@@ -189,8 +197,15 @@ def correct_person(
         setattr(case, field, value)
     if "zemis_number" in changes:
         case.zemis_normalized = identifiers.normalize_zemis(case.zemis_number)
+    if {"family_name", "given_names"} & changes.keys():
+        # The folded key that case search and the namesake check compare.
+        case.name_key = name_key(case.family_name, case.given_names)
     case.updated_at = now
-    session.flush()
+    # A concurrent correction or registration with the same numbers loses on the indexes.
+    with duplicates.unique_person(
+        session, identity, case.id, case.zemis_normalized, case.ahv_number
+    ):
+        session.flush()
     if INDEXED_FIELDS & changes.keys():
         # The index entries carry the names and identifiers: rewrite them after commit.
         outbox.enqueue(session, REINDEX_CASE_TASK, case_id=case.id)

@@ -22,6 +22,7 @@ from dossier_service.web import (
     notifications,
     person,
     plan_forms,
+    registration,
     reports,
     search,
     security,
@@ -36,6 +37,7 @@ def create_blueprint() -> Blueprint:
     bp.context_processor(auth.template_context)
     modules = (
         auth,
+        registration,
         cases,
         person,
         plan_forms,

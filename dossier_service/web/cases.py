@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from dossier_service.bodies.cases import DelegationInput, TransferInput
 from dossier_service.bodies.parse import parse
@@ -20,6 +21,7 @@ from dossier_service.services import (
     cases,
     documents,
     person,
+    households,
     processing,
     timeline,
     transfers,
@@ -46,6 +48,8 @@ PAGE_RIGHTS = {
     "read_withdrawn": Action.DOCUMENT_READ_WITHDRAWN,
     "correct": Action.PERSON_CORRECT,
 }
+#: What a linked case's person is to this case's person, as the case page says it.
+HOUSEHOLD_LABELS = {"parent": _l("Elternteil"), "child": _l("Kind"), "partner": _l("Partner/in")}
 #: The 7-year horizon is flagged this many days before it ends.
 HORIZON_WARNING_DAYS = 183
 
@@ -126,6 +130,7 @@ def case_page(
     horizon = cases.horizon_date(case.entry_date)
     today = local_today()
     pending = [v.id for d in docs for v in d.versions if v.processing in {"pending", "processing"}]
+    family = households.members(db, who, case.id)
     return render(
         "cases/detail.html",
         status=status,
@@ -149,6 +154,8 @@ def case_page(
         failed=plan_form,
         person_history=person.person_history(db, case.id),
         status_history=person.status_history(db, case.id),
+        household=family,
+        household_labels=HOUSEHOLD_LABELS,
         **plan_facts,
     )
 

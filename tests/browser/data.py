@@ -18,6 +18,7 @@ from dossier_service.samples import make_pdf
 from dossier_service.services import cases, documents, transfers
 from dossier_service.services.accounts import identity_for_user
 from dossier_service.uploads import spool_bytes
+from tests.factories import fresh_person
 
 
 def _who(container: Container, session: Any, username: str) -> Any:
@@ -33,16 +34,8 @@ def register_case(container: Container, family_name: str, given_names: str) -> s
             _who(container, session, "canton"),
             CaseInput.model_validate(
                 {
-                    "person": {
-                        "family_name": family_name,
-                        "given_names": given_names,
-                        "birth_date": "1998-03",
-                        "sex": "female",
-                        "nationality": "ER",
-                        "zemis_number": "12345678.9",
-                        "ahv_number": "756.9217.0769.85",
-                        "residence_status": "F",
-                    },
+                    # One person, one case: every case of the session its own numbers.
+                    "person": fresh_person(family_name=family_name, given_names=given_names),
                     "entry_date": (local_today() - dt.timedelta(days=500)).isoformat(),
                 }
             ),
