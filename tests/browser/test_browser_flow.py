@@ -126,6 +126,18 @@ def test_caseworker_uploads_versions_finds_and_hands_over(
     expect(page.locator(".snippet mark")).to_have_text(re.compile("Velokurier", re.I))
     screenshot(page, "05-suche")
 
+    # Before the move, Aarau files its hand-over note (Übergabenotiz) for Baden.
+    page.goto(f"/cases/{case_id}")
+    page.get_by_label("Dokumenttyp").select_option("handover_note")
+    page.get_by_label("Titel").fill("Übergabenotiz an Baden")
+    note = padded_pdf("Übergabenotiz", ["Stand der Begleitung: Deutschkurs A2 bestanden."], 20_000)
+    page.locator("#upload-file").set_input_files(
+        files=[{"name": "uebergabe.pdf", "mimeType": "application/pdf", "buffer": note}]
+    )
+    page.get_by_role("button", name="Hochladen").click()
+    page.wait_for_url(re.compile(r"/documents/[0-9a-f-]+$"))
+    expect(page.get_by_role("heading", name="Übergabenotiz an Baden")).to_be_visible()
+
     # Hand the case to Baden: review, see what is gained and lost, confirm.
     page.goto(f"/cases/{case_id}")
     screenshot(page, "03-fall")
