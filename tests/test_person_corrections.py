@@ -137,7 +137,7 @@ def test_an_empty_change_is_refused(client, world, body):
 
 def test_ahv_number_may_be_removed(client, world):
     """null removes a wrongly recorded AHV number; the history keeps the old one."""
-    cid = new_case(client, world)["id"]
+    cid = new_case(client, world, ahv_number="756.9217.0769.85")["id"]
     response = _patch(
         client, world, "canton", cid, {"ahv_number": None, "reason": "falsche Person"}
     )

@@ -7,6 +7,9 @@ from markupsafe import escape
 from tests.factories import END_REPORT, held_by, login, new_case, post, set_passwords, upload
 
 
+#: The numbers the form below sends unchanged: the case is registered with them.
+FORM_NUMBERS = {"zemis_number": "12345678.9", "ahv_number": "756.9217.0769.85"}
+
 def _text(response):
     return response.get_data(as_text=True)
 
@@ -78,7 +81,7 @@ def test_invalid_values_and_a_missing_reason_are_named_in_german(client, world, 
     """A wrong AHV check digit and a missing reason are each shown at their field; nothing
     changes."""
     set_passwords(container, "canton")
-    cid = new_case(client, world)["id"]
+    cid = new_case(client, world, **FORM_NUMBERS)["id"]
     login(client, "canton")
     no_reason = _form(client, cid, family_name="Hailé")
     assert no_reason.status_code == 422
@@ -95,7 +98,7 @@ def test_invalid_values_and_a_missing_reason_are_named_in_german(client, world, 
 def test_the_form_refuses_a_post_without_csrf_token(client, world, container):
     """Like every form: without the session's token the post is refused and changes nothing."""
     set_passwords(container, "canton")
-    cid = new_case(client, world)["id"]
+    cid = new_case(client, world, **FORM_NUMBERS)["id"]
     login(client, "canton")
     response = client.post(
         f"/cases/{cid}/person", data={"family_name": "X", "reason": "ohne Token"}
@@ -127,7 +130,7 @@ def test_units_that_may_not_correct_see_no_link_and_get_no_form(client, world, c
 def test_a_correction_with_the_ahv_field_emptied_removes_it(client, world, container):
     """An emptied AHV field removes the number; the history keeps the old one."""
     set_passwords(container, "canton")
-    cid = new_case(client, world)["id"]
+    cid = new_case(client, world, **FORM_NUMBERS)["id"]
     upload(client, world, "canton", cid, END_REPORT, doc_type="end_report")
     login(client, "canton")
     done = _form(client, cid, ahv_number="", reason="Nummer gehört einer anderen Person")
