@@ -289,6 +289,24 @@ def units_create(code: str, name: str, kind: str) -> None:
     click.echo(f"unit {code} created")
 
 
+@units.command("list")
+def units_list() -> None:
+    """List the units: code, kind and name, one per line (tab-separated)."""
+    from dossier_service.services import accounts
+
+    with _run() as session:
+        rows = [(u.code, u.kind, u.name) for u in accounts.list_units(session)]
+    _table(("code", "kind", "name"), rows)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print rows as aligned, tab-separated columns under a header."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("\t".join(cells).rstrip())
+
+
 @units.command("mailbox")
 @click.option("--unit", "unit_code", required=True)
 @click.option("--email", default=None, help="The unit's functional address for notifications.")
@@ -323,6 +341,26 @@ def users_create(username: str, unit_code: str, role: str, display_name: str | N
     with _run() as session:
         accounts.create_user(session, username, unit_code, role, display_name)
     click.echo(f"user {username} created")
+
+
+@users.command("list")
+@click.option("--unit", "unit_code", default=None, help="Only the users of this unit.")
+def users_list(unit_code: str | None) -> None:
+    """List the users: username, unit, role, state (enabled or disabled) and name."""
+    from dossier_service.services import accounts
+
+    with _run() as session:
+        rows = [
+            (
+                u.username,
+                u.unit.code,
+                u.role,
+                "enabled" if u.active else "disabled",
+                u.display_name or "",
+            )
+            for u in accounts.list_users(session, unit_code)
+        ]
+    _table(("username", "unit", "role", "state", "name"), rows)
 
 
 @users.command("set-password")

@@ -105,6 +105,31 @@ def test_units_and_users_create(settings):
     assert _users(settings) == {"m.muster": ("zofingen", "caseworker")}
 
 
+def test_units_list_and_users_list_show_state_and_filter_by_unit(settings):
+    """units list names every unit; users list shows unit, role and state, --unit filters."""
+    ok(settings, *ZOFINGEN)
+    ok(settings, "users", "create", "--username", "m.muster", "--unit", "zofingen",
+       "--role", "caseworker", "--name", "Maria Muster")  # fmt: skip
+    ok(settings, "units", "create", "--code", "ag", "--name", "Kanton Aargau", "--kind", "canton")
+    ok(settings, "users", "create", "--username", "k.kanton", "--unit", "ag", "--role", "auditor")
+    ok(settings, "users", "disable", "--username", "k.kanton")
+    units = [line.split() for line in ok(settings, "units", "list").output.splitlines()]
+    assert [row[:2] for row in units] == [["code", "kind"], ["ag", "canton"],
+                                          ["zofingen", "municipality"]]  # fmt: skip
+    users = [line.split()[:4] for line in ok(settings, "users", "list").output.splitlines()]
+    assert users == [
+        ["username", "unit", "role", "state"],
+        ["k.kanton", "ag", "auditor", "disabled"],
+        ["m.muster", "zofingen", "caseworker", "enabled"],
+    ]
+    only = ok(settings, "users", "list", "--unit", "zofingen").output.splitlines()
+    assert [line.split()[0] for line in only] == ["username", "m.muster"]
+    assert "Maria Muster" in only[1]
+    unknown = run_cli(settings, "users", "list", "--unit", "nowhere")
+    assert unknown.exit_code == 1
+    assert "There is no unit with the code 'nowhere'" in unknown.output
+
+
 USER_REFUSALS = {
     "bad_role": (["x.y", "zofingen", "superuser"], 2, "Invalid value for '--role'"),
     "unknown_unit": (["x.y", "nowhere", "caseworker"], 1, "There is no unit with the code"),

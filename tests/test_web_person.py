@@ -6,7 +6,6 @@ from markupsafe import escape
 
 from tests.factories import END_REPORT, held_by, login, new_case, post, set_passwords, upload
 
-
 #: The numbers the form below sends unchanged: the case is registered with them.
 FORM_NUMBERS = {"zemis_number": "12345678.9", "ahv_number": "756.9217.0769.85"}
 

@@ -54,6 +54,23 @@ def create_unit(session: Session, code: str, name: str, kind: str) -> Unit:
     return unit
 
 
+def list_units(session: Session) -> list[Unit]:
+    """Every unit, canton first, then municipalities and organisations, each by code."""
+    order = {"canton": 0, "municipality": 1, "organisation": 2}
+    found = session.execute(select(Unit)).scalars().all()
+    return sorted(found, key=lambda unit: (order.get(unit.kind, 3), unit.code))
+
+
+def list_users(session: Session, unit_code: str | None = None) -> list[User]:
+    """Every user (of one unit if given), by unit and username; 422 for an unknown unit."""
+    query = select(User).join(Unit).order_by(Unit.code, User.username)
+    if unit_code is not None:
+        if session.execute(select(Unit.id).where(Unit.code == unit_code)).first() is None:
+            raise Unprocessable(f"There is no unit with the code {unit_code!r}.", field="unit")
+        query = query.where(Unit.code == unit_code)
+    return list(session.execute(query).scalars().unique())
+
+
 def create_user(
     session: Session, username: str, unit_code: str, role: str, display_name: str | None = None
 ) -> User:

@@ -23,9 +23,8 @@ from dossier_service.models import (
     Unit,
 )
 from dossier_service.policy import Action, load_case, readable_cases, require
-from dossier_service.services import audit
-from dossier_service.services.person import check_regulation_date
 from dossier_service.services import audit, duplicates
+from dossier_service.services.person import check_regulation_date
 from dossier_service.services.snapshot import UnitRef, case_snapshot
 
 #: Continuous case management ends at the latest seven years after entry (IAS).

@@ -20,10 +20,10 @@ from dossier_service import identifiers
 from dossier_service.bodies.cases import PersonCorrection
 from dossier_service.dates import local_today, utcnow
 from dossier_service.errors import Unprocessable
+from dossier_service.folding import name_key
 from dossier_service.identity import Identity
 from dossier_service.models import Case, PersonChange, ResidenceStatusChange, User
 from dossier_service.policy import Action, load_case
-from dossier_service.folding import name_key
 from dossier_service.services import audit, duplicates, outbox
 
 #: Celery task that rewrites the person's names and identifiers on the case's index entries.

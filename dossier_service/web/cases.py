@@ -20,8 +20,8 @@ from dossier_service.policy import Action, allowed, reads_every_case, rights
 from dossier_service.services import (
     cases,
     documents,
-    person,
     households,
+    person,
     processing,
     timeline,
     transfers,
