@@ -319,6 +319,7 @@ CASE_ACTIONS = (
     A.DOCUMENT_READ_WITHDRAWN,
     A.DOCUMENT_PURGE,
     A.DOCUMENT_MOVE,
+    A.PERSON_CORRECT,
 )
 
 #: What the canton may do with any case's documents: withdraw, read withdrawn, purge, move.
@@ -398,6 +399,7 @@ RIGHTS_EXAMPLES = [
             A.COST_APPROVAL_REQUEST,
             A.CASE_CLOSE,
             A.DOCUMENT_WITHDRAW,
+            A.PERSON_CORRECT,
         },
     ),
     # Closed, it still withdraws a misfiled document (a data-protection breach either way).
@@ -419,6 +421,7 @@ RIGHTS_EXAMPLES = [
             A.CASE_CLOSE,
             A.LEGAL_HOLD,
             A.DISCLOSURE,
+            A.PERSON_CORRECT,
             *CANTON_DOCUMENTS,
         },
     ),
@@ -436,6 +439,7 @@ RIGHTS_EXAMPLES = [
             A.CASE_CLOSE,
             A.LEGAL_HOLD,
             A.DISCLOSURE,
+            A.PERSON_CORRECT,
             *CANTON_DOCUMENTS,
         },
     ),

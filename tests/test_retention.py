@@ -401,6 +401,10 @@ def test_deletion_covers_every_table_that_references_a_case():
         # A document's corrections, and what remains of a purged one, go with the case.
         "document_changes",
         "document_tombstones",
+        # The person's corrections and status changes, and the household links on either side.
+        "person_changes",
+        "residence_status_changes",
+        "household_links",
         "target_group_assignments",
         "measures",
         "milestones",

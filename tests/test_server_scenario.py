@@ -235,7 +235,7 @@ def test_scenario_against_dossier_serve(tmp_path: Path) -> None:
             if all(s == "ready" for s in states):
                 break
             time.sleep(0.5)
-        assert states == ["ready"] * 4
+        assert states == ["ready"] * 5  # four uploads and Aarau's hand-over note
         audit = requests.get(
             f"{base}/audit",
             params={"case_id": cid, "actor": "gaarau"},

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from dossier_service.proxy import TEMPLATE, find_nginx
-from tests.factories import PERSON
+from tests.factories import fresh_person
 from tests.sample_files import make_png
 
 ROOT = Path(__file__).parents[1]
@@ -244,7 +244,7 @@ def test_the_proxy_refuses_big_bodies_in_the_apps_shapes_and_streams_uploads(
     assert headers["Content-Type"].startswith("text/html")
     assert "Die Anfrage ist grösser als erlaubt." in body.decode()
     # An upload larger than the body limit passes through to the app.
-    new_case = json.dumps({"person": PERSON, "entry_date": "2025-03-01"}).encode()
+    new_case = json.dumps({"person": fresh_person(), "entry_date": "2025-03-01"}).encode()
     status, _, body = _post(make_run.url("/api/v1/cases"), new_case, "application/json", token)
     assert status == 201, body
     case_id = json.loads(body)["id"]

@@ -30,8 +30,11 @@ AUDITED_READS = [
     ("canton", API + "/cases/{case}", "case.read"),
     ("canton", API + "/cases/{case}/target-groups", "case.read"),
     ("canton", API + "/cases/{case}/responsibilities", "case.read"),
+    ("canton", API + "/cases/{case}/person/history", "case.read"),
+    ("canton", API + "/cases/{case}/household", "case.read"),
     ("canton", API + "/cases/{case}/documents", "document.list"),
     ("canton", API + "/documents/{document}", "document.read"),
+    ("canton", API + "/documents/{document}/history", "document.history"),
     ("canton", API + "/documents/{document}/content", "content.read"),
     ("canton", API + "/documents/{document}/versions/1/content", "content.read"),
     ("canton", API + "/cases/{case}/measures", "measure.list"),
@@ -48,6 +51,7 @@ AUDITED_READS = [
     ("canton", "/cases", "case.list"),
     ("canton", "/cases/{case}", "case.read"),
     ("canton", "/cases/{case}/transfer", "case.read"),
+    ("canton", "/cases/{case}/person", "case.read"),
     ("aarau", "/cases/{held}/delegate", "case.read"),
     ("canton", "/cases/{case}/cost-approvals", "cost_approval.list"),
     ("canton", "/documents/{document}", "document.read"),
@@ -69,6 +73,7 @@ UNAUDITED_READS = {
     "web.login_oidc",
     "web.oidc_callback",
     "web.case_processing",
+    "web.case_new",  # the empty registration form: no personal data
     "static",
 }
 

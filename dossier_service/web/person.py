@@ -108,7 +108,9 @@ def _error_for(exc: DossierError) -> tuple[str, str]:
 
 def person_form(case_id: str) -> ResponseReturnValue:
     """GET/POST /cases/<id>/person: correct the person's data (the policy decides who)."""
-    audit_context(str(Action.PERSON_CORRECT), case_id=case_id)
+    # Showing the form reads the person (like the transfer page); sending it corrects.
+    action = "case.read" if request.method == "GET" else str(Action.PERSON_CORRECT)
+    audit_context(action, case_id=case_id)
     who = identity()
     db = session()
     case = cases.get_case(db, who, case_id)
