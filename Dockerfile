@@ -26,7 +26,7 @@ WORKDIR /src
 # Dependencies first, in their own layer, so a code change does not reinstall them: exactly
 # the versions (and hashes) of requirements-runtime.lock, the ones the tests ran with.
 COPY requirements-runtime.lock /tmp/runtime.lock
-RUN pip install --require-hashes -r /tmp/runtime.lock && rm /tmp/runtime.lock
+RUN pip install --no-deps --require-hashes -r /tmp/runtime.lock && pip check && rm /tmp/runtime.lock
 COPY . .
 # The locked setuptools builds the project in place of an unpinned build environment.
 RUN pip install --no-deps --no-build-isolation . && cd / && rm -rf /src

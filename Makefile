@@ -54,10 +54,14 @@ $(BIN)/python:
 venv: $(BIN)/python ## Create the virtual environment .venv (if missing)
 
 $(INSTALL_STAMP): $(DEV_LOCK) pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	@# --no-deps: the lock is complete, so pip installs exactly its lines and resolves
+	@# nothing (pip 23 took weasyprint's "fonttools[woff]" for an unpinned requirement
+	@# and refused the install); `pip check` then proves the set is consistent.
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(DEV_LOCK)
 	@# The project itself: its dependencies are all in the lock, and setuptools (locked
 	@# too) builds it in this venv, so nothing unpinned is fetched.
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $@
 
 install: $(INSTALL_STAMP) ## Install the package and dev tools into .venv from requirements-dev.lock

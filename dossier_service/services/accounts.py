@@ -184,7 +184,17 @@ def record_refusal(session: Session, exc: Unauthenticated, ip: str | None) -> No
     # Counted per address and minute; only the first few get an entry of their own, the
     # rest go into one auth.failed_summary (auth_housekeeping), so a flood stays small.
     limit = LOGIN_ENTRIES_PER_MINUTE if refusal.username is not None else 1
-    if not _count_failure(session, ip, limit):
+    # The username lock counts auth.failed entries: a failure at an existing account that
+    # may still bring its lock is always written, or ten sprayed unknown names a minute
+    # would let guesses at a real one go unlogged and unlocked. At most THROTTLE_FAILURES
+    # per account and address, so a flood stays bounded.
+    needed_for_lock = (
+        refusal.action == "auth.failed"
+        and refusal.username is not None
+        and (refusal.detail or {}).get("reason") != "unknown_user"
+        and _recent_failures(session, refusal.username, ip) < THROTTLE_FAILURES
+    )
+    if not _count_failure(session, ip, limit, always=needed_for_lock):
         return
     audit.record(
         session,
@@ -274,15 +284,13 @@ def _login_name(raw: str) -> str:
     return "".join(c for c in raw.strip().lower() if c.isprintable())[:64]
 
 
-def _throttled_until(session: Session, username: str, ip: str | None) -> dt.datetime | None:
-    """When the lock on (username, ip) ends, or None if logins are allowed now.
+def _failures_since_login(
+    session: Session, username: str, ip: str | None, since: dt.datetime
+) -> list[dt.datetime]:
+    """Times of this username's failed logins from this address since ``since``.
 
-    Computed from the audit log (no extra table): failures since the last successful login
-    of this username from this address; any THROTTLE_FAILURES of them within
-    THROTTLE_WINDOW lock the pair for THROTTLE_LOCK after the last of them.
+    Only those after its last successful login from there: a login forgives what came before.
     """
-    now = utcnow()
-    since = now - THROTTLE_WINDOW - THROTTLE_LOCK
     rows = session.execute(
         select(AuditEntry.at, AuditEntry.action)
         .where(
@@ -296,9 +304,21 @@ def _throttled_until(session: Session, username: str, ip: str | None) -> dt.date
     failures: list[dt.datetime] = []
     for at, action in rows:
         if action == "auth.login":
-            failures.clear()  # a successful login forgives what came before it
+            failures.clear()
         else:
             failures.append(at)
+    return failures
+
+
+def _throttled_until(session: Session, username: str, ip: str | None) -> dt.datetime | None:
+    """When the lock on (username, ip) ends, or None if logins are allowed now.
+
+    Computed from the audit log (no extra table): failures since the last successful login
+    of this username from this address; any THROTTLE_FAILURES of them within
+    THROTTLE_WINDOW lock the pair for THROTTLE_LOCK after the last of them.
+    """
+    now = utcnow()
+    failures = _failures_since_login(session, username, ip, now - THROTTLE_WINDOW - THROTTLE_LOCK)
     until: dt.datetime | None = None
     for i in range(THROTTLE_FAILURES - 1, len(failures)):
         if failures[i] - failures[i - THROTTLE_FAILURES + 1] <= THROTTLE_WINDOW:
@@ -475,8 +495,19 @@ def _minute(moment: dt.datetime) -> dt.datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-def _count_failure(session: Session, ip: str | None, entries_per_minute: int) -> bool:
-    """Count one failed authentication of the address; True if it gets its own audit entry."""
+def _recent_failures(session: Session, username: str, ip: str | None) -> int:
+    """Failed logins of this username from this address that may still bring its lock."""
+    return len(_failures_since_login(session, username, ip, utcnow() - THROTTLE_WINDOW))
+
+
+def _count_failure(
+    session: Session, ip: str | None, entries_per_minute: int, *, always: bool = False
+) -> bool:
+    """Count one failed authentication of the address; True if it gets its own audit entry.
+
+    ``always`` writes the entry past the per-minute bound (counted as written, so the
+    minute's summary does not count it twice).
+    """
     now = utcnow()
     table = AuthFailureWindow
     dialect = session.get_bind().dialect.name
@@ -500,7 +531,7 @@ def _count_failure(session: Session, ip: str | None, entries_per_minute: int) ->
     )
     # The upsert locks the row until commit, so concurrent failures count one by one.
     row_id, written = session.execute(statement).one()
-    if written >= entries_per_minute:
+    if written >= entries_per_minute and not always:
         return False
     session.execute(update(table).where(table.id == row_id).values(written=written + 1))
     return True
