@@ -195,7 +195,8 @@ def _bare_clauses(token: str) -> list[Clause]:
         words = [word for word, _, _ in tokenize(token.rstrip("*"))]
         if not words or len(normalize(words[-1])) < MIN_PREFIX_CHARS:
             raise QuerySyntaxError(
-                f"Put at least {MIN_PREFIX_CHARS} letters before *, e.g. Integr*.",
+                f"Put at least {MIN_PREFIX_CHARS} letters before * (an umlaut spelled"
+                " ae counts as one), e.g. Integr*.",
                 code="prefix_too_short",
             )
         # "Kosten-Gut*": the leading words must match as they are, the last as a prefix.

@@ -512,6 +512,9 @@ def test_search_errors_are_shown_on_the_search_page(client, world, container):
     assert response.status_code == 400
     assert "zu lang" in _text(response)
     assert client.get("/search").status_code == 200
+    short = client.get("/search?q=ae*")  # folds to one letter: too short a prefix
+    assert short.status_code == 400
+    assert "Vor * braucht es mindestens zwei Buchstaben" in _text(short)
 
 
 def test_audit_page_filters_for_auditors(client, world, container):

@@ -143,7 +143,9 @@ def search_documents(
         )
         result = container.search.search(request)
     except QuerySyntaxError as exc:
-        raise BadRequest(str(exc), code="invalid_query") from None
+        # One API code for every unusable query; the parser's own code tells the web page
+        # which German hint to show (details stay out of the JSON error).
+        raise BadRequest(str(exc), code="invalid_query", reason=exc.code) from None
     except InvalidRequest as exc:
         raise BadRequest(str(exc), code="invalid_parameter") from None
     except SearchUnavailable as exc:

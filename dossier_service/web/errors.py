@@ -114,6 +114,9 @@ MESSAGES: dict[str, Any] = {
         "Integr*, -ausschliessen."
     ),
     "query_too_long": _l("Die Suchanfrage ist zu lang."),
+    "prefix_too_short": _l(
+        "Vor * braucht es mindestens zwei Buchstaben (ae für ä zählt als einer), z. B. Integr*."
+    ),
     "csrf_invalid": _l(
         "Das Formular ist abgelaufen oder stammt nicht von dieser Seite. Bitte laden Sie die "
         "Seite neu und senden Sie es nochmals."
@@ -193,7 +196,10 @@ _BY_STATUS: dict[int, Any] = {
 
 
 def message_for(exc: DossierError) -> str:
-    """The translated sentence for a domain error (by code, else field, else status)."""
+    """The translated sentence for a domain error (by reason or code, else field, status)."""
+    reason = exc.details.get("reason")
+    if isinstance(reason, str) and reason in MESSAGES:
+        return str(MESSAGES[reason])
     if exc.code in MESSAGES:
         return str(MESSAGES[exc.code])
     field = str(exc.details.get("field") or "").split(".")[-1]
