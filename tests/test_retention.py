@@ -405,6 +405,8 @@ def test_deletion_covers_every_table_that_references_a_case():
         "person_changes",
         "residence_status_changes",
         "household_links",
+        # The journal: notes of conversations about the person.
+        "journal_entries",
         "target_group_assignments",
         "measures",
         "milestones",

@@ -33,6 +33,7 @@ from dossier_service.bodies.cases import (
 from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
 from dossier_service.bodies.documents import DocumentUpdate, MoveInput, WithdrawInput
 from dossier_service.bodies.households import HouseholdInput
+from dossier_service.bodies.journal import JournalInput
 from dossier_service.bodies.plan import (
     CaseUpdate,
     CloseInput,
@@ -49,6 +50,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     DelegationInput,
     PersonCorrection,
     HouseholdInput,
+    JournalInput,
     CaseUpdate,
     MeasureInput,
     MeasureUpdate,

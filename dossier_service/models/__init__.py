@@ -19,6 +19,7 @@ from dossier_service.models.documents import (
     DocumentVersion,
 )
 from dossier_service.models.households import HouseholdLink
+from dossier_service.models.journal import JOURNAL_KINDS, JournalEntry
 from dossier_service.models.outbox import OutboxMessage
 from dossier_service.models.process import (
     CaseClosure,
@@ -34,6 +35,7 @@ from dossier_service.models.units import ROLES, UNIT_KINDS, ApiToken, Unit, User
 
 __all__ = [
     "DOCUMENT_TYPES",
+    "JOURNAL_KINDS",
     "ROLES",
     "UNIT_KINDS",
     "ApiToken",
@@ -52,6 +54,7 @@ __all__ = [
     "Export",
     "ExportCase",
     "HouseholdLink",
+    "JournalEntry",
     "LegalHold",
     "Measure",
     "Milestone",

@@ -21,6 +21,7 @@ from dossier_service.services import (
     cases,
     documents,
     households,
+    journal,
     person,
     processing,
     timeline,
@@ -30,6 +31,7 @@ from dossier_service.web.context import Pager, identity, page_arg, render, sessi
 from dossier_service.web.errors import message_for
 from dossier_service.web.plan import (
     CLOSE_REASON_LABELS,
+    JOURNAL_KIND_LABELS,
     TARGET_GROUP_LABELS,
     PlanForm,
     plan_context,
@@ -131,6 +133,7 @@ def case_page(
     today = local_today()
     pending = [v.id for d in docs for v in d.versions if v.processing in {"pending", "processing"}]
     family = households.members(db, who, case.id)
+    entries = journal.entries_of(db, case.id)
     return render(
         "cases/detail.html",
         status=status,
@@ -156,6 +159,9 @@ def case_page(
         status_history=person.status_history(db, case.id),
         household=family,
         household_labels=HOUSEHOLD_LABELS,
+        journal=entries,
+        journal_corrected_by=journal.corrected_by(entries),
+        journal_kinds=JOURNAL_KIND_LABELS,
         **plan_facts,
     )
 

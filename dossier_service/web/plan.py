@@ -88,6 +88,15 @@ MILESTONE_VALUE_LABELS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The kinds of journal entries as the case page names them.
+JOURNAL_KIND_LABELS: dict[str, Any] = {
+    "note": _l("Notiz"),
+    "conversation": _l("Gespräch"),
+    "phone": _l("Telefonat"),
+    "meeting": _l("Sitzung"),
+}
+
+
 @dataclass(frozen=True)
 class PlanForm:
     """A plan or closing form the service refused: what was typed and why it was refused."""

@@ -75,6 +75,18 @@ _HINTS: dict[tuple[str, str], Any] = {
     ("reopen", "reason"): _l(
         "Bitte geben Sie an, warum der Fall wieder eröffnet wird (höchstens 2000 Zeichen)."
     ),
+    ("journal", "kind"): _l("Bitte wählen Sie die Art des Eintrags aus der Liste."),
+    ("journal", "occurred_on"): _l(
+        "Bitte geben Sie den Tag als Datum an: frühestens 01.01.1990, spätestens heute "
+        "(leer lassen für heute)."
+    ),
+    ("journal", "text"): _l("Bitte schreiben Sie den Eintrag (höchstens 20 000 Zeichen)."),
+    ("journal", "participants"): _l(
+        "Höchstens 30 Beteiligte, mit Komma getrennt, je höchstens 200 Zeichen."
+    ),
+    ("journal", "corrects"): _l(
+        "Bitte wählen Sie einen Eintrag dieses Journals, der noch nicht korrigiert wurde."
+    ),
 }
 
 #: Service field names that one form field stands for (kind and value share one list).
