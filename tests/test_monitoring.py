@@ -102,7 +102,9 @@ def test_stopped_measure_without_follow_up_is_reminded_once(client, world, conta
     assert monitoring.monitor_run(container, days(31)).notifications_created == 0
 
 
-@pytest.mark.parametrize("follow_up", ["meeting_record", "new_measure", "planned_successor"])
+@pytest.mark.parametrize(
+    "follow_up", ["meeting_record", "new_measure", "planned_successor", "journal_conversation"]
+)
 def test_a_follow_up_ends_the_reminders(client, world, container, follow_up):
     cid = held_by(client, world)
     if follow_up == "planned_successor":
@@ -117,6 +119,13 @@ def test_a_follow_up_ends_the_reminders(client, world, container, follow_up):
         assert (
             upload(client, world, "aarau", cid, NOTE, doc_type="meeting_record").status_code == 201
         )
+    elif follow_up == "journal_conversation":
+        noted = client.post(
+            f"{API}/cases/{cid}/journal",
+            json={"kind": "conversation", "text": "Weiteres Vorgehen besprochen."},
+            headers=world.auth("aarau"),
+        )
+        assert noted.status_code == 201, noted.get_json()
     elif follow_up == "new_measure":
         client.post(
             f"{API}/cases/{cid}/measures",
@@ -130,6 +139,18 @@ def test_an_other_document_is_no_follow_up(client, world, container):
     cid = held_by(client, world)
     _stopped_measure(client, world, cid)
     upload(client, world, "aarau", cid, NOTE, doc_type="correspondence")
+    assert monitoring.monitor_run(container, days(45)).measures_without_follow_up == 1
+
+
+def test_a_plain_journal_note_is_no_follow_up(client, world, container):
+    cid = held_by(client, world)
+    _stopped_measure(client, world, cid)
+    noted = client.post(
+        f"{API}/cases/{cid}/journal",
+        json={"kind": "note", "text": "Akte durchgesehen."},
+        headers=world.auth("aarau"),
+    )
+    assert noted.status_code == 201
     assert monitoring.monitor_run(container, days(45)).measures_without_follow_up == 1
 
 

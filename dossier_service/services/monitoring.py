@@ -12,8 +12,9 @@ occurrence (see ``notifications``: a second run adds nothing):
 ``measure.follow_up_missing``
     a measure ``interrupted`` or ``aborted`` on or before the day as_of − ``FOLLOW_UP_DAYS``
     without a follow-up. A follow-up is another measure of the case created after the interruption
-    or starting on or after its day, or a ``meeting_record`` document (Gesprächsprotokoll)
-    filed after it. The occurrence is the interruption (measure and time of the change).
+    or starting on or after its day, a ``meeting_record`` document (Gesprächsprotokoll)
+    filed after it, or a conversation, call or meeting written in the case journal after
+    it. The occurrence is the interruption (measure and time of the change).
 ``case.horizon_approaching``
     the case passed 6.5 years since entry (the 7-year horizon is half a year away); once
     per case.
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session, aliased
 
 from dossier_service.dates import day_start, local_date
 from dossier_service.identity import Identity
-from dossier_service.models import Case, Document, Measure, Responsibility, Unit
+from dossier_service.models import Case, Document, JournalEntry, Measure, Responsibility, Unit
 from dossier_service.policy import Action, require
 from dossier_service.services import audit, notifications
 from dossier_service.services.indicators import add_months
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 
 #: Days an interrupted or aborted measure may wait for its follow-up before the reminder.
 FOLLOW_UP_DAYS = 30
+#: Journal entries that count as a follow-up of a stopped measure (a plain note does not:
+#: nobody spoke with the person).
+FOLLOW_UP_JOURNAL_KINDS = ("conversation", "phone", "meeting")
 #: 6.5 years: half a year before the horizon the units plan the case's end.
 HORIZON_WARNING_MONTHS = 78
 
@@ -96,6 +100,14 @@ def _measures_without_follow_up(session: Session, as_of: dt.date) -> list[Measur
                         Document.case_id == Measure.case_id,
                         Document.type == "meeting_record",
                         Document.created_at > Measure.status_changed_at,
+                    )
+                ),
+                # A conversation, call or meeting noted in the journal after it.
+                ~exists(
+                    select(JournalEntry.id).where(
+                        JournalEntry.case_id == Measure.case_id,
+                        JournalEntry.kind.in_(FOLLOW_UP_JOURNAL_KINDS),
+                        JournalEntry.created_at > Measure.status_changed_at,
                     )
                 ),
             )
