@@ -19,8 +19,8 @@ usernames and IP addresses of staff are left out: they are the employees' person
 not the requester's (nDSG Art. 26 para. 1 b allows withholding for third parties'
 interests); the data-protection officer can name individuals on request from the full log.
 Legal holds are internal measures on the record and are not listed. The histories do name
-the user who made each change (as the case page does): a correction decided on the
-person's data, and the person may contest it (nDSG Art. 32).
+the user who made each change (as the case page does): each change is a decision on the
+person's data that they may contest (nDSG Art. 32).
 
 The ZIP is streamed: it is written into a small buffer that the HTTP response drains after
 every chunk, with file contents streamed from storage, so memory does not grow with the
