@@ -89,6 +89,19 @@ PERSON_FIELD: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: Fields of a document's history (corrections, moves, withdrawal), as the SIP and the
+#: disclosure name them (German documents: not in the web catalogues).
+DOCUMENT_FIELD: Mapping[str, str] = MappingProxyType(
+    {
+        "title": "Titel",
+        "type": "Dokumenttyp",
+        "document_date": "Datum des Dokuments",
+        "tags": "Stichwörter",
+        "case": "Fall (verschoben)",
+        "withdrawn": "Zurückgezogen",
+    }
+)
+
 #: Every table by the name templates use: ``label('sex', case.sex)``.
 TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
@@ -98,6 +111,7 @@ TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "document_type": DOCUMENT_TYPE,
         "programme": PROGRAMME,
         "person_field": PERSON_FIELD,
+        "document_field": DOCUMENT_FIELD,
     }
 )
 

@@ -4,7 +4,10 @@ The canton produces it (Action.DISCLOSURE) for a case, open or closed. The ZIP h
 
 - ``person.json``: the person's data and every fact of the case in the database
   (responsibility periods, delegations, target groups, measures, milestones, closures,
-  cost approvals, notifications), and the list of documents;
+  cost approvals, notifications), the corrections of the person's data
+  (``person_history``) and of the residence status with the date of each decision
+  (``status_history``), and the list of documents, withdrawn ones marked, each with its
+  history of corrections, moves and withdrawal (``history``);
 - ``Dokumente/NNN <type> - <title>/Version N - <filename>``: every version of every document;
 - ``zugriffsprotokoll.json``: the case's access log up to and including this disclosure;
 - ``index.html``: the same in German, readable in any browser without network access, with
@@ -15,7 +18,9 @@ The access log names the unit, the action, the time and the outcome of each acce
 usernames and IP addresses of staff are left out: they are the employees' personal data,
 not the requester's (nDSG Art. 26 para. 1 b allows withholding for third parties'
 interests); the data-protection officer can name individuals on request from the full log.
-Legal holds are internal measures on the record and are not listed.
+Legal holds are internal measures on the record and are not listed. The histories do name
+the user who made each change (as the case page does): each change is a decision on the
+person's data that they may contest (nDSG Art. 32).
 
 The ZIP is streamed: it is written into a small buffer that the HTTP response drains after
 every chunk, with file contents streamed from storage, so memory does not grow with the
@@ -54,7 +59,8 @@ from dossier_service.models.process import (
     TARGET_GROUPS,
 )
 from dossier_service.policy import Action, load_case
-from dossier_service.services import audit, templates
+from dossier_service.services import audit, histories, templates
+from dossier_service.services.person import person_history, status_history
 from dossier_service.services.snapshot import CaseSnapshot, UnitRef, case_snapshot
 from storage import ObjectNotFound
 
@@ -161,6 +167,29 @@ def prepare(container: Container, session: Session, identity: Identity, case_id:
     units = {u.id: u for u in session.execute(select(Unit)).scalars()}
     snapshot = case_snapshot(session, case, documents=True)
     data = _case_data(session, snapshot, units)
+    data["person_history"] = [
+        {
+            "field": e.field,
+            "label": labels.label("person_field", e.field),
+            "old": e.old_value,
+            "new": e.new_value,
+            "reason": e.reason,
+            "by": e.by,
+            "at": _iso(e.at),
+        }
+        for e in person_history(session, case.id)
+    ]
+    data["status_history"] = [
+        {
+            "old_status": e.old_status,
+            "new_status": e.new_status,
+            "regulation_date": _iso(e.regulation_date),
+            "reason": e.reason,
+            "by": e.by,
+            "at": _iso(e.at),
+        }
+        for e in status_history(session, case.id)
+    ]
     files: list[DisclosedFile] = []
     documents_json = []
     titles: dict[str, str] = {}
@@ -526,8 +555,39 @@ def _sections(data: dict[str, Any]) -> list[dict[str, Any]]:
                 ["ZEMIS-Nummer", person["zemis_number"]],
                 ["AHV-Nummer", person["ahv_number"] or "keine"],
                 ["Aufenthaltsstatus", labels.label("residence_status", person["residence_status"])],
+                ["Datum des Entscheids (Regelung)", _date(person["regulation_date"])],
                 ["Einreisedatum", _date(data["case"]["entry_date"])],
                 ["Fallstatus", "abgeschlossen" if data["case"]["status"] == "closed" else "offen"],
+            ],
+        ),
+        section(
+            "Korrekturen der Personendaten",
+            ["Angabe", "bisher", "neu", "Grund", "geändert durch", "am"],
+            [
+                [
+                    c["label"],
+                    histories.person_value(c["field"], _shown(c["field"], c["old"])),
+                    histories.person_value(c["field"], _shown(c["field"], c["new"])),
+                    c["reason"],
+                    c["by"],
+                    _date(c["at"]),
+                ]
+                for c in data["person_history"]
+            ],
+        ),
+        section(
+            "Änderungen des Aufenthaltsstatus",
+            ["bisher", "neu", "Datum des Entscheids", "Grund", "geändert durch", "am"],
+            [
+                [
+                    histories.person_value("residence_status", c["old_status"]),
+                    histories.person_value("residence_status", c["new_status"]),
+                    _date(c["regulation_date"]),
+                    c["reason"],
+                    c["by"],
+                    _date(c["at"]),
+                ]
+                for c in data["status_history"]
             ],
         ),
         section(
@@ -605,6 +665,42 @@ def _sections(data: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _shown(field: str, value: str | None) -> str | None:
+    """A recorded date or moment in the Swiss form; other values as recorded."""
+    if (
+        isinstance(value, str)
+        and value
+        and field in ("regulation_date", "document_date", "withdrawn")
+    ):
+        try:
+            return _date(value)
+        except ValueError:  # recorded by an older version in another form: show it as it is
+            return value
+    return value
+
+
+def _document_history(data: dict[str, Any]) -> dict[str, Any]:
+    """The table of every document's corrections, moves and withdrawal (withdrawn marked)."""
+    rows = [
+        [
+            document["title"] + (" (zurückgezogen)" if document["withdrawn"] else ""),
+            labels.label("document_field", change["field"]),
+            histories.document_value(change["field"], _shown(change["field"], change["old"])),
+            histories.document_value(change["field"], _shown(change["field"], change["new"])),
+            change["reason"],
+            change["by"],
+            _date(change["at"]),
+        ]
+        for document in data["documents"]
+        for change in document["history"]
+    ]
+    return {
+        "title": "Änderungen an Dokumenten",
+        "headers": ["Dokument", "Angabe", "bisher", "neu", "Grund", "geändert durch", "am"],
+        "rows": rows,
+    }
+
+
 def _documents(data: dict[str, Any], missing: set[str]) -> list[dict[str, Any]]:
     """One row per version; ``href`` None for a version missing from storage."""
     return [
@@ -645,5 +741,6 @@ def _html(container: Container, disclosure: Disclosure, missing: set[str]) -> It
         generated_at=swiss_datetime(disclosure.generated_at),
         sections=_sections(disclosure.data),
         documents=_documents(disclosure.data, missing),
+        document_history=_document_history(disclosure.data),
         log_rows=_log_rows(container, disclosure),
     )

@@ -45,7 +45,7 @@ from dossier_service.models import (
     ExportCase,
 )
 from dossier_service.policy import Action, exportable_cases, require
-from dossier_service.services import audit, outbox, sip
+from dossier_service.services import audit, outbox, person, sip
 from dossier_service.services.closing import open_closure
 from dossier_service.services.snapshot import case_snapshot
 from storage import StorageError, StorageUnavailable
@@ -424,6 +424,8 @@ def _case_facts(session: Session, case: Case, closure: CaseClosure) -> sip.CaseF
         # A withdrawn document was filed in the wrong dossier (or must not be kept): the
         # archive must not receive it as part of this person's record.
         documents=tuple(d for d in snapshot.documents if d.withdrawn_at is None),
+        person_history=tuple(person.person_history(session, case.id)),
+        status_history=tuple(person.status_history(session, case.id)),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from dossier_service.services.person import PersonHistoryEntry, StatusHistoryEntry
 from dossier_service.services.snapshot import DocumentFacts, GroupPeriod, UnitPeriod
 
 
@@ -26,6 +27,9 @@ class CaseFacts:
     delegations: tuple[UnitPeriod, ...]
     target_groups: tuple[GroupPeriod, ...]
     documents: tuple[DocumentFacts, ...]
+    #: Corrections of the person's fields and changes of the residence status, oldest first.
+    person_history: tuple[PersonHistoryEntry, ...] = ()
+    status_history: tuple[StatusHistoryEntry, ...] = ()
 
 
 @dataclass(frozen=True)

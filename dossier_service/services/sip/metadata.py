@@ -2,6 +2,19 @@
 
 Domain facts that eCH-0160 has no element for (person, responsibility periods, delegations,
 target groups, document types, the uploading units) go into ``zusatzDaten/merkmal``.
+
+The record's histories go there too, one ``merkmal`` per change, numbered from the oldest,
+each naming the field, old and new value, reason, user and time (``services.histories``):
+on the ``dossier``, ``Personenkorrektur N`` (a corrected person field) and ``Statusänderung
+N`` (the residence status with the date of its decision); on each ``dokument``, ``Änderung
+N`` (title, type, document date or tags corrected, or the document moved in from another
+case). eCH-0160 has no element for a correction history, and ``zusatzDaten`` is where the
+standard puts a system's own metadata: an archivist finds the history beside the facts it
+changed, in the same validated metadata.xml, without a second file to keep in step. A
+``bemerkung`` (which eCH-0160 defines for a document's "allfällige Veränderungen") on the
+dossier and on each changed dokument says that (and how many) changes
+are recorded there, so the history is seen by anyone reading the descriptive elements only.
+Withdrawn documents are not delivered at all (exports.py), so their history is not either.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from lxml import etree
 from dossier_service import labels
 from dossier_service.dates import local_date, local_iso
 from dossier_service.models.process import CLOSE_REASONS, TARGET_GROUPS
+from dossier_service.services import histories
 from dossier_service.services.sip.facts import CaseFacts, PackageFacts
 from dossier_service.services.sip.pdfa import PdfaConverter
 from dossier_service.services.sip.schema import NAMESPACE, SCHEMA_VERSION, XSI
@@ -127,7 +141,35 @@ def _case_features(case: CaseFacts) -> list[tuple[str, str]]:
         pairs.append(
             (f"Delegation {number}", f"{_unit_label(period)}{by} {_span(period.start, period.end)}")
         )
+    for number, change in enumerate(case.person_history, start=1):
+        pairs.append((f"Personenkorrektur {number}", histories.person_line(change, local_iso)))
+    for number, decision in enumerate(case.status_history, start=1):
+        pairs.append((f"Statusänderung {number}", histories.status_line(decision, local_iso)))
     return pairs
+
+
+def _case_remark(case: CaseFacts) -> str | None:
+    """The dossier's bemerkung pointing at its recorded histories (None: nothing changed)."""
+    if not case.person_history and not case.status_history:
+        return None
+    return (
+        f"Personendaten nachträglich korrigiert: {len(case.person_history)} Korrektur(en) "
+        f"(zusatzDaten 'Personenkorrektur N'), {len(case.status_history)} Änderung(en) des "
+        "Aufenthaltsstatus (zusatzDaten 'Statusänderung N'); jeweils alter und neuer Wert, "
+        "Grund, Benutzer und Zeitpunkt. Die übrigen Personenangaben zeigen den Stand bei "
+        "Abschluss."
+    )
+
+
+def _document_remark(document: DocumentFacts) -> str | None:
+    """A dokument's bemerkung pointing at its recorded changes (None: never changed)."""
+    if not document.changes:
+        return None
+    return (
+        f"Angaben nachträglich geändert: {len(document.changes)} Änderung(en) (zusatzDaten "
+        "'Änderung N'); jeweils alter und neuer Wert, Grund, Benutzer und Zeitpunkt. Titel, "
+        "Dokumenttyp und Datum zeigen den Stand bei Abschluss."
+    )
 
 
 def _document_features(document: DocumentFacts) -> list[tuple[str, str]]:
@@ -141,6 +183,12 @@ def _document_features(document: DocumentFacts) -> list[tuple[str, str]]:
                 f"{version.media_type}; {version.size} Bytes; SHA-256 {version.sha256}",
             )
         )
+    if document.document_date is not None:
+        pairs.append(("Datum des Dokuments", document.document_date.isoformat()))
+    if document.tags:
+        pairs.append(("Stichwörter", ", ".join(document.tags)))
+    for number, change in enumerate(document.changes, start=1):
+        pairs.append((f"Änderung {number}", histories.document_line(change, local_iso)))
     return pairs
 
 
@@ -254,6 +302,9 @@ def _dossier(parent: etree._Element, case: CaseFacts, file_ids: dict[str, list[s
     _period(dossier, "entstehungszeitraum", case.entry_date.isoformat(), _day(case.closed_at))
     _el(dossier, "datenschutz", "true")
     _el(dossier, "oeffentlichkeitsstatus", "nicht öffentlich")
+    remark = _case_remark(case)
+    if remark is not None:
+        _el(dossier, "bemerkung", remark)
     _features(dossier, _case_features(case))
     _el(dossier, "aktenzeichen", _clean(case.reference, 200))
     _moment(dossier, "eroeffnungsdatum", case.entry_date.isoformat())
@@ -276,6 +327,9 @@ def _dossier(parent: etree._Element, case: CaseFacts, file_ids: dict[str, list[s
             )
         _el(item, "datenschutz", "true")
         _el(item, "oeffentlichkeitsstatus", "nicht öffentlich")
+        remark = _document_remark(document)
+        if remark is not None:
+            _el(item, "bemerkung", remark)
         _features(item, _document_features(document))
         for file_id in file_ids.get(document.id, []):
             _el(item, "dateiRef", file_id)
