@@ -407,6 +407,8 @@ def test_deletion_covers_every_table_that_references_a_case():
         "household_links",
         # The journal: notes of conversations about the person.
         "journal_entries",
+        # Follow-ups (Wiedervorlagen) of the case.
+        "follow_ups",
         "target_group_assignments",
         "measures",
         "milestones",

@@ -33,6 +33,7 @@ AUDITED_READS = [
     ("canton", API + "/cases/{case}/person/history", "case.read"),
     ("canton", API + "/cases/{case}/household", "case.read"),
     ("canton", API + "/cases/{case}/journal", "journal.list"),
+    ("canton", API + "/cases/{case}/follow-ups", "follow_up.list"),
     ("canton", API + "/cases/{case}/documents", "document.list"),
     ("canton", API + "/documents/{document}", "document.read"),
     ("canton", API + "/documents/{document}/history", "document.history"),

@@ -32,6 +32,7 @@ from dossier_service.bodies.cases import (
 )
 from dossier_service.bodies.cost_approvals import CostApprovalInput, DecisionInput
 from dossier_service.bodies.documents import DocumentUpdate, MoveInput, WithdrawInput
+from dossier_service.bodies.follow_ups import FollowUpDone, FollowUpInput
 from dossier_service.bodies.households import HouseholdInput
 from dossier_service.bodies.journal import JournalInput
 from dossier_service.bodies.plan import (
@@ -51,6 +52,8 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     PersonCorrection,
     HouseholdInput,
     JournalInput,
+    FollowUpInput,
+    FollowUpDone,
     CaseUpdate,
     MeasureInput,
     MeasureUpdate,

@@ -18,6 +18,7 @@ from dossier_service.models.documents import (
     DocumentTombstone,
     DocumentVersion,
 )
+from dossier_service.models.follow_ups import FollowUp
 from dossier_service.models.households import HouseholdLink
 from dossier_service.models.journal import JOURNAL_KINDS, JournalEntry
 from dossier_service.models.outbox import OutboxMessage
@@ -53,6 +54,7 @@ __all__ = [
     "DocumentVersion",
     "Export",
     "ExportCase",
+    "FollowUp",
     "HouseholdLink",
     "JournalEntry",
     "LegalHold",

@@ -35,7 +35,8 @@ from dossier_service.dates import day_start, local_date
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Document, JournalEntry, Measure, Responsibility, Unit
 from dossier_service.policy import Action, require
-from dossier_service.services import audit, notifications
+from dossier_service.services import audit, follow_ups, notifications
+from dossier_service.services.cases import horizon_date
 from dossier_service.services.indicators import add_months
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def monitor_run(container: Container, as_of: dt.date) -> MonitorResult:
             )
         horizon = (
             session.execute(
-                select(Case.id).where(
+                select(Case).where(
                     Case.status == "open",
                     Case.entry_date <= add_months(as_of, -HORIZON_WARNING_MONTHS),
                 )
@@ -168,13 +169,22 @@ def monitor_run(container: Container, as_of: dt.date) -> MonitorResult:
             .scalars()
             .all()
         )
-        for case_id in horizon:
+        for case in horizon:
             created += notifications.notify(
                 session,
-                notifications.case_parties(session, case_id),
+                notifications.case_parties(session, case.id),
                 "case.horizon_approaching",
-                case_id,
+                case.id,
                 "6.5y",
+            )
+            # And a follow-up of the responsible unit, due now, so planning the case's end
+            # stays on its list until somebody marks it done.
+            follow_ups.set_horizon_follow_up(
+                session,
+                case,
+                notifications.responsible_unit_id(session, case.id),
+                due=as_of,
+                end=horizon_date(case.entry_date),
             )
         result = MonitorResult(
             as_of=as_of,

@@ -20,6 +20,7 @@ from dossier_service.policy import Action, allowed, reads_every_case, rights
 from dossier_service.services import (
     cases,
     documents,
+    follow_ups,
     households,
     journal,
     person,
@@ -162,6 +163,7 @@ def case_page(
         journal=entries,
         journal_corrected_by=journal.corrected_by(entries),
         journal_kinds=JOURNAL_KIND_LABELS,
+        follow_ups=follow_ups.of_case(db, case.id),
         **plan_facts,
     )
 

@@ -75,6 +75,12 @@ _HINTS: dict[tuple[str, str], Any] = {
     ("reopen", "reason"): _l(
         "Bitte geben Sie an, warum der Fall wieder eröffnet wird (höchstens 2000 Zeichen)."
     ),
+    ("follow_up", "due_date"): _l(
+        "Bitte geben Sie den Tag als Datum an: frühestens heute, höchstens acht Jahre voraus."
+    ),
+    ("follow_up", "note"): _l("Bitte schreiben Sie, was zu tun ist (höchstens 2000 Zeichen)."),
+    ("follow_up", "measure"): _l("Bitte wählen Sie eine Massnahme dieses Falls oder keine."),
+    ("follow_up_done", "note"): _l("Die Notiz ist höchstens 2000 Zeichen lang."),
     ("journal", "kind"): _l("Bitte wählen Sie die Art des Eintrags aus der Liste."),
     ("journal", "occurred_on"): _l(
         "Bitte geben Sie den Tag als Datum an: frühestens 01.01.1990, spätestens heute "
