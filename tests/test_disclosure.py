@@ -14,10 +14,11 @@ from urllib.parse import unquote
 import pytest
 from sqlalchemy import select
 
+from dossier_service.dates import local_today
 from dossier_service.models import AuditEntry, User
 from dossier_service.services import disclosure
 from dossier_service.services.accounts import identity_for_user
-from tests.factories import PDF_V1, closed_case, new_case, small_closed_case, upload
+from tests.factories import PDF_V1, closed_case, held_by, new_case, small_closed_case, upload
 
 API = "/api/v1"
 HOSTILE = '<script>alert("x")</script> & Co'
@@ -176,3 +177,47 @@ def test_a_version_missing_from_storage_is_noted_not_fatal(client, world, contai
     notes = [n for n in archive.namelist() if n.endswith(".FEHLT.txt")]
     assert len(notes) == 1
     assert "fehlt im Datenspeicher" in archive.read("index.html").decode("utf-8")
+
+
+def test_the_disclosure_holds_the_journal_and_the_follow_ups(client, world):
+    cid = held_by(client, world)
+    first = client.post(
+        f"{API}/cases/{cid}/journal",
+        json={
+            "kind": "conversation",
+            "text": "Gespräch über den <Kurs> & die Kinderbetreuung.",
+            "participants": ["Semhar Haile"],
+            "occurred_on": "2026-11-02",
+        },
+        headers=world.auth("aarau"),
+    ).get_json()
+    client.post(
+        f"{API}/cases/{cid}/journal",
+        json={
+            "kind": "conversation",
+            "text": "Korrektur: Kita ab Januar.",
+            "corrects": first["id"],
+        },
+        headers=world.auth("aarau"),
+    )
+    due = local_today().isoformat()
+    client.post(
+        f"{API}/cases/{cid}/follow-ups",
+        json={"due_date": due, "note": "Kita-Platz bestätigen"},
+        headers=world.auth("aarau"),
+    )
+    archive = zipfile.ZipFile(io.BytesIO(fetch(client, world, cid).data))
+    person = json.loads(archive.read("person.json"))
+    # Latest day first: the correction (written today) before the entry it corrects.
+    assert [(e["text"], e["unit"], e["corrects"]) for e in person["journal"]] == [
+        ("Korrektur: Kita ab Januar.", "Gemeinde Aarau", first["id"]),
+        ("Gespräch über den <Kurs> & die Kinderbetreuung.", "Gemeinde Aarau", None),
+    ]
+    assert [(f["note"], f["due_date"], f["done_at"]) for f in person["follow_ups"]] == [
+        ("Kita-Platz bestätigen", due, None)
+    ]
+    page = archive.read("index.html").decode("utf-8")
+    assert "Journal" in page and "Wiedervorlagen" in page
+    assert "Gespräch über den &lt;Kurs&gt; &amp; die Kinderbetreuung." in page
+    assert "02.11.2026" in page and "(Korrektur eines früheren Eintrags)" in page
+    assert "Kita-Platz bestätigen" in page

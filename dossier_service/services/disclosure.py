@@ -46,6 +46,7 @@ from dossier_service import labels
 from dossier_service.dates import swiss_date, swiss_datetime, zip_time
 from dossier_service.identity import Identity
 from dossier_service.models import (
+    JOURNAL_KINDS,
     AuditEntry,
     CostApproval,
     Measure,
@@ -59,7 +60,7 @@ from dossier_service.models.process import (
     TARGET_GROUPS,
 )
 from dossier_service.policy import Action, load_case
-from dossier_service.services import audit, histories, templates
+from dossier_service.services import audit, follow_ups, histories, journal, templates
 from dossier_service.services.person import person_history, status_history
 from dossier_service.services.snapshot import CaseSnapshot, UnitRef, case_snapshot
 from storage import ObjectNotFound
@@ -189,6 +190,31 @@ def prepare(container: Container, session: Session, identity: Identity, case_id:
             "at": _iso(e.at),
         }
         for e in status_history(session, case.id)
+    ]
+    # The journal and the follow-ups are about the person too (nDSG Art. 25): each with the
+    # unit that wrote it, like the access log, which names units rather than staff.
+    data["journal"] = [
+        {
+            "kind": e.kind,
+            "occurred_on": _iso(e.occurred_on),
+            "text": e.text,
+            "participants": list(e.participants),
+            "unit": e.unit.name,
+            "written_at": _iso(e.created_at),
+            "corrects": e.corrects_id,
+            "id": e.id,
+        }
+        for e in journal.entries_of(session, case.id)
+    ]
+    data["follow_ups"] = [
+        {
+            "due_date": _iso(f.due_date),
+            "note": f.note,
+            "unit": f.unit.name,
+            "done_at": _iso(f.done_at),
+            "done_note": f.done_note,
+        }
+        for f in follow_ups.of_case(session, case.id)
     ]
     files: list[DisclosedFile] = []
     documents_json = []
@@ -652,6 +678,30 @@ def _sections(data: dict[str, Any]) -> list[dict[str, Any]]:
                     a["decision_reason"],
                 ]
                 for a in data["cost_approvals"]
+            ],
+        ),
+        section(
+            "Journal",
+            ["Datum", "Art", "Beteiligte", "Eintrag", "Stelle", "erfasst am"],
+            [
+                [
+                    _date(e["occurred_on"]),
+                    JOURNAL_KINDS.get(e["kind"], e["kind"])
+                    + (" (Korrektur eines früheren Eintrags)" if e["corrects"] else ""),
+                    ", ".join(e["participants"]),
+                    e["text"],
+                    e["unit"],
+                    _date(e["written_at"]),
+                ]
+                for e in data["journal"]
+            ],
+        ),
+        section(
+            "Wiedervorlagen",
+            ["fällig am", "Was ist zu tun", "Stelle", "erledigt am", "Notiz"],
+            [
+                [_date(f["due_date"]), f["note"], f["unit"], _date(f["done_at"]), f["done_note"]]
+                for f in data["follow_ups"]
             ],
         ),
         section(
