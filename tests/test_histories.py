@@ -252,3 +252,47 @@ def test_an_uncorrected_case_has_empty_histories_in_both(client, world):
     response = client.get(f"{API}/cases/{case.id}/disclosure", headers=world.auth("canton"))
     person = json.loads(zipfile.ZipFile(io.BytesIO(response.data)).read("person.json"))
     assert person["person_history"] == [] and person["status_history"] == []
+
+
+def test_the_sip_keeps_the_journal_oldest_first_with_its_corrections(client, world, tmp_path):
+    def write_journal(cid: str) -> None:
+        aarau = world.auth("aarau")
+        first = _ok(
+            client.post(
+                f"{API}/cases/{cid}/journal",
+                json={
+                    "kind": "meeting",
+                    "text": "Standortgespräch <Kurs> & Praktikum.",
+                    "participants": ["Semhar Haile", "Coach"],
+                    "occurred_on": "2026-10-01",
+                },
+                headers=aarau,
+            )
+        )
+        _ok(
+            client.post(
+                f"{API}/cases/{cid}/journal",
+                json={
+                    "kind": "phone",
+                    "text": "Praktikum beginnt im Mai.",
+                    "corrects": first["id"],
+                },
+                headers=aarau,
+            )
+        )
+
+    case = closed_case(client, world, before_close=write_journal)
+    _export_id, data = export_and_download(client, world, [case.id])
+    path = tmp_path / "sip.zip"
+    path.write_bytes(data)
+    assert sip.validate_sip(path) == []
+    root = etree.fromstring(zipfile.ZipFile(io.BytesIO(data)).read("header/metadata.xml"))
+    [dossier] = root.findall(".//a:dossier", NS)
+    facts = _merkmale(dossier)
+    assert facts["Journal 1"].startswith(
+        "2026-10-01 Sitzung (Gemeinde Aarau; Beteiligte: Semhar Haile, Coach; erfasst 20"
+    )
+    assert facts["Journal 1"].endswith("): Standortgespräch <Kurs> & Praktikum.")
+    assert "Telefonat (Gemeinde Aarau; korrigiert Journal 1; erfasst" in facts["Journal 2"]
+    assert facts["Journal 2"].endswith("): Praktikum beginnt im Mai.")
+    assert "Journal 3" not in facts

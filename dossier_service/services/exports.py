@@ -45,7 +45,7 @@ from dossier_service.models import (
     ExportCase,
 )
 from dossier_service.policy import Action, exportable_cases, require
-from dossier_service.services import audit, outbox, person, sip
+from dossier_service.services import audit, journal, outbox, person, sip
 from dossier_service.services.closing import open_closure
 from dossier_service.services.snapshot import case_snapshot
 from storage import StorageError, StorageUnavailable
@@ -426,6 +426,26 @@ def _case_facts(session: Session, case: Case, closure: CaseClosure) -> sip.CaseF
         documents=tuple(d for d in snapshot.documents if d.withdrawn_at is None),
         person_history=tuple(person.person_history(session, case.id)),
         status_history=tuple(person.status_history(session, case.id)),
+        journal=_journal_facts(session, case.id),
+    )
+
+
+def _journal_facts(session: Session, case_id: str) -> tuple[sip.JournalFact, ...]:
+    """The case journal, oldest first, numbered; a correction names the entry's number."""
+    entries = list(reversed(journal.entries_of(session, case_id)))
+    numbers = {e.id: n for n, e in enumerate(entries, start=1)}
+    return tuple(
+        sip.JournalFact(
+            number=numbers[e.id],
+            occurred_on=e.occurred_on,
+            kind=e.kind,
+            unit_name=e.unit.name,
+            participants=tuple(e.participants),
+            text=e.text,
+            written_at=e.created_at,
+            corrects=numbers.get(e.corrects_id) if e.corrects_id else None,
+        )
+        for e in entries
     )
 
 

@@ -18,7 +18,7 @@ The parts: ``facts`` (what the export service hands over; no database here), ``s
 Ghostscript in the sandbox), ``package`` (the ZIP writer) and ``validate`` (the checker).
 """
 
-from dossier_service.services.sip.facts import CaseFacts, PackageFacts
+from dossier_service.services.sip.facts import CaseFacts, JournalFact, PackageFacts
 from dossier_service.services.sip.package import build_sip
 from dossier_service.services.sip.pdfa import PdfaConverter
 from dossier_service.services.sip.schema import (
@@ -39,6 +39,7 @@ __all__ = [
     "CaseFacts",
     "DocumentFacts",
     "GroupPeriod",
+    "JournalFact",
     "PackageFacts",
     "PdfaConverter",
     "SipError",

@@ -14,6 +14,21 @@ from dossier_service.services.snapshot import DocumentFacts, GroupPeriod, UnitPe
 
 
 @dataclass(frozen=True)
+class JournalFact:
+    """One entry of the case journal as the archive keeps it."""
+
+    number: int
+    occurred_on: dt.date
+    kind: str
+    unit_name: str
+    participants: tuple[str, ...]
+    text: str
+    written_at: dt.datetime
+    #: The number of the entry this one corrects (None: an entry of its own).
+    corrects: int | None = None
+
+
+@dataclass(frozen=True)
 class CaseFacts:
     """Everything the SIP says about one case."""
 
@@ -30,6 +45,8 @@ class CaseFacts:
     #: Corrections of the person's fields and changes of the residence status, oldest first.
     person_history: tuple[PersonHistoryEntry, ...] = ()
     status_history: tuple[StatusHistoryEntry, ...] = ()
+    #: The journal, oldest entry first (numbered in that order).
+    journal: tuple[JournalFact, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ from lxml import etree
 
 from dossier_service import labels
 from dossier_service.dates import local_date, local_iso
+from dossier_service.models.journal import JOURNAL_KINDS
 from dossier_service.models.process import CLOSE_REASONS, TARGET_GROUPS
 from dossier_service.services import histories
-from dossier_service.services.sip.facts import CaseFacts, PackageFacts
+from dossier_service.services.sip.facts import CaseFacts, JournalFact, PackageFacts
 from dossier_service.services.sip.pdfa import PdfaConverter
 from dossier_service.services.sip.schema import NAMESPACE, SCHEMA_VERSION, XSI
 from dossier_service.services.snapshot import DocumentFacts, UnitPeriod
@@ -145,7 +146,20 @@ def _case_features(case: CaseFacts) -> list[tuple[str, str]]:
         pairs.append((f"Personenkorrektur {number}", histories.person_line(change, local_iso)))
     for number, decision in enumerate(case.status_history, start=1):
         pairs.append((f"Statusänderung {number}", histories.status_line(decision, local_iso)))
+    for entry in case.journal:
+        pairs.append((f"Journal {entry.number}", _journal_line(entry)))
     return pairs
+
+
+def _journal_line(entry: JournalFact) -> str:
+    """One journal entry as the archive keeps it: day, kind, unit, participants, text."""
+    kind = JOURNAL_KINDS.get(entry.kind, entry.kind)
+    who = f"; Beteiligte: {', '.join(entry.participants)}" if entry.participants else ""
+    fix = f"; korrigiert Journal {entry.corrects}" if entry.corrects else ""
+    return (
+        f"{entry.occurred_on.isoformat()} {kind} ({entry.unit_name}{who}{fix}; erfasst "
+        f"{local_iso(entry.written_at)}): {entry.text}"
+    )
 
 
 def _case_remark(case: CaseFacts) -> str | None:
