@@ -37,6 +37,7 @@ NOTIFICATION_KEYS = {
     "label",
     "case_id",
     "case_reference",
+    "person",
     "from_unit",
     "to_unit",
     "link",
@@ -135,7 +136,7 @@ def test_notifications_end_with_access_to_the_case(client, world):
     assert still.status_code == 200
 
 
-def test_listing_is_per_unit_paginated_and_carries_nothing_personal(client, world):
+def test_listing_is_per_unit_paginated_and_names_case_and_person(client, world):
     cids = [held_by(client, world, family_name=f"Person{i}") for i in range(3)]
     page = client.get(f"{API}/notifications?per_page=2", headers=world.auth("aarau"))
     assert page.status_code == 200
@@ -148,10 +149,16 @@ def test_listing_is_per_unit_paginated_and_carries_nothing_personal(client, worl
     for item in body["items"]:
         assert set(item) == NOTIFICATION_KEYS
         assert item["link"] == f"/cases/{item['case_id']}"
+    # The unit reads these cases, so a notification names the person (issue 12: fifteen
+    # "Fall ohne Aktivität" without a name help nobody); identifiers stay out.
+    names = {
+        (n["person"]["family_name"], n["person"]["given_names"])
+        for n in body["items"] + second.get_json()["items"]
+    }
+    assert names == {(f"Person{i}", "Semhar") for i in range(3)}
     text = page.get_data(as_text=True)
-    # The case reference names the case (the reader may read it); nothing names the person.
-    for personal in ("Person0", "Semhar", "756", "12345678"):
-        assert personal not in text
+    for identifier in ("756", "12345678"):
+        assert identifier not in text
     # Other units see none of them.
     assert client.get(f"{API}/notifications", headers=world.auth("baden")).get_json()["total"] == 0
 
@@ -188,6 +195,46 @@ def test_mark_read_and_unread_filter(client, world):
     assert ("aarau", "notification.read", "ok") in {
         (e["actor"], e["action"], e["outcome"]) for e in log["items"]
     }
+
+
+def test_mark_all_read_marks_only_what_the_unit_sees(client, world, container):
+    first = held_by(client, world)
+    held_by(client, world)
+    gone = held_by(client, world)
+    assert (
+        client.post(
+            f"{API}/cases/{gone}/transfers",
+            json={"to_unit": "ag", "reason": "Rückgabe"},
+            headers=world.auth("aarau"),
+        ).status_code
+        == 201
+    )
+    marked = client.post(f"{API}/notifications/read-all", headers=world.auth("aarau"))
+    assert marked.status_code == 200
+    assert marked.get_json() == {"marked": 2, "unread": 0}
+    assert notifications_of(client, world, "aarau", unread="true") == []
+    # The notification about the case Aarau handed back stays as it was (not shown, not
+    # touched), and the canton's own notifications are the canton's to mark.
+    with container.db.transaction() as session:
+        aarau = session.execute(select(Unit.id).where(Unit.code == "aarau")).scalar_one()
+        canton = session.execute(select(Unit.id).where(Unit.code == "ag")).scalar_one()
+        unread = session.execute(
+            select(Notification.unit_id, Notification.case_id).where(Notification.read_at.is_(None))
+        ).all()
+    assert {c for u, c in unread if u == aarau} == {gone}
+    assert {first, gone} <= {c for u, c in unread if u == canton}
+    assert client.post(f"{API}/notifications/read-all", headers=world.auth("aarau")).get_json() == {
+        "marked": 0,
+        "unread": 0,
+    }
+    log = client.get(f"{API}/audit?actor=aarau", headers=world.auth("auditor")).get_json()
+    assert [
+        e["detail"]["marked"] for e in log["items"] if e["action"] == "notification.read_all"
+    ] == [0, 2]
+    assert (
+        client.post(f"{API}/notifications/read-all", headers=world.auth("auditor")).status_code
+        == 403
+    )
 
 
 @pytest.mark.parametrize("user", ["auditor", "archivist", "admin"])

@@ -564,6 +564,21 @@ def test_notifications_are_listed_and_marked_read(client, world, container):
     assert "0 ungelesene Meldungen" in _text(client.get("/notifications"))
 
 
+def test_notifications_name_the_person_and_are_all_marked_read_at_once(client, world, container):
+    _ready(client, world, container)
+    for name in ("Tesfay", "Berhe"):
+        _case_at(client, world, "aarau", family_name=name)
+    login(client, "aarau")
+    body = _text(client.get("/notifications"))
+    assert "2 ungelesene Meldungen" in body
+    assert "<strong>Tesfay, Semhar</strong>" in body and "<strong>Berhe, Semhar</strong>" in body
+    done = post(client, "/notifications/read-all", {})
+    assert done.status_code == 303
+    body = _text(client.get("/notifications"))
+    assert "2 Meldungen als gelesen markiert." in body and "0 ungelesene Meldungen" in body
+    assert "Alle als gelesen markieren" not in body
+
+
 def test_notifications_page_drops_a_case_handed_on(client, world, container):
     """After Aarau hands the case on, its page neither lists nor counts nor marks the notice."""
     _ready(client, world, container)

@@ -45,9 +45,17 @@ def mark_read(notification_id: int) -> Response:
     return jsonify(body)
 
 
+def mark_all_read() -> Response:
+    """POST /notifications/read-all: mark every unread notification of the unit read."""
+    audit_context("notification.read_all")
+    marked = notifications.mark_all_read(session(), identity())
+    return jsonify({"marked": marked, "unread": 0})
+
+
 def register(bp: Blueprint) -> None:
     """Add the notification routes to the API blueprint."""
     bp.add_url_rule("/notifications", view_func=list_notifications, methods=["GET"])
+    bp.add_url_rule("/notifications/read-all", view_func=mark_all_read, methods=["POST"])
     bp.add_url_rule(
         "/notifications/<int:notification_id>/read", view_func=mark_read, methods=["POST"]
     )

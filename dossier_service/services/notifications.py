@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -156,6 +156,9 @@ class Subject:
     case_reference: str
     from_unit: Unit | None = None
     to_unit: Unit | None = None
+    #: The person's name: shown to the unit, which reads the case (never in e-mails).
+    family_name: str = ""
+    given_names: str = ""
 
 
 def _period_id(notification: Notification) -> int | None:
@@ -167,10 +170,12 @@ def _period_id(notification: Notification) -> int | None:
 def subjects(session: Session, items: Iterable[Notification]) -> dict[int, Subject]:
     """The subject of each notification by id, in three queries for a whole page."""
     items = list(items)
-    references: dict[str, str] = {
-        case_id: reference
-        for case_id, reference in session.execute(
-            select(Case.id, Case.reference).where(Case.id.in_({n.case_id for n in items}))
+    cases = {
+        row.id: row
+        for row in session.execute(
+            select(Case.id, Case.reference, Case.family_name, Case.given_names).where(
+                Case.id.in_({n.case_id for n in items})
+            )
         )
     }
     periods: dict[int, Responsibility] = {}
@@ -202,10 +207,13 @@ def subjects(session: Session, items: Iterable[Notification]) -> dict[int, Subje
                 .order_by(Responsibility.started_at.desc(), Responsibility.id.desc())
                 .limit(1)
             ).scalar_one_or_none()
+        case = cases.get(n.case_id)
         result[n.id] = Subject(
-            case_reference=references.get(n.case_id, ""),
+            case_reference=case.reference if case is not None else "",
             from_unit=before.unit if before is not None else None,
             to_unit=period.unit if period is not None else None,
+            family_name=case.family_name if case is not None else "",
+            given_names=case.given_names if case is not None else "",
         )
     return result
 
@@ -215,14 +223,15 @@ def _unit_ref(unit: Unit | None) -> dict[str, str] | None:
 
 
 def notification_json(notification: Notification, subject: Subject) -> dict[str, Any]:
-    """The API shape of a notification: kind, case reference and link, and for a hand-over
-    the two units; nothing about the person."""
+    """The API shape of a notification: kind, case reference, person and link, and for a
+    hand-over the two units (listed only while the unit reads the case: ``visible_to``)."""
     return {
         "id": notification.id,
         "kind": notification.kind,
         "label": KINDS.get(notification.kind, notification.kind),
         "case_id": notification.case_id,
         "case_reference": subject.case_reference,
+        "person": {"family_name": subject.family_name, "given_names": subject.given_names},
         "from_unit": _unit_ref(subject.from_unit),
         "to_unit": _unit_ref(subject.to_unit),
         "link": case_link(notification.case_id),
@@ -304,6 +313,20 @@ def mark_read(session: Session, identity: Identity, notification_id: int) -> Not
         detail={"notification_id": notification.id, "kind": notification.kind},
     )
     return notification
+
+
+def mark_all_read(session: Session, identity: Identity) -> int:
+    """Mark every unread notification the unit sees read; how many were marked."""
+    require(identity, Action.NOTIFICATION_READ)
+    result = session.execute(
+        update(Notification)
+        .where(visible_to(identity), Notification.read_at.is_(None))
+        .values(read_at=utcnow(), read_by_id=identity.user_id)
+        .execution_options(synchronize_session=False)
+    )
+    marked = int(getattr(result, "rowcount", 0) or 0)
+    audit.record(session, identity, "notification.read_all", detail={"marked": marked})
+    return marked
 
 
 def set_mailbox(session: Session, unit_code: str, email: str | None) -> None:

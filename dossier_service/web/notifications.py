@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from dossier_service.http.context import audit_context
 from dossier_service.services import notifications
@@ -56,9 +57,25 @@ def mark_read(notification_id: int) -> ResponseReturnValue:
     return redirect(url_for("web.notification_list"), code=303)
 
 
+def mark_all_read() -> ResponseReturnValue:
+    """POST /notifications/read-all: mark every unread notification read, back to the list."""
+    audit_context("notification.read_all")
+    marked = notifications.mark_all_read(session(), identity())
+    flash(
+        ngettext(
+            "%(num)d Meldung als gelesen markiert.",
+            "%(num)d Meldungen als gelesen markiert.",
+            marked,
+        ),
+        "success",
+    )
+    return redirect(url_for("web.notification_list"), code=303)
+
+
 def register(bp: Blueprint) -> None:
     """Add the notification routes."""
     bp.add_url_rule("/notifications", "notification_list", notification_list)
+    bp.add_url_rule("/notifications/read-all", "mark_all_read", mark_all_read, methods=["POST"])
     bp.add_url_rule(
         "/notifications/<int:notification_id>/read", "mark_read", mark_read, methods=["POST"]
     )
