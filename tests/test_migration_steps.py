@@ -36,6 +36,7 @@ from tests.factories import (
     export_and_download,
     held_by,
     login,
+    new_case,
     request_approval,
     set_passwords,
     upload,
@@ -64,6 +65,8 @@ ADDED_TO_EXISTING_ROWS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] =
     ("responsibilities", "index_synced_at"): lambda row: row["started_at"],
     # 0008: the date of a case's Regelung was never recorded before.
     ("cases", "regulation_date"): lambda row: None,
+    # 0012: every existing case stands on its own.
+    ("cases", "merged_into_id"): lambda row: None,
     # 0006: versions still waiting count from their upload; the rest have no round running.
     ("document_versions", "processing_since"): lambda row: _if_unfinished(row),
     ("document_versions", "processing_queued_at"): lambda row: _if_unfinished(row),
@@ -170,6 +173,14 @@ def _scenario(client: FlaskClient, world: World, container: Container) -> None:
         headers=baden,
     )
     assert linked.status_code == 201, linked.get_json()
+    # A second registration of the person merged into the case (case_merges, a pointer).
+    duplicate = new_case(client, world, family_name="Tesfay", ahv_number=None)["id"]
+    merged = client.post(
+        f"{API}/cases/{cid}/merge",
+        json={"from_case": duplicate, "reason": "Doppelt erfasst"},
+        headers=world.auth("canton"),
+    )
+    assert merged.status_code == 200, merged.get_json()
     with container.db.transaction() as session:
         notifications.set_mailbox(session, "baden", "integration@baden.example")
     # A web login (web_sessions) and a refused token (auth_failures).
