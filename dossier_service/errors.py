@@ -8,6 +8,7 @@ Exception tree::
     ├── Forbidden         403    the role may never do this action
     ├── NotFound          404    does not exist, or the caller may not know it exists
     ├── Conflict          409    the case's state forbids it (e.g. end_report_required)
+    ├── Gone              410    the case was merged into another (``case_merged``)
     ├── PreconditionFailed 412   If-Match did not match the current version
     ├── PayloadTooLarge   413    upload larger than DOSSIER_MAX_UPLOAD_BYTES
     ├── UnsupportedMediaType 415 bytes are not an accepted document type
@@ -67,6 +68,13 @@ class Conflict(DossierError):
 
     status = 409
     default_code = "conflict"
+
+
+class Gone(DossierError):
+    """The object no longer stands on its own (a merged case); ``public`` points onward."""
+
+    status = 410
+    default_code = "gone"
 
 
 class PreconditionFailed(DossierError):

@@ -41,6 +41,14 @@ Archives:
   duty spans every case); they never read a case through the case API;
 - canton caseworkers set and release legal holds and produce the person's disclosure
   (right of access), on any case, open or closed: both are allowed on a closed case.
+
+Merges:
+- canton caseworkers merge two open cases of one person (they read every case); the
+  merged case then leaves every condition here (``readable_cases`` excludes it), so it
+  vanishes from listings and the search filter, and ``load_case`` answers 410
+  ``case_merged`` with the surviving case to whoever could read it before. Responsibility
+  is not merged: the surviving case keeps its unit, so the units of the merged case gain
+  nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
 from sqlalchemy.orm import Session
 
-from dossier_service.errors import Conflict, Forbidden, NotFound
+from dossier_service.errors import Conflict, Forbidden, Gone, NotFound
 from dossier_service.identity import Identity
 from dossier_service.models import Case, Delegation, Responsibility
 
@@ -78,6 +86,7 @@ class Action(StrEnum):
     DOCUMENT_PURGE = "document.purge"
     DOCUMENT_MOVE = "document.move"
     PERSON_CORRECT = "person.correct"
+    CASE_MERGE = "case.merge"
 
 
 #: Which roles may ever perform an action, whatever the case (else 403).
@@ -102,6 +111,7 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.DOCUMENT_PURGE,
             Action.DOCUMENT_MOVE,
             Action.PERSON_CORRECT,
+            Action.CASE_MERGE,
         }
     ),
     "auditor": frozenset({Action.AUDIT_READ}),
@@ -127,6 +137,7 @@ _UNIT_KIND_ACTIONS: dict[Action, frozenset[str]] = {
     Action.DOCUMENT_PURGE: frozenset({"canton"}),
     Action.DOCUMENT_MOVE: frozenset({"canton"}),
     Action.PERSON_CORRECT: frozenset({"canton", "municipality"}),
+    Action.CASE_MERGE: frozenset({"canton"}),
 }
 
 _FORBIDDEN_MESSAGES: dict[Action, str] = {
@@ -150,6 +161,7 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     Action.DOCUMENT_PURGE: "Only caseworkers of the canton purge a withdrawn document.",
     Action.DOCUMENT_MOVE: "Only caseworkers of the canton move a document to another case.",
     Action.PERSON_CORRECT: "Only the responsible municipality or the canton corrects person data.",
+    Action.CASE_MERGE: "Only caseworkers of the canton merge cases.",
 }
 
 
@@ -233,7 +245,12 @@ def reads_every_case(identity: Identity) -> bool:
 
 
 def readable_cases(identity: Identity) -> ColumnElement[bool]:
-    """SQL condition on Case: the cases the caller may read."""
+    """SQL condition on Case: the cases the caller may read (never a merged one)."""
+    return and_(_readable_unless_merged(identity), Case.merged_into_id.is_(None))
+
+
+def _readable_unless_merged(identity: Identity) -> ColumnElement[bool]:
+    """The cases the caller would read if merged ones still stood on their own."""
     if not may(identity, Action.CASE_READ):
         return false()
     if reads_every_case(identity):
@@ -332,6 +349,14 @@ def person_correctable_cases(identity: Identity) -> ColumnElement[bool]:
     return _responsible_now(identity.unit_id)
 
 
+def mergeable_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases the caller may merge another case into (the canton
+    on any case: it reads both, and the surviving case keeps its responsible unit)."""
+    if not may(identity, Action.CASE_MERGE):
+        return false()
+    return true() if reads_every_case(identity) else false()
+
+
 def canton_document_cases(identity: Identity) -> ColumnElement[bool]:
     """SQL condition on Case: where the caller reads withdrawn documents, purges or moves them.
 
@@ -357,6 +382,7 @@ _CASE_CONDITIONS = {
     Action.DOCUMENT_PURGE: canton_document_cases,
     Action.DOCUMENT_MOVE: canton_document_cases,
     Action.PERSON_CORRECT: person_correctable_cases,
+    Action.CASE_MERGE: mergeable_cases,
 }
 
 _HELD_ELSEWHERE = {
@@ -374,6 +400,7 @@ _HELD_ELSEWHERE = {
     Action.DOCUMENT_PURGE: "Only caseworkers of the canton purge a withdrawn document.",
     Action.DOCUMENT_MOVE: "Only caseworkers of the canton move a document to another case.",
     Action.PERSON_CORRECT: "Only the unit responsible for this case or the canton corrects it.",
+    Action.CASE_MERGE: "Only caseworkers of the canton merge cases.",
 }
 
 #: Actions a closed case still allows; everything else on it is a write and answers 409.
@@ -441,8 +468,9 @@ def load_case(session: Session, identity: Identity, case_id: str, action: Action
     """Return the case if the caller may perform the action on it.
 
     A case the caller may not read answers NotFound (404) so its existence does not
-    leak; a readable case the caller may not change answers Forbidden (403); a closed case
-    answers Conflict (409) to every action but reading and reopening. The closed check
+    leak; a merged case answers Gone (410) with the surviving case to whoever could read
+    it before the merge; a readable case the caller may not change answers Forbidden (403);
+    a closed case answers Conflict (409) to every action but reading and reopening. The closed check
     comes last, so a caller who could never act on the case learns 403, not the state.
     """
     require(identity, Action.CASE_READ)
@@ -455,6 +483,7 @@ def load_case(session: Session, identity: Identity, case_id: str, action: Action
         query = query.with_for_update(of=Case).execution_options(populate_existing=True)
     case = session.execute(query).scalar_one_or_none()
     if case is None:
+        _refuse_if_merged(session, identity, case_id)
         raise NotFound("No such case.", code="case_not_found")
     if action is not Action.CASE_READ and not allowed(session, identity, action, case_id):
         raise Forbidden(_HELD_ELSEWHERE[action], code="case_not_writable")
@@ -464,3 +493,25 @@ def load_case(session: Session, identity: Identity, case_id: str, action: Action
             code="case_closed",
         )
     return case
+
+
+def _refuse_if_merged(session: Session, identity: Identity, case_id: str) -> None:
+    """Raise Gone (410 ``case_merged``) naming the surviving case, if the caller could read
+    the case before it was merged; otherwise return (the caller then learns 404)."""
+    surviving_id = session.execute(
+        select(Case.merged_into_id).where(
+            Case.id == case_id,
+            Case.merged_into_id.is_not(None),
+            _readable_unless_merged(identity),
+        )
+    ).scalar_one_or_none()
+    if surviving_id is None:
+        return
+    reference = session.execute(
+        select(Case.reference).where(Case.id == surviving_id)
+    ).scalar_one_or_none()
+    raise Gone(
+        f"The case was merged into case {reference}; its dossier is there now.",
+        code="case_merged",
+        public={"surviving_case_id": surviving_id, "surviving_reference": reference},
+    )

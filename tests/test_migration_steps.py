@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import NullType
 
 from dossier_service.container import Container
+from dossier_service.dates import local_today
 from dossier_service.db import Base, Database
 from dossier_service.folding import name_key
 from dossier_service.schema import alembic_config
@@ -36,6 +37,7 @@ from tests.factories import (
     export_and_download,
     held_by,
     login,
+    new_case,
     request_approval,
     set_passwords,
     upload,
@@ -64,6 +66,8 @@ ADDED_TO_EXISTING_ROWS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] =
     ("responsibilities", "index_synced_at"): lambda row: row["started_at"],
     # 0008: the date of a case's Regelung was never recorded before.
     ("cases", "regulation_date"): lambda row: None,
+    # 0012: every existing case stands on its own.
+    ("cases", "merged_into_id"): lambda row: None,
     # 0006: versions still waiting count from their upload; the rest have no round running.
     ("document_versions", "processing_since"): lambda row: _if_unfinished(row),
     ("document_versions", "processing_queued_at"): lambda row: _if_unfinished(row),
@@ -114,6 +118,29 @@ def _dump(conn: Connection) -> Rows:
         result = conn.execute(select(table).order_by(*order))
         rows[table.name] = [dict(row._mapping) for row in result]
     return rows
+
+
+def _referenced_first(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in an order a self-referencing table accepts (a journal correction after the
+    entry it corrects): each row after the row its own foreign key points at."""
+    own = [
+        (fk.parent.name, fk.column.name)
+        for fk in table.foreign_keys
+        if fk.column.table.name == table.name
+    ]
+    if not own:
+        return rows
+    placed: list[dict[str, Any]] = []
+    seen: set[tuple[str, Any]] = set()
+    pending = list(rows)
+    while pending:
+        ready = [r for r in pending if all(r.get(c) is None or (t, r[c]) in seen for c, t in own)]
+        assert ready, f"{table.name}: a cycle of references"
+        for row in ready:
+            placed.append(row)
+            seen.update((t, row[t]) for _c, t in own)
+        pending = [r for r in pending if r not in ready]
+    return placed
 
 
 def _revisions(url: str) -> list[str]:
@@ -170,6 +197,22 @@ def _scenario(client: FlaskClient, world: World, container: Container) -> None:
         headers=baden,
     )
     assert linked.status_code == 201, linked.get_json()
+    # A journal entry and its correction (journal_entries), a follow-up (follow_ups).
+    note = {"kind": "phone", "text": "Anruf Schule.", "participants": ["Lehrerin"]}
+    first = client.post(f"{API}/cases/{cid}/journal", json=note, headers=baden)
+    assert first.status_code == 201, first.get_json()
+    fix = {**note, "text": "Anruf der Schule.", "corrects": first.get_json()["id"]}
+    assert client.post(f"{API}/cases/{cid}/journal", json=fix, headers=baden).status_code == 201
+    due = {"due_date": local_today().isoformat(), "note": "Zeugnis einholen"}
+    assert client.post(f"{API}/cases/{cid}/follow-ups", json=due, headers=baden).status_code == 201
+    # A second registration of the person merged into the case (case_merges, a pointer).
+    duplicate = new_case(client, world, family_name="Tesfay", ahv_number=None)["id"]
+    merged = client.post(
+        f"{API}/cases/{cid}/merge",
+        json={"from_case": duplicate, "reason": "Doppelt erfasst"},
+        headers=world.auth("canton"),
+    )
+    assert merged.status_code == 200, merged.get_json()
     with container.db.transaction() as session:
         notifications.set_mailbox(session, "baden", "integration@baden.example")
     # A web login (web_sessions) and a refused token (auth_failures).
@@ -210,7 +253,8 @@ def test_upgrade_step_by_step_keeps_and_transforms_existing_rows(
                         {k: v for k, v in row.items() if k in new_tables[table.name]}
                         for row in expected[table.name]
                     ]
-                    conn.execute(table.insert(), rows)
+                    for row in _referenced_first(table, rows):
+                        conn.execute(table.insert(), row)
         db.dispose()
         created_at.update(new_tables)
 

@@ -320,6 +320,7 @@ CASE_ACTIONS = (
     A.DOCUMENT_PURGE,
     A.DOCUMENT_MOVE,
     A.PERSON_CORRECT,
+    A.CASE_MERGE,
 )
 
 #: What the canton may do with any case's documents: withdraw, read withdrawn, purge, move.
@@ -409,7 +410,8 @@ RIGHTS_EXAMPLES = [
     ("caritas", "aarau_to_caritas", "closed", {A.CASE_READ}),
     # A delegation granted by a unit no longer responsible gives nothing.
     ("caritas", "stale_delegation", "open", set()),
-    # The canton on a case a municipality holds: reads, transfers, decides costs, closes.
+    # The canton on a case a municipality holds: reads, transfers, decides costs, closes,
+    # merges another case of the person into it (the holder stays).
     (
         "canton",
         "at_aarau",
@@ -422,6 +424,7 @@ RIGHTS_EXAMPLES = [
             A.LEGAL_HOLD,
             A.DISCLOSURE,
             A.PERSON_CORRECT,
+            A.CASE_MERGE,
             *CANTON_DOCUMENTS,
         },
     ),
@@ -440,10 +443,12 @@ RIGHTS_EXAMPLES = [
             A.LEGAL_HOLD,
             A.DISCLOSURE,
             A.PERSON_CORRECT,
+            A.CASE_MERGE,
             *CANTON_DOCUMENTS,
         },
     ),
-    # Closed: the canton reads, reopens, holds, discloses, withdraws and purges (no move).
+    # Closed: the canton reads, reopens, holds, discloses, withdraws and purges (no move,
+    # no merge).
     (
         "canton",
         "at_aarau",

@@ -101,27 +101,29 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "person_history": Endpoint("GET /cases/{id}/person/history", "case.read"),
     "person_correct": Endpoint("PATCH /cases/{id}/person", "person.correct"),
+    # A merge takes a fresh second case of the person into the case: each runs on a copy.
+    "merge": Endpoint("POST /cases/{id}/merge", "case.merge", mutates_access=True),
 }
 COLUMNS = tuple(ENDPOINTS)
 READS = ("list", "case", "history", "household", "docs", "doc", "content", "content_v1", "doc_history",
          "person_history")
 WRITES = ("upload", "version", "transfer", "delegate", "undelegate", "correct", "withdraw", "move",
-          "person_correct")
+          "person_correct", "merge")
 
 # The rows a user can have; each state's table below picks one per user. The columns are
 # the endpoints in COLUMNS order. The rows stay on one line each so they read as a table,
 # which makes them wider than the line limit:
 # ruff: noqa: E501
 # fmt: off
-#                 list    case    hist.   house.   docs    doc     cont.   v1      upload  vers.   transf. deleg.  undel.  d.hist. correct withdr. move p.hist. p.corr.
-CANTON_HOLDS =   (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, ROLE, OK, OK, OK, OK, OK, OK)
-CANTON_READS =   (SEEN, OK, OK, OK, OK, OK, OK, OK, HELD, HELD, OK, ROLE, ROLE, OK, HELD, OK, OK, OK, OK)
-MUNI_HOLDS =     (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, NOT_DELEG, OK, OK, OK, ROLE, OK, OK)
-MUNI_DELEGATED = (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, OK, OK)
-ORG_DELEGATED =  (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, ROLE, ROLE, OK, OK, ROLE, ROLE, OK, ROLE)
-STRANGER_MUNI =  (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE, HIDDEN, HIDDEN)
-STRANGER_ORG =   (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE, ROLE, ROLE, HIDDEN, HIDDEN, ROLE, ROLE, HIDDEN, ROLE)
-NO_CASE_ACCESS = (ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE)
+#                 list    case    hist.   house.   docs    doc     cont.   v1      upload  vers.   transf. deleg.  undel.  d.hist. correct withdr. move p.hist. p.corr. merge
+CANTON_HOLDS =   (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, ROLE, OK, OK, OK, OK, OK, OK, OK)
+CANTON_READS =   (SEEN, OK, OK, OK, OK, OK, OK, OK, HELD, HELD, OK, ROLE, ROLE, OK, HELD, OK, OK, OK, OK, OK)
+MUNI_HOLDS =     (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, NOT_DELEG, OK, OK, OK, ROLE, OK, OK, ROLE)
+MUNI_DELEGATED = (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, OK, OK, ROLE)
+ORG_DELEGATED =  (SEEN, OK, OK, OK, OK, OK, OK, OK, OK, OK, ROLE, ROLE, ROLE, OK, OK, ROLE, ROLE, OK, ROLE, ROLE)
+STRANGER_MUNI =  (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE, HIDDEN, HIDDEN, ROLE)
+STRANGER_ORG =   (UNSEEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, ROLE, ROLE, ROLE, HIDDEN, HIDDEN, ROLE, ROLE, HIDDEN, ROLE, ROLE)
+NO_CASE_ACCESS = (ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE, ROLE)
 # fmt: on
 #: Auditors, archivists and admins touch no case endpoint, in any state.
 OUTSIDERS = {"auditor": NO_CASE_ACCESS, "archivist": NO_CASE_ACCESS, "admin": NO_CASE_ACCESS}
@@ -372,6 +374,11 @@ def call(
             json={"family_name": f"Tesfay-{user}", "reason": "Schreibweise laut Pass"},
             headers=headers,
         )
+    if name == "merge":
+        # A second registration of the person, under another ZEMIS number and without AHV.
+        duplicate = new_case(client, world, family_name="Tesfay", ahv_number=None)["id"]
+        body = {"from_case": duplicate, "reason": "Doppelt erfasst"}
+        return client.post(f"{API}/cases/{cid}/merge", json=body, headers=headers)
     assert name == "undelegate", name
     return _perform(client, world, cid, ("undelegate", user, state.undelegate))
 
@@ -541,6 +548,14 @@ class Checker:
         elif name == "person_correct":
             if body["id"] != dossier.case_id or body["person"]["family_name"] != f"Tesfay-{user}":
                 self.fail(user, name, f"the correction by {user} is not in the case: {body}")
+        elif name == "merge":
+            case = body["case"]
+            merged = body["merge"]["merged_case_id"]
+            if case["id"] != dossier.case_id or case["responsible_unit"]["code"] != state.holder:
+                self.fail(user, name, f"the merge changed the surviving case's holder: {case}")
+            gone = self.client.get(f"{API}/cases/{merged}", headers=self.world.auth(user))
+            if gone.status_code != 410:
+                self.fail(user, name, f"the merged case answers {gone.status_code}, not 410")
         elif name == "undelegate":
             if state.undelegate in {d["unit"]["code"] for d in body["delegations"]}:
                 self.fail(user, name, f"{state.undelegate} is still delegated after ending it")

@@ -138,6 +138,24 @@ def _register_fresh_person(
     return client.post("/api/v1/cases", json=body, headers=world.auth(user))
 
 
+def _merge_fresh_duplicate(web: bool) -> Request:
+    """Merge a second registration of the person (no AHV number) into the case."""
+
+    def send(client: FlaskClient, world: World, user: str, case: Case, fx: Fixtures) -> Any:
+        duplicate = new_case(client, world, family_name="Matrix", ahv_number=None)
+        if web:
+            form = {
+                "from_reference": duplicate["reference"],
+                "reason": "Doppelt erfasst",
+                "confirm": "yes",
+            }
+            return web_post(client, f"/cases/{case.id}/merge", form)
+        body = {"from_case": duplicate["id"], "reason": "Doppelt erfasst"}
+        return client.post(f"/api/v1/cases/{case.id}/merge", json=body, headers=world.auth(user))
+
+    return send
+
+
 def _web(method: str, path: str, data: dict[str, Any] | None = None) -> Request:
     def send(client: FlaskClient, world: World, user: str, case: Case, fx: Fixtures) -> Any:
         url = _fill(path, case, fx)
@@ -255,6 +273,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
         "/api/v1/cases/{case}/responsibilities"
     ),
     ("/api/v1/cases/<case_id>/target-groups", "GET"): _get("/api/v1/cases/{case}/target-groups"),
+    ("/api/v1/cases/<case_id>/merge", "POST"): _merge_fresh_duplicate(web=False),
     ("/api/v1/cases/<case_id>/transfers", "POST"): _api(
         "POST", "/api/v1/cases/{case}/transfers", {"to_unit": "baden", "reason": "Umzug"}
     ),
@@ -319,6 +338,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
             "justification": "Kurs.",
         },
     ),
+    ("/cases/<case_id>/merge", "POST"): _merge_fresh_duplicate(web=True),
     ("/cases/<case_id>/person", "GET"): _web("GET", "/cases/{case}/person"),
     ("/cases/<case_id>/person", "POST"): _web(
         "POST", "/cases/{case}/person", {"family_name": "Matrix-Korrektur", "reason": "Pass"}
@@ -435,6 +455,7 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/api/v1/cases/<case_id>/household/<other_id>", "DELETE"): {"open": "403 404 404 404 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/target-groups", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/merge", "POST"): {"open": "200 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
     ("/api/v1/cases/<case_id>/transfers", "POST"): {"open": "201 201 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},
     ("/api/v1/cost-approvals/<approval_id>", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cost-approvals/<approval_id>/decision", "POST"): {"open": "200 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
@@ -467,6 +488,7 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/cases/<case_id>/close", "POST"): {"open": "409 409 404 403 403 403 403 403", "closed": "409 409 404 403 403 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "POST"): {"open": "403 303 404 403 403 403 403 403", "closed": "403 409 404 403 403 403 403 403"},
+    ("/cases/<case_id>/merge", "POST"): {"open": "303 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
     ("/cases/<case_id>/person", "GET"): {"open": "200 200 404 403 404 403 403 403", "closed": "200 200 404 403 404 403 403 403"},
     ("/cases/<case_id>/person", "POST"): {"open": "302 302 404 403 404 403 403 403", "closed": "409 409 404 403 404 403 403 403"},
     ("/cases/<case_id>/delegate", "GET"): {"open": "403 200 404 403 404 403 403 403", "closed": "403 200 404 403 404 403 403 403"},

@@ -8,12 +8,13 @@ from dossier_service.api.context import json_body
 from dossier_service.bodies.cases import (
     CaseInput,
     DelegationInput,
+    MergeInput,
     PersonCorrection,
     TransferInput,
 )
 from dossier_service.bodies.parse import parse
 from dossier_service.http.context import audit_context, identity, session
-from dossier_service.services import cases, duplicates, person, transfers
+from dossier_service.services import cases, duplicates, merges, person, transfers
 from dossier_service.validation import int_param
 
 
@@ -66,6 +67,9 @@ def get_case(case_id: str) -> Response:
     db = session()
     case = cases.get_case(db, identity(), case_id)
     body = cases.case_json(db, case)
+    merged_from = merges.merges_into(db, case.id)
+    if merged_from:
+        body["merged_from"] = [merges.merge_json(m, c) for m, c in merged_from]
     return jsonify(body)
 
 
@@ -115,6 +119,15 @@ def end_delegation(case_id: str, unit_code: str) -> Response:
     return jsonify(cases.case_json(db, case))
 
 
+def merge_case(case_id: str) -> Response:
+    """POST /cases/{id}/merge: merge another case of the same person into this one."""
+    audit_context("case.merge", case_id=case_id)
+    db = session()
+    case = merges.merge_cases(db, identity(), case_id, parse(MergeInput, json_body()))
+    merge, merged = merges.merges_into(db, case.id)[-1]
+    return jsonify({"case": cases.case_json(db, case), "merge": merges.merge_json(merge, merged)})
+
+
 def register(bp: Blueprint) -> None:
     """Add the case routes to the API blueprint."""
     bp.add_url_rule("/cases", view_func=create_case, methods=["POST"])
@@ -128,6 +141,7 @@ def register(bp: Blueprint) -> None:
         "/cases/<case_id>/responsibilities", view_func=get_responsibilities, methods=["GET"]
     )
     bp.add_url_rule("/cases/<case_id>/transfers", view_func=create_transfer, methods=["POST"])
+    bp.add_url_rule("/cases/<case_id>/merge", view_func=merge_case, methods=["POST"])
     bp.add_url_rule("/cases/<case_id>/delegations", view_func=create_delegation, methods=["POST"])
     bp.add_url_rule(
         "/cases/<case_id>/delegations/<unit_code>", view_func=end_delegation, methods=["DELETE"]

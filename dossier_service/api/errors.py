@@ -42,6 +42,9 @@ def register(app: Flask) -> None:
         if isinstance(exc, Forbidden | NotFound):
             log_denial(exc)
         extra = {"field": exc.details.get("field")} if exc.details.get("field") else {}
+        if exc.details.get("public"):
+            # Facts the caller may know and act on (the surviving case of a merged one).
+            extra["details"] = exc.details["public"]
         response = error_response(exc.status, exc.code, exc.message, **extra)
         if exc.details.get("retry_after"):
             response.headers["Retry-After"] = str(int(exc.details["retry_after"]))

@@ -27,6 +27,7 @@ from dossier_service.bodies.archive import (
 from dossier_service.bodies.cases import (
     CaseInput,
     DelegationInput,
+    MergeInput,
     PersonCorrection,
     TransferInput,
 )
@@ -50,6 +51,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     TransferInput,
     DelegationInput,
     PersonCorrection,
+    MergeInput,
     HouseholdInput,
     JournalInput,
     FollowUpInput,

@@ -176,3 +176,15 @@ class DelegationInput(BaseModel):
 
     to_unit: Annotated[Text, Field(max_length=32, description="Code of an organisation unit.")]
     reason: Annotated[OptionalText, Field(max_length=2000)] = ""
+
+
+class MergeInput(BaseModel):
+    """Merging another case of the same person into this one, with a reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_case: Annotated[
+        Text,
+        Field(max_length=36, description="Id of the case merged into this one."),
+    ]
+    reason: Annotated[Text, Field(max_length=2000)]

@@ -5,6 +5,7 @@ from dossier_service.models.audit import AuditEntry
 from dossier_service.models.auth import AuthFailureWindow, WebSession
 from dossier_service.models.cases import (
     Case,
+    CaseMerge,
     Delegation,
     PersonChange,
     ReferenceCounter,
@@ -44,6 +45,7 @@ __all__ = [
     "AuthFailureWindow",
     "Case",
     "CaseClosure",
+    "CaseMerge",
     "CaseTombstone",
     "CostApproval",
     "CostApprovalDocument",

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dossier_service.dates import utcnow
@@ -65,6 +75,12 @@ class Case(Base):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     #: Last change to the case or its dossier (for "last activity" and stall monitoring).
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    #: The case this one was merged into (NULL while it stands on its own). A merged case
+    #: keeps only its person record, its responsibility history and this pointer; its
+    #: dossier lives on in the surviving case (services/merges.py). No foreign key: the
+    #: column is added in place on SQLite (a table copy would cascade-delete the dossiers);
+    #: ``case_merges`` holds the checked references.
+    merged_into_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
     responsibilities: Mapped[list[Responsibility]] = relationship(
         back_populates="case", order_by="Responsibility.started_at, Responsibility.id"
@@ -168,3 +184,23 @@ class ResidenceStatusChange(Base):
     reason: Mapped[str] = mapped_column(Text)
     changed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CaseMerge(Base):
+    """Two cases of one person merged into one: which survived, which was merged, why."""
+
+    __tablename__ = "case_merges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    surviving_case_id: Mapped[str] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), index=True
+    )
+    #: A case is merged at most once (it is read-only afterwards).
+    merged_case_id: Mapped[str] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), unique=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    #: What moved, e.g. {"documents": 3, "measures": 1}: the same counts the audit log names.
+    moved: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    merged_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    merged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -189,8 +189,7 @@ def move_document(
             "letter); it cannot be moved. Withdraw it instead, and file it anew in the right case.",
             code="document_in_use",
         )
-    document.case_id = target.id
-    _record(session, identity, document, "case", source.reference, target.reference, reason)
+    relocate(session, identity, document, source, target, reason)
     touch(source)
     touch(target)
     session.flush()
@@ -212,8 +211,22 @@ def move_document(
         document_id=document.id,
         detail=detail,
     )
-    enqueue_reindex(session, document)
     return document
+
+
+def relocate(
+    session: Session,
+    identity: Identity,
+    document: Document,
+    source: Case,
+    target: Case,
+    reason: str,
+) -> None:
+    """Put the document with all its versions into the target case, noting the move in its
+    history and queueing its index rewrite (a move and a case merge share this step)."""
+    document.case_id = target.id
+    _record(session, identity, document, "case", source.reference, target.reference, reason)
+    enqueue_reindex(session, document)
 
 
 def _supports_cost_approval(session: Session, document_id: str) -> bool:

@@ -74,7 +74,7 @@ def _days_before_end(as_of: dt.date, days: int) -> dt.datetime:
 def stalled_condition(as_of: dt.date, stall_days: int) -> Any:
     """SQL condition on Case: open, last activity on or before the day as_of − stall_days."""
     cutoff = _days_before_end(as_of, stall_days)
-    return and_(Case.status == "open", Case.updated_at < cutoff)
+    return and_(Case.status == "open", Case.merged_into_id.is_(None), Case.updated_at < cutoff)
 
 
 def _measures_without_follow_up(session: Session, as_of: dt.date) -> list[Measure]:
@@ -87,6 +87,7 @@ def _measures_without_follow_up(session: Session, as_of: dt.date) -> list[Measur
             .join(Case, Case.id == Measure.case_id)
             .where(
                 Case.status == "open",
+                Case.merged_into_id.is_(None),
                 Measure.status.in_(("interrupted", "aborted")),
                 Measure.status_changed_at < cutoff,
                 ~exists(
@@ -163,6 +164,7 @@ def monitor_run(container: Container, as_of: dt.date) -> MonitorResult:
             session.execute(
                 select(Case).where(
                     Case.status == "open",
+                    Case.merged_into_id.is_(None),
                     Case.entry_date <= add_months(as_of, -HORIZON_WARNING_MONTHS),
                 )
             )
@@ -210,7 +212,7 @@ def stalled_report(
             select(Unit.code, func.count(Case.id))
             .join(Responsibility, responsible)
             .join(Unit, Unit.id == Responsibility.unit_id)
-            .where(Case.status == "open")
+            .where(Case.status == "open", Case.merged_into_id.is_(None))
             .group_by(Unit.code)
         ).all()
     }

@@ -50,6 +50,9 @@ MAX_ID = 2**63 - 1
 #: The canton's notice of any change of responsibility (transfer to it, from it, or a move).
 RESPONSIBILITY_CHANGED = "case.responsibility_changed"
 
+#: A case of the unit (or one it was responsible for) was merged into another case.
+CASE_MERGED = "case.merged"
+
 #: Kinds whose occurrence is a responsibility period: they name the units on both sides.
 _CHANGES_OF_RESPONSIBILITY = frozenset({"case.transferred_to_you", RESPONSIBILITY_CHANGED})
 
@@ -64,6 +67,7 @@ KINDS: dict[str, str] = {
     "measure.follow_up_missing": "Unterbrochene Massnahme ohne Anschlusslösung",
     "case.stalled": "Fall ohne Aktivität",
     "case.horizon_approaching": "Der 7-Jahres-Horizont des Falls naht",
+    CASE_MERGED: "Zwei Fälle einer Person wurden zusammengeführt",
 }
 
 

@@ -1,4 +1,4 @@
-"""Meine Fälle (the case list), the case page, and the hand-over and delegation dialogs."""
+"""Meine Fälle (the case list), the case page, and the hand-over, delegation and merge forms."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from dossier_service.bodies.cases import DelegationInput, TransferInput
+from dossier_service.bodies.cases import DelegationInput, MergeInput, TransferInput
 from dossier_service.bodies.parse import parse
 from dossier_service.dates import local_today
-from dossier_service.errors import DossierError, Forbidden
+from dossier_service.errors import DossierError, Forbidden, Gone, Unprocessable
 from dossier_service.http.context import audit_context
 from dossier_service.models import DOCUMENT_TYPES, Document
 from dossier_service.models.documents import PROCESSING_STATES
-from dossier_service.policy import Action, allowed, reads_every_case, rights
+from dossier_service.policy import Action, allowed, load_case, reads_every_case, rights
 from dossier_service.services import (
     cases,
+    document_corrections,
     documents,
     follow_ups,
     households,
     journal,
+    merges,
     person,
     processing,
     timeline,
@@ -50,6 +52,7 @@ PAGE_RIGHTS = {
     "reopen": Action.CASE_REOPEN,
     "read_withdrawn": Action.DOCUMENT_READ_WITHDRAWN,
     "correct": Action.PERSON_CORRECT,
+    "merge": Action.CASE_MERGE,
 }
 #: What a linked case's person is to this case's person, as the case page says it.
 HOUSEHOLD_LABELS = {"parent": _l("Elternteil"), "child": _l("Kind"), "partner": _l("Partner/in")}
@@ -113,12 +116,20 @@ def case_page(
     status: int = 200,
     form: dict[str, str] | None = None,
     plan_form: PlanForm | None = None,
+    merge_form: dict[str, str] | None = None,
+    merge_error: str | None = None,
 ) -> ResponseReturnValue:
-    """GET /cases/<id>: the whole dossier at a glance, with the plan and its forms."""
+    """GET /cases/<id>: the whole dossier at a glance, with the plan and its forms.
+
+    A merged case shows only where its dossier went (410).
+    """
     audit_context("case.read", case_id=case_id)
     who = identity()
     db = session()
-    case = cases.get_case(db, who, case_id)
+    try:
+        case = cases.get_case(db, who, case_id)
+    except Gone as exc:
+        return render("cases/merged.html", status=410, **exc.details["public"])
     facts = cases.case_json(db, case)
     history = timeline.case_timeline(db, who, case.id)
     docs = documents.list_documents(db, who, case.id)
@@ -164,6 +175,9 @@ def case_page(
         journal_corrected_by=journal.corrected_by(entries),
         journal_kinds=JOURNAL_KIND_LABELS,
         follow_ups=follow_ups.of_case(db, case.id),
+        merged_from=merges.merges_into(db, case.id),
+        merge_form=merge_form or {},
+        merge_error=merge_error,
         **plan_facts,
     )
 
@@ -346,10 +360,46 @@ def end_delegation(case_id: str, unit_code: str) -> ResponseReturnValue:
     return redirect(url_for("web.case_page", case_id=case_id))
 
 
+def merge_form(case_id: str) -> ResponseReturnValue:
+    """POST /cases/<id>/merge: merge the case with the given reference into this one
+    (canton), after a confirmation and with a reason."""
+    audit_context("case.merge", case_id=case_id)
+    db = session()
+    who = identity()
+    form = {
+        "from_reference": request.form.get("from_reference", "").strip(),
+        "reason": request.form.get("reason", ""),
+    }
+    try:
+        # The right to merge first: the reference is looked up only for those who may.
+        load_case(db, who, case_id, Action.CASE_MERGE)
+        if request.form.get("confirm") != "yes":
+            raise Unprocessable("confirm", code="confirmation_required", field="confirm")
+        other = document_corrections.case_by_reference(db, form["from_reference"])
+        if other is None:
+            raise Unprocessable("from_case", code="merge_case_not_found", field="from_case")
+        body = parse(MergeInput, {"from_case": other.id, "reason": form["reason"]})
+        merges.merge_cases(db, who, case_id, body)
+    except DossierError as exc:
+        if isinstance(exc, Forbidden) or exc.code in {"case_not_found", "case_merged"}:
+            raise
+        db.rollback()
+        return case_page(case_id, status=exc.status, merge_form=form, merge_error=message_for(exc))
+    flash(
+        _(
+            "Der Fall %(reference)s wurde mit diesem Fall zusammengeführt.",
+            reference=other.reference,
+        ),
+        "success",
+    )
+    return redirect(url_for("web.case_page", case_id=case_id), code=303)
+
+
 def register(bp: Blueprint) -> None:
     """Add the case routes."""
     bp.add_url_rule("/cases", "case_list", case_list)
     bp.add_url_rule("/cases/<case_id>", "case_page", case_page)
+    bp.add_url_rule("/cases/<case_id>/merge", "merge_case", merge_form, methods=["POST"])
     bp.add_url_rule("/cases/<case_id>/processing", "case_processing", case_processing)
     bp.add_url_rule(
         "/cases/<case_id>/transfer", "transfer_dialog", transfer_dialog, methods=["GET", "POST"]

@@ -47,6 +47,14 @@ MESSAGES: dict[str, Any] = {
         "werden. Ziehen Sie es zurück und erfassen Sie es im richtigen Fall neu."
     ),
     "target_not_found": _l("Einen Fall mit dieser Fallnummer gibt es nicht."),
+    "merge_case_not_found": _l("Einen Fall mit dieser Fallnummer gibt es nicht."),
+    "merge_same_case": _l("Ein Fall kann nicht mit sich selbst zusammengeführt werden."),
+    "case_already_merged": _l("Dieser Fall wurde bereits mit einem anderen zusammengeführt."),
+    "case_merged": _l("Dieser Fall wurde mit einem anderen Fall zusammengeführt."),
+    "different_persons": _l(
+        "Die beiden Fälle haben verschiedene AHV-Nummern und betreffen daher nicht dieselbe "
+        "Person. Korrigieren Sie zuerst die falsche Nummer."
+    ),
     "confirmation_required": _l("Bitte bestätigen Sie den Schritt mit dem Häkchen."),
     "case_not_found": _l("Diesen Fall gibt es nicht, oder Ihre Stelle hat keinen Zugriff darauf."),
     "document_not_found": _l(
@@ -154,6 +162,7 @@ FIELD_LABELS: dict[str, Any] = {
     "document_date": _l("Datum des Dokuments"),
     "tags": _l("Stichwörter"),
     "to_case": _l("In den Fall (Fallnummer)"),
+    "from_case": _l("Zusammenzuführender Fall (Fallnummer)"),
     "title": _l("Titel"),
     "type": _l("Dokumenttyp"),
     "reason": _l("Begründung"),

@@ -23,6 +23,7 @@ KIND_LABELS = {
     "measure.follow_up_missing": _l("Unterbrochene Massnahme ohne Anschlusslösung"),
     "case.stalled": _l("Fall ohne Aktivität"),
     "case.horizon_approaching": _l("Der 7-Jahres-Horizont des Falls naht"),
+    "case.merged": _l("Zwei Fälle einer Person wurden zusammengeführt"),
 }
 
 
