@@ -16,7 +16,7 @@ from dossier_service.errors import DossierError, Forbidden
 from dossier_service.http.context import audit_context
 from dossier_service.models import DOCUMENT_TYPES, Document
 from dossier_service.models.documents import PROCESSING_STATES
-from dossier_service.policy import Action, allowed, reads_every_case, rights
+from dossier_service.policy import Action, allowed, delegation_scope, reads_every_case, rights
 from dossier_service.services import (
     cases,
     documents,
@@ -28,6 +28,7 @@ from dossier_service.services import (
 )
 from dossier_service.web.context import Pager, identity, page_arg, render, session
 from dossier_service.web.errors import message_for
+from dossier_service.web.i18n import label
 from dossier_service.web.plan import (
     CLOSE_REASON_LABELS,
     TARGET_GROUP_LABELS,
@@ -47,6 +48,7 @@ PAGE_RIGHTS = {
     "reopen": Action.CASE_REOPEN,
     "read_withdrawn": Action.DOCUMENT_READ_WITHDRAWN,
     "correct": Action.PERSON_CORRECT,
+    "target_group": Action.TARGET_GROUP_SET,
 }
 #: What a linked case's person is to this case's person, as the case page says it.
 HOUSEHOLD_LABELS = {"parent": _l("Elternteil"), "child": _l("Kind"), "partner": _l("Partner/in")}
@@ -307,6 +309,12 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
             flash(_("Der Fall wurde an %(unit)s delegiert.", unit=target.name), "success")
             return redirect(url_for("web.case_page", case_id=case.id))
     review = step in {"review", "confirm"} and not errors and error is None
+    # What the organisation gains and what stays with this unit, both asked of the policy
+    # (in the enum's order), so the dialog cannot promise more or less than is granted.
+    scope = delegation_scope()
+    mine = rights(db, who, case)
+    gains = [label("case_right", a.value) for a in Action if a in scope]
+    kept = [label("case_right", a.value) for a in Action if a in mine and a not in scope]
     return render(
         "cases/delegate.html",
         status=422 if errors else (409 if error else 200),
@@ -318,6 +326,8 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
         errors=errors,
         error=error,
         review=review,
+        gains=gains,
+        kept=kept,
     )
 
 
