@@ -102,6 +102,35 @@ DOCUMENT_FIELD: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: What each case-bound right of the policy (policy.Action values) lets a unit do, as the
+#: delegation dialog lists what an organisation gains and what the municipality keeps.
+CASE_RIGHT: Mapping[str, str] = MappingProxyType(
+    {
+        "case.read": N_("Lesezugriff auf das ganze Dossier, solange Ihre Gemeinde zuständig ist"),
+        "case.write": N_(
+            "das Recht, Dokumente hochzuladen und neue Versionen abzulegen sowie Massnahmen, "
+            "Meilensteine und Notizen im Integrationsplan zu erfassen"
+        ),
+        "transfer.create": N_("das Recht, den Fall an eine andere Stelle weiterzugeben"),
+        "delegation.create": N_(
+            "das Recht, die Begleitung zu delegieren und Delegationen zu beenden"
+        ),
+        "cost_approval.request": N_("das Recht, Kostengutsprachen zu beantragen"),
+        "cost_approval.decide": N_("das Recht, über Kostengutsprachen zu entscheiden"),
+        "case.close": N_("das Recht, den Fall abzuschliessen"),
+        "case.reopen": N_("das Recht, den Fall wieder zu eröffnen"),
+        "legal_hold.set": N_("das Recht, eine Aufbewahrungssperre zu setzen"),
+        "disclosure.create": N_("das Recht, der Person Auskunft über ihre Daten zu erteilen"),
+        "document.withdraw": N_("das Recht, Dokumente zurückzuziehen"),
+        "document.read_withdrawn": N_("das Recht, zurückgezogene Dokumente zu lesen"),
+        "document.purge": N_("das Recht, zurückgezogene Dokumente endgültig zu löschen"),
+        "document.move": N_("das Recht, Dokumente in einen anderen Fall zu verschieben"),
+        "person.correct": N_("das Recht, die Personendaten zu berichtigen"),
+        "target_group.set": N_("das Recht, die Zielgruppe festzulegen"),
+        "case.merge": N_("das Recht, zwei Fälle einer Person zusammenzuführen"),
+    }
+)
+
 #: Every table by the name templates use: ``label('sex', case.sex)``.
 TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
@@ -112,6 +141,7 @@ TABLES: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "programme": PROGRAMME,
         "person_field": PERSON_FIELD,
         "document_field": DOCUMENT_FIELD,
+        "case_right": CASE_RIGHT,
     }
 )
 

@@ -30,6 +30,11 @@ Case process:
   the canton reopens it;
 - the responsible municipality, or any canton caseworker, corrects the person's data (a
   delegated organisation supports the person but does not change the record);
+- the unit responsible now (municipality or canton) sets the target group: the triage
+  decides which programmes the municipality pays for, so it stays with the responsible
+  unit. A delegated organisation works on the plan (documents, measures, milestones and
+  their notes) but does not set the target group, close, transfer, delegate or request
+  cost approvals; ``delegation_scope`` names what it gains, for the delegation dialog;
 - a closed case is read-only: every action on it except reading and reopening answers
   Conflict (409, ``case_closed``), decided here once for uploads, versions, transfers,
   delegations, the plan and cost approvals alike;
@@ -57,6 +62,7 @@ from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import False_
 
 from dossier_service.errors import Conflict, Forbidden, Gone, NotFound
 from dossier_service.identity import Identity
@@ -87,6 +93,7 @@ class Action(StrEnum):
     DOCUMENT_MOVE = "document.move"
     PERSON_CORRECT = "person.correct"
     CASE_MERGE = "case.merge"
+    TARGET_GROUP_SET = "target_group.set"
 
 
 #: Which roles may ever perform an action, whatever the case (else 403).
@@ -112,6 +119,7 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
             Action.DOCUMENT_MOVE,
             Action.PERSON_CORRECT,
             Action.CASE_MERGE,
+            Action.TARGET_GROUP_SET,
         }
     ),
     "auditor": frozenset({Action.AUDIT_READ}),
@@ -138,6 +146,7 @@ _UNIT_KIND_ACTIONS: dict[Action, frozenset[str]] = {
     Action.DOCUMENT_MOVE: frozenset({"canton"}),
     Action.PERSON_CORRECT: frozenset({"canton", "municipality"}),
     Action.CASE_MERGE: frozenset({"canton"}),
+    Action.TARGET_GROUP_SET: frozenset({"canton", "municipality"}),
 }
 
 _FORBIDDEN_MESSAGES: dict[Action, str] = {
@@ -162,6 +171,9 @@ _FORBIDDEN_MESSAGES: dict[Action, str] = {
     Action.DOCUMENT_MOVE: "Only caseworkers of the canton move a document to another case.",
     Action.PERSON_CORRECT: "Only the responsible municipality or the canton corrects person data.",
     Action.CASE_MERGE: "Only caseworkers of the canton merge cases.",
+    Action.TARGET_GROUP_SET: (
+        "Only the responsible municipality or the canton sets the target group."
+    ),
 }
 
 
@@ -355,6 +367,11 @@ def mergeable_cases(identity: Identity) -> ColumnElement[bool]:
     if not may(identity, Action.CASE_MERGE):
         return false()
     return true() if reads_every_case(identity) else false()
+def target_group_cases(identity: Identity) -> ColumnElement[bool]:
+    """SQL condition on Case: the cases whose target group the caller may set."""
+    if not may(identity, Action.TARGET_GROUP_SET):
+        return false()
+    return _responsible_now(identity.unit_id)
 
 
 def canton_document_cases(identity: Identity) -> ColumnElement[bool]:
@@ -383,6 +400,7 @@ _CASE_CONDITIONS = {
     Action.DOCUMENT_MOVE: canton_document_cases,
     Action.PERSON_CORRECT: person_correctable_cases,
     Action.CASE_MERGE: mergeable_cases,
+    Action.TARGET_GROUP_SET: target_group_cases,
 }
 
 _HELD_ELSEWHERE = {
@@ -401,6 +419,7 @@ _HELD_ELSEWHERE = {
     Action.DOCUMENT_MOVE: "Only caseworkers of the canton move a document to another case.",
     Action.PERSON_CORRECT: "Only the unit responsible for this case or the canton corrects it.",
     Action.CASE_MERGE: "Only caseworkers of the canton merge cases.",
+    Action.TARGET_GROUP_SET: "Only the unit responsible for this case sets its target group.",
 }
 
 #: Actions a closed case still allows; everything else on it is a write and answers 409.
@@ -514,4 +533,28 @@ def _refuse_if_merged(session: Session, identity: Identity, case_id: str) -> Non
         f"The case was merged into case {reference}; its dossier is there now.",
         code="case_merged",
         public={"surviving_case_id": surviving_id, "surviving_reference": reference},
+    )
+
+
+def delegation_scope() -> frozenset[Action]:
+    """The case-bound actions a delegation gives an organisation on the open delegated case.
+
+    Derived from the tables above, not listed by hand: the actions an organisation
+    caseworker's role and unit kind allow whose case condition is not refused outright,
+    as ``rights`` would grant them on an open case delegated to the unit.
+    """
+    organisation = Identity(
+        user_id=0,
+        username="",
+        role="caseworker",
+        unit_id=0,
+        unit_code="",
+        unit_kind="organisation",
+    )
+    return frozenset(
+        action
+        for action, condition in _CASE_CONDITIONS.items()
+        if may(organisation, action)
+        and action not in _ONLY_WHEN_CLOSED
+        and not isinstance(condition(organisation), False_)
     )

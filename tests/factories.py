@@ -90,7 +90,7 @@ def create_world(container: Container) -> World:
 PERSON = {
     "family_name": "Haile",
     "given_names": "Semhar",
-    "birth_date": "1998-03",
+    "birth_date": "2006-03",
     "sex": "female",
     "nationality": "ER",
     "zemis_number": "12345678.9",

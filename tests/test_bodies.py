@@ -173,7 +173,7 @@ def test_text_is_trimmed_and_blank_counts_as_missing() -> None:
 
 def test_identifiers_are_normalised_by_the_model() -> None:
     person = parse(CaseInput, CASE).person
-    assert (person.ahv_number, person.birth_date) == ("7569217076985", "1998-03")
+    assert (person.ahv_number, person.birth_date) == ("7569217076985", "2006-03")
 
 
 def test_length_limits_name_the_limit() -> None:

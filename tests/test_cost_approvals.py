@@ -276,7 +276,7 @@ def test_letter_is_a_complete_german_decision(client, world):
         f"Aarau, {today}",
         "Verfügung über Kostengutsprache",
         f"Fall {case['reference']}",
-        "Person: Semhar Haile, geboren 03.1998",
+        "Person: Semhar Haile, geboren 03.2006",
         "Programm: Integrationskurs Grundkompetenzen 1 (IKG1)",
         "Zeitraum: 01.02.2026 – 30.06.2026",
         "Beantragter Betrag: CHF 4'800.00",

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from dossier_service.dates import LOCAL_ZONE
 from dossier_service.models import CaseClosure
 from dossier_service.samples import make_pdf
+from dossier_service.services import plausibility
 from dossier_service.services.indicators import (
     add_months,
     add_years,
@@ -58,8 +59,12 @@ def _group(client: Any, world: Any, cid: str, group: str, user: str = "canton") 
 
 
 @pytest.fixture
-def cohort(client, world, container) -> dict[str, str]:
+def cohort(client, world, container, monkeypatch) -> dict[str, str]:
     """Ten people whose indicators are worked out by hand in the comments."""
+    # Their triage happened years ago, at ages the groups admit; the service can only set a
+    # group as of today, when some are older, so its age check (tested in
+    # test_plausibility.py) is set aside while the cohort is built.
+    monkeypatch.setattr(plausibility, "check_target_group", lambda *args: None)
     early, mid, late = dt.date(Y - 8, 3, 1), dt.date(Y - 6, 6, 15), dt.date(Y - 4, 3, 1)
     ids = {
         # A1 window passed; A1 after 2 years: A1 numerator.

@@ -129,7 +129,7 @@ def test_a_decided_request_files_the_name_as_written(client, world):
     assert decided.status_code == 200, decided.get_json()
     document = decided.get_json()["decision_document_id"]
     pdf = client.get(f"{API}/documents/{document}/content", headers=world.auth("aarau")).data
-    assert "Person: Şahin Güneş Đorđević, geboren 03.1998" in letter_text(pdf)
+    assert "Person: Şahin Güneş Đorđević, geboren 03.2006" in letter_text(pdf)
 
 
 def test_the_disclosure_page_keeps_names_and_escapes_markup(client, world):

@@ -19,6 +19,7 @@ from dossier_service.policy import (
     Action,
     allowed,
     delegable_cases,
+    delegation_scope,
     load_case,
     may,
     readable_cases,
@@ -33,7 +34,8 @@ from tests.factories import World
 
 A = Action
 #: The actions of the access rules proved here; the case-process actions (cost approvals,
-#: closing, notifications, reports) belong to their own tests.
+#: closing, notifications, reports) belong to their own tests. Setting the target group is
+#: here because it splits the plan: an organisation works on it but never sets the group.
 CORE_ACTIONS = (
     A.CASE_CREATE,
     A.CASE_READ,
@@ -41,11 +43,24 @@ CORE_ACTIONS = (
     A.CASE_TRANSFER,
     A.CASE_DELEGATE,
     A.AUDIT_READ,
+    A.TARGET_GROUP_SET,
 )
 #: What each role may ever do, per kind of unit it sits in.
 ROLE_TABLE: dict[tuple[str, str], set[Action]] = {
-    ("caseworker", "canton"): {A.CASE_CREATE, A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER},
-    ("caseworker", "municipality"): {A.CASE_READ, A.CASE_WRITE, A.CASE_TRANSFER, A.CASE_DELEGATE},
+    ("caseworker", "canton"): {
+        A.CASE_CREATE,
+        A.CASE_READ,
+        A.CASE_WRITE,
+        A.CASE_TRANSFER,
+        A.TARGET_GROUP_SET,
+    },
+    ("caseworker", "municipality"): {
+        A.CASE_READ,
+        A.CASE_WRITE,
+        A.CASE_TRANSFER,
+        A.CASE_DELEGATE,
+        A.TARGET_GROUP_SET,
+    },
     ("caseworker", "organisation"): {A.CASE_READ, A.CASE_WRITE},
     ("auditor", "canton"): {A.AUDIT_READ},
     # The audit log is the canton's; an auditor role elsewhere reads nothing.
@@ -321,6 +336,7 @@ CASE_ACTIONS = (
     A.DOCUMENT_MOVE,
     A.PERSON_CORRECT,
     A.CASE_MERGE,
+    A.TARGET_GROUP_SET,
 )
 
 #: What the canton may do with any case's documents: withdraw, read withdrawn, purge, move.
@@ -401,11 +417,13 @@ RIGHTS_EXAMPLES = [
             A.CASE_CLOSE,
             A.DOCUMENT_WITHDRAW,
             A.PERSON_CORRECT,
+            A.TARGET_GROUP_SET,
         },
     ),
     # Closed, it still withdraws a misfiled document (a data-protection breach either way).
     ("aarau", "at_aarau", "closed", {A.CASE_READ, A.DOCUMENT_WITHDRAW}),
-    # The organisation the case is delegated to reads and uploads, nothing more.
+    # The organisation the case is delegated to reads and works on the plan and documents,
+    # nothing more: no target group, closing, transfer, delegation or cost request.
     ("caritas", "aarau_to_caritas", "open", {A.CASE_READ, A.CASE_WRITE}),
     ("caritas", "aarau_to_caritas", "closed", {A.CASE_READ}),
     # A delegation granted by a unit no longer responsible gives nothing.
@@ -444,6 +462,7 @@ RIGHTS_EXAMPLES = [
             A.DISCLOSURE,
             A.PERSON_CORRECT,
             A.CASE_MERGE,
+            A.TARGET_GROUP_SET,
             *CANTON_DOCUMENTS,
         },
     ),
@@ -466,6 +485,26 @@ RIGHTS_EXAMPLES = [
     ("auditor", "at_canton", "open", set()),
     ("archivist", "at_canton", "closed", set()),
 ]
+
+
+def test_delegation_scope_is_what_the_delegated_organisation_is_granted(crafted):
+    """delegation_scope() names exactly the rights of an organisation on an open case
+    delegated to it (computed here by rights() on the crafted world), and none of the
+    rights that stay with the responsible unit."""
+    session, identities = crafted
+    case = session.get(Case, "aarau_to_caritas")
+    assert case is not None
+    granted = rights(session, identities["caritas"], case)
+    assert delegation_scope() == granted == {A.CASE_READ, A.CASE_WRITE}
+    kept = {
+        A.TARGET_GROUP_SET,
+        A.CASE_CLOSE,
+        A.CASE_TRANSFER,
+        A.CASE_DELEGATE,
+        A.COST_APPROVAL_REQUEST,
+    }
+    assert kept <= rights(session, identities["aarau"], case)
+    assert not kept & delegation_scope()
 
 
 @pytest.mark.parametrize(("user", "case_id", "state", "expected"), RIGHTS_EXAMPLES)

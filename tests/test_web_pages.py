@@ -110,7 +110,7 @@ def test_case_page_shows_person_horizon_timeline_and_documents(client, world, co
     )
     login(client, "aarau")
     body = _text(client.get(f"/cases/{case['id']}"))
-    assert "Haile, Semhar" in body and "756.9217.0769.85" in body and "03.1998" in body
+    assert "Haile, Semhar" in body and "756.9217.0769.85" in body and "03.2006" in body
     assert "01.03.2025" in body and "01.03.2032" in body  # entry and 7-year horizon
     assert (
         "Kanton Aargau KSD" in body and "Delegiert an Caritas Aargau durch Gemeinde Aarau" in body

@@ -22,7 +22,7 @@ def _form(client, cid, **changes):
     fields = {
         "family_name": "Haile",
         "given_names": "Semhar",
-        "birth_date": "1998-03",
+        "birth_date": "2006-03",
         "sex": "female",
         "nationality": "ER",
         "zemis_number": "12345678.9",

@@ -6,7 +6,9 @@ responsibility, so the indicators can ask which group a case was in on any day. 
 responsible unit and the canton at once, and monitoring follows up if nothing happens.
 Milestones are the coded, dated facts the IAS indicators are computed from.
 Every write needs the right to work on the case (responsible unit or delegated
-organisation) and is audited; every read is audited.
+organisation), the target group the right to set it (the responsible unit only), and is
+audited; every read is audited. A target group or programme the person's age contradicts
+is refused (services/plausibility.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dossier_service.identity import Identity
 from dossier_service.models import Case, Measure, Milestone, TargetGroupAssignment
 from dossier_service.models.process import TARGET_GROUPS
 from dossier_service.policy import Action, load_case, require
-from dossier_service.services import audit, notifications
+from dossier_service.services import audit, notifications, plausibility
 from dossier_service.services.cases import touch
 
 #: Dates of plan facts must lie in this window (typos like 0202-01-01 are refused).
@@ -52,7 +54,7 @@ def _plausible(value: dt.date, name: str, latest: dt.date) -> dt.date:
 
 def update_case(session: Session, identity: Identity, case_id: str, body: CaseUpdate) -> Case:
     """PATCH a case: today only its target group, which starts a new dated period."""
-    case = load_case(session, identity, case_id, Action.CASE_WRITE)
+    case = load_case(session, identity, case_id, Action.TARGET_GROUP_SET)
     group = body.target_group
     current = session.execute(
         select(TargetGroupAssignment).where(
@@ -62,6 +64,7 @@ def update_case(session: Session, identity: Identity, case_id: str, body: CaseUp
     if current is not None and current.target_group == group:
         audit.record(session, identity, "case.update", case_id=case.id, detail={"unchanged": True})
         return case
+    plausibility.check_target_group(case.birth_date, group, local_today())
     now = utcnow()
     if current is not None:
         current.ended_at = now
@@ -170,6 +173,7 @@ def create_measure(
     start = _plausible(body.start, "start", latest)
     end = _plausible(body.end, "end", latest) if body.end else None
     _check_period(start, end)
+    plausibility.check_programme(case.birth_date, programme, start)
     status = body.status or "planned"
     now = utcnow()
     measure = Measure(
@@ -243,6 +247,8 @@ def update_measure(
         measure.note = body.note
         changed.append("note")
     _check_period(measure.start_date, measure.end_date)
+    if "start" in changed:
+        plausibility.check_programme(case.birth_date, measure.programme, measure.start_date)
     previous = measure.status
     now = utcnow()
     if body.status is not None:  # the model refuses an explicit null

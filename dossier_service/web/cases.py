@@ -16,7 +16,14 @@ from dossier_service.errors import DossierError, Forbidden, Gone, Unprocessable
 from dossier_service.http.context import audit_context
 from dossier_service.models import DOCUMENT_TYPES, Document
 from dossier_service.models.documents import PROCESSING_STATES
-from dossier_service.policy import Action, allowed, load_case, reads_every_case, rights
+from dossier_service.policy import (
+    Action,
+    allowed,
+    delegation_scope,
+    load_case,
+    reads_every_case,
+    rights,
+)
 from dossier_service.services import (
     cases,
     document_corrections,
@@ -32,6 +39,7 @@ from dossier_service.services import (
 )
 from dossier_service.web.context import Pager, identity, page_arg, render, session
 from dossier_service.web.errors import message_for
+from dossier_service.web.i18n import label
 from dossier_service.web.plan import (
     CLOSE_REASON_LABELS,
     JOURNAL_KIND_LABELS,
@@ -53,6 +61,7 @@ PAGE_RIGHTS = {
     "read_withdrawn": Action.DOCUMENT_READ_WITHDRAWN,
     "correct": Action.PERSON_CORRECT,
     "merge": Action.CASE_MERGE,
+    "target_group": Action.TARGET_GROUP_SET,
 }
 #: What a linked case's person is to this case's person, as the case page says it.
 HOUSEHOLD_LABELS = {"parent": _l("Elternteil"), "child": _l("Kind"), "partner": _l("Partner/in")}
@@ -329,6 +338,12 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
             flash(_("Der Fall wurde an %(unit)s delegiert.", unit=target.name), "success")
             return redirect(url_for("web.case_page", case_id=case.id))
     review = step in {"review", "confirm"} and not errors and error is None
+    # What the organisation gains and what stays with this unit, both asked of the policy
+    # (in the enum's order), so the dialog cannot promise more or less than is granted.
+    scope = delegation_scope()
+    mine = rights(db, who, case)
+    gains = [label("case_right", a.value) for a in Action if a in scope]
+    kept = [label("case_right", a.value) for a in Action if a in mine and a not in scope]
     return render(
         "cases/delegate.html",
         status=422 if errors else (409 if error else 200),
@@ -340,6 +355,8 @@ def delegate_dialog(case_id: str) -> ResponseReturnValue:
         errors=errors,
         error=error,
         review=review,
+        gains=gains,
+        kept=kept,
     )
 
 

@@ -29,6 +29,7 @@ from dossier_service.bodies.plan import (
     MilestoneInput,
     ReopenInput,
 )
+from dossier_service.dates import swiss_date, swiss_partial_date
 from dossier_service.errors import DossierError, Forbidden, NotFound
 from dossier_service.http.context import audit_context
 from dossier_service.identity import Identity
@@ -119,8 +120,43 @@ def _form(*names: str) -> dict[str, str]:
     return {name: request.form.get(name, "").strip() for name in names}
 
 
+def _implausible_age(exc: DossierError) -> str:
+    """The German sentence for a target group or programme the person's age contradicts."""
+    d = exc.details
+    youngest, oldest = d["youngest"], d["oldest"]
+    age = str(youngest) if youngest == oldest else _("%(a)s oder %(b)s", a=youngest, b=oldest)
+    minimum, maximum = d["minimum"], d["maximum"]
+    if minimum is not None and maximum is not None:
+        rule = _("ein Alter von %(min)s bis %(max)s Jahren", min=minimum, max=maximum)
+    elif minimum is not None:
+        rule = _("ein Alter von mindestens %(min)s Jahren", min=minimum)
+    else:
+        rule = _("ein Alter von höchstens %(max)s Jahren", max=maximum)
+    person = _(
+        "Die Person ist am %(on)s %(age)s Jahre alt (geboren %(born)s).",
+        on=swiss_date(d["on"]),
+        age=age,
+        born=swiss_partial_date(d["birth_date"]),
+    )
+    if d["field"] == "target_group":
+        need = _(
+            "Die Zielgruppe «%(label)s» setzt %(rule)s voraus.",
+            label=TARGET_GROUP_LABELS[d["subject"]],
+            rule=rule,
+        )
+    else:
+        need = _(
+            "Das Programm «%(label)s» setzt %(rule)s voraus.",
+            label=PROGRAMME_LABELS[d["subject"]],
+            rule=rule,
+        )
+    return f"{person} {need}"
+
+
 def _refusal(form: str, exc: DossierError) -> tuple[str, str | None]:
     """The sentence and the form field for a refused form."""
+    if exc.code == "implausible_age":
+        return _implausible_age(exc), str(exc.details["field"])
     raw = str(exc.details.get("field") or "").split(".")[-1]
     name = _FORM_FIELDS.get(raw, raw) or None
     kind = "measure" if form.startswith("measure") else form

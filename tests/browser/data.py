@@ -26,8 +26,8 @@ def _who(container: Container, session: Any, username: str) -> Any:
     return identity_for_user(user)
 
 
-def register_case(container: Container, family_name: str, given_names: str) -> str:
-    """A case registered by the canton; returns its id."""
+def register_case(container: Container, family_name: str, given_names: str, **person: Any) -> str:
+    """A case registered by the canton (further person fields as given); returns its id."""
     with container.db.transaction() as session:
         case = cases.create_case(
             session,
@@ -35,7 +35,9 @@ def register_case(container: Container, family_name: str, given_names: str) -> s
             CaseInput.model_validate(
                 {
                     # One person, one case: every case of the session its own numbers.
-                    "person": fresh_person(family_name=family_name, given_names=given_names),
+                    "person": fresh_person(
+                        family_name=family_name, given_names=given_names, **person
+                    ),
                     "entry_date": (local_today() - dt.timedelta(days=500)).isoformat(),
                 }
             ),
