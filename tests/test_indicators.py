@@ -246,6 +246,7 @@ def test_csv_cells_cannot_be_formulas():
             "by_target_group": {"unassigned": 1},
             "by_unit": [{"unit": {"code": "evil", "name": '=HYPERLINK("http://x")'}, "total": 1}],
         },
+        "population": {},
         "indicators": [],
     }
     rows = list(csv.reader(io.StringIO(ias_csv(report).decode("utf-8-sig")), delimiter=";"))
