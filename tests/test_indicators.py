@@ -143,6 +143,12 @@ def test_indicators_match_the_milestones(client, world, cohort):
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["as_of"] == TODAY.isoformat()
+    # Everyone here is F without a known regulation date: the cohorts count from entry.
+    assert body["population"] == {
+        "regulated": 10,
+        "excluded_status_n": 0,
+        "cohort_from_entry_date": 10,
+    }
     found = _indicators(body)
     a1 = found["language_a1_within_3_years"]
     # A B D E F G H I (not C: too recent; not J: moved away); reached: A and G.
