@@ -148,6 +148,12 @@ def test_indicators_match_the_milestones(client, world, cohort):
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["as_of"] == TODAY.isoformat()
+    # Everyone here is F without a known regulation date: the cohorts count from entry.
+    assert body["population"] == {
+        "regulated": 10,
+        "excluded_status_n": 0,
+        "cohort_from_entry_date": 10,
+    }
     found = _indicators(body)
     a1 = found["language_a1_within_3_years"]
     # A B D E F G H I (not C: too recent; not J: moved away); reached: A and G.
@@ -251,6 +257,7 @@ def test_csv_cells_cannot_be_formulas():
             "by_target_group": {"unassigned": 1},
             "by_unit": [{"unit": {"code": "evil", "name": '=HYPERLINK("http://x")'}, "total": 1}],
         },
+        "population": {},
         "indicators": [],
     }
     rows = list(csv.reader(io.StringIO(ias_csv(report).decode("utf-8-sig")), delimiter=";"))

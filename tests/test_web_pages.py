@@ -545,7 +545,7 @@ def test_reports_page_draws_charts_for_the_canton(client, world, container):
     body = _text(client.get("/reports/ias?as_of=2026-01-31"))
     assert "IAS-Kennzahlen" in body and "Stand 31.01.2026" in body
     assert body.count('<svg class="chart"') == 4 and 'role="img"' in body
-    assert "Sprachniveau A1 innert 3 Jahren nach Einreise" in body
+    assert "Sprachniveau A1 innert 3 Jahren nach Regelung" in body
     bad = client.get("/reports/ias?as_of=gestern")
     assert bad.status_code == 422 and "gültiges Datum" in _text(bad)
     csv = client.get("/reports/ias.csv?as_of=2026-01-31")

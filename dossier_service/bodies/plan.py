@@ -57,7 +57,7 @@ class MeasureUpdate(BaseModel):
 
 
 class MilestoneInput(BaseModel):
-    """A dated language, education or employment fact."""
+    """A dated language, education, employment, school-language or social-life fact."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +72,10 @@ class MilestoneInput(BaseModel):
             + ", ".join(MILESTONE_VALUES["education"])
             + "; employment: "
             + ", ".join(MILESTONE_VALUES["employment"])
+            + "; school_language: "
+            + ", ".join(MILESTONE_VALUES["school_language"])
+            + "; social_life: "
+            + ", ".join(MILESTONE_VALUES["social_life"])
             + "."
         ),
     ]

@@ -64,6 +64,10 @@ MILESTONE_VALUES: dict[str, tuple[str, ...]] = {
         "second_labour_market",  # Beschäftigungsprogramm, Teillohn
         "none",  # nicht erwerbstätig
     ),
+    # IAS goal 2: the child can communicate in the local language when starting school.
+    "school_language": ("achieved", "not_achieved"),
+    # IAS goal 5: familiar with Swiss ways of life, social contacts with the population.
+    "social_life": ("achieved", "not_achieved"),
 }
 
 CLOSE_REASONS: dict[str, str] = {
@@ -141,7 +145,7 @@ class Measure(Base):
 
 
 class Milestone(Base):
-    """A dated, coded fact for the IAS indicators (language level, education, employment)."""
+    """A dated, coded fact for the IAS indicators (language, education, employment, goals 2/5)."""
 
     __tablename__ = "milestones"
     __table_args__ = (

@@ -55,6 +55,8 @@ MILESTONE_KIND_LABELS: dict[str, Any] = {
     "language_level": _l("Sprachniveau"),
     "education": _l("Ausbildung"),
     "employment": _l("Erwerbstätigkeit"),
+    "school_language": _l("Verständigung in der Ortssprache beim Schuleintritt"),
+    "social_life": _l("Vertraut mit dem Leben in der Schweiz, Kontakte zur Bevölkerung"),
 }
 
 #: Values per kind of milestone, in the order of models.process.MILESTONE_VALUES.
@@ -84,6 +86,14 @@ MILESTONE_VALUE_LABELS: dict[str, dict[str, Any]] = {
         "first_labour_market_part_time": _l("Erster Arbeitsmarkt, Teilzeit"),
         "second_labour_market": _l("Zweiter Arbeitsmarkt (Beschäftigungsprogramm, Teillohn)"),
         "none": _l("nicht erwerbstätig"),
+    },
+    "school_language": {
+        "achieved": _l("kann sich in der Ortssprache verständigen"),
+        "not_achieved": _l("kann sich noch nicht in der Ortssprache verständigen"),
+    },
+    "social_life": {
+        "achieved": _l("erreicht"),
+        "not_achieved": _l("noch nicht erreicht"),
     },
 }
 

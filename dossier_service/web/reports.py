@@ -25,11 +25,17 @@ from dossier_service.web.context import container, identity, render, session
 from dossier_service.web.i18n import percent
 
 INDICATOR_LABELS: dict[str, Any] = {
-    "language_a1_within_3_years": _l("Sprachniveau A1 innert 3 Jahren nach Einreise"),
-    "education_5_years_age_16_25": _l(
-        "16–25-Jährige 5 Jahre nach Einreise in postobligatorischer Ausbildung"
+    "language_a1_within_3_years": _l("Sprachniveau A1 innert 3 Jahren nach Regelung"),
+    "school_language_at_school_entry": _l(
+        "Kinder verständigen sich beim Schuleintritt in der Ortssprache"
     ),
-    "labour_market_7_years_adults": _l("Erwachsene 7 Jahre nach Einreise im ersten Arbeitsmarkt"),
+    "education_5_years_age_16_25": _l(
+        "16–25-Jährige 5 Jahre nach Regelung in postobligatorischer Ausbildung"
+    ),
+    "labour_market_7_years_adults": _l("Erwachsene 7 Jahre nach Regelung im ersten Arbeitsmarkt"),
+    "social_life_7_years": _l(
+        "7 Jahre nach Regelung vertraut mit dem Leben in der Schweiz und Kontakte zur Bevölkerung"
+    ),
 }
 TARGET_GROUP_LABELS: dict[str, Any] = {
     "education": _l("Ausbildungsfähige (16–25)"),

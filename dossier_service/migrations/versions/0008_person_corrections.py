@@ -1,7 +1,8 @@
 """Corrections of a case's person: the regulation date and the dated change histories.
 
 Existing cases get no regulation date (NULL: the date of their Regelung was never
-recorded); the indicators leave such cases out of the cohorts until it is entered.
+recorded); the indicators count such F/B cases from their entry date until it is
+entered, and report how many they are.
 
 Revision ID: 0008
 Revises: 0007

@@ -1,7 +1,7 @@
 """The case journal: append-only entries of notes, conversations, calls and meetings.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-06 02:10:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import dossier_service.db
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
