@@ -82,6 +82,10 @@ _HINTS: dict[tuple[str, str], Any] = {
     ("follow_up", "note"): _l("Bitte schreiben Sie, was zu tun ist (höchstens 2000 Zeichen)."),
     ("follow_up", "measure"): _l("Bitte wählen Sie eine Massnahme dieses Falls oder keine."),
     ("follow_up_done", "note"): _l("Die Notiz ist höchstens 2000 Zeichen lang."),
+    ("household", "reference"): _l(
+        "Es gibt keinen Fall mit dieser Fallnummer, den Sie lesen dürfen (z. B. IAS-2026-000123)."
+    ),
+    ("household", "relation"): _l("Bitte wählen Sie die Beziehung aus der Liste."),
     ("journal", "kind"): _l("Bitte wählen Sie die Art des Eintrags aus der Liste."),
     ("journal", "occurred_on"): _l(
         "Bitte geben Sie den Tag als Datum an: frühestens 01.01.1990, spätestens heute "
