@@ -16,8 +16,6 @@ from dossier_service.services.cases import horizon_date
 from dossier_service.services.indicators import add_years
 from tests.factories import API, fresh_person, held_by, new_case
 from tests.openapi_schema import assert_matches
-from tests.test_journal_access import _check
-from tests.test_policy_matrix import COLUMNS, MATRIX, STATES, USERS, build_dossier
 
 DOC = json.loads(OPENAPI_PATH.read_text("utf-8"))
 TODAY = local_today()
@@ -161,29 +159,3 @@ def test_the_horizon_sets_one_follow_up_for_the_responsible_unit(client, world, 
     assert f"{horizon_date(entry):%d.%m.%Y}" in items[0]["note"]
     assert _list(client, world, "canton", young["id"]).get_json()["items"] == []
     assert _done(client, world, "canton", items[0]["id"]).status_code == 200
-
-
-@pytest.mark.parametrize("state_name", list(STATES))
-def test_follow_up_access_matrix(client, world, state_name):
-    """Read like the case, set and mark done like an upload: every user in every state."""
-    state, rows = STATES[state_name], MATRIX[state_name]
-    dossier = build_dossier(client, world, state.steps)
-    cid = dossier.case_id
-    problems: list[str] = []
-    for user in USERS:
-        read = rows[user][COLUMNS.index("case")]
-        write = rows[user][COLUMNS.index("upload")]
-        listed = _list(client, world, user, cid)
-        problems += _check(client, world, user, listed, "case", "follow_up.list", read, cid)
-        created = _set(client, world, user, cid)
-        problems += _check(client, world, user, created, "upload", "follow_up.create", write, cid)
-    assert not problems, "\n".join(problems)
-    [first, *_] = _list(client, world, "canton", cid).get_json()["items"]
-    writers = [u for u in USERS if rows[u][COLUMNS.index("upload")] == "ok"]
-    for user in USERS:
-        write = rows[user][COLUMNS.index("upload")]
-        if write != "ok":  # refused: the follow-up stays open for the writers
-            response = _done(client, world, user, first["id"])
-            expected = {"hidden": 404, "role": 403, "held": 403}[write]
-            assert response.status_code == expected, (user, response.get_json())
-    assert _done(client, world, writers[0], first["id"]).status_code == 200

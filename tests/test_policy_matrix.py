@@ -19,7 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from dossier_service.dates import utcnow
+from dossier_service.dates import local_today, utcnow
 from dossier_service.models import AuthFailureWindow, Responsibility, Unit, User
 from dossier_service.samples import make_pdf
 from dossier_service.services import accounts
@@ -999,3 +999,102 @@ def test_requests_without_valid_token_get_401_and_are_logged(client, world, cont
         assert failures[0]["detail"]["reason"] == "revoked"
         # Revoking Aarau's token does not touch anyone else's.
         assert client.get(f"{API}/cases", headers=world.auth("baden")).status_code == 200
+
+
+# --- The journal and the follow-ups follow the case's access ---------------------------------
+# A journal entry or a follow-up is read by whoever reads the case and written by whoever may
+# add a document to it, so each cell's expectation is taken from the ``case`` and ``upload``
+# columns above rather than written down a second time.
+
+ENTRY = {"kind": "meeting", "text": "Standortgespräch.", "participants": ["Klient"]}
+
+
+def _access_check(
+    client: FlaskClient,
+    world: World,
+    user: str,
+    response: Any,
+    like: str,
+    audit_action: str,
+    expectation: Any,
+    case_id: str,
+) -> list[str]:
+    """Mismatches of one cell: status, error code, and the denied audit entry."""
+    status, code = expected_status(expectation, ENDPOINTS[like])
+    body = response.get_json(silent=True) or {}
+    problems = []
+    if response.status_code != status:
+        return [f"{user} {audit_action}: expected {status}, got {response.status_code} {body}"]
+    if code is not None:
+        if body.get("error", {}).get("code") != code:
+            problems.append(f"{user} {audit_action}: expected code {code}, got {body}")
+        entry = _latest_audit_entry(client, world, user) or {}
+        got = (entry.get("action"), entry.get("outcome"), entry.get("case_id"))
+        if got != (audit_action, "denied", case_id):
+            problems.append(f"{user} {audit_action}: no denied audit entry, latest {entry}")
+    elif audit_action == "journal.create" and body.get("created_by") != user:
+        problems.append(f"{user}: the entry is not by {user}: {body}")
+    return problems
+
+
+@pytest.mark.parametrize("state_name", list(STATES))
+def test_journal_access_matrix(client: FlaskClient, world: World, state_name: str) -> None:
+    state, rows = STATES[state_name], MATRIX[state_name]
+    dossier = build_dossier(client, world, state.steps)
+    url = f"{API}/cases/{dossier.case_id}/journal"
+    problems: list[str] = []
+    writers = []
+    for user in USERS:
+        read = rows[user][COLUMNS.index("case")]
+        write = rows[user][COLUMNS.index("upload")]
+        response = client.get(url, headers=world.auth(user))
+        problems += _access_check(
+            client, world, user, response, "case", "journal.list", read, dossier.case_id
+        )
+        response = client.post(url, json=ENTRY, headers=world.auth(user))
+        problems += _access_check(
+            client, world, user, response, "upload", "journal.create", write, dossier.case_id
+        )
+        if response.status_code == 201:
+            writers.append(user)
+    assert not problems, "\n".join(problems)
+    # Every reader sees exactly the entries the writers wrote.
+    reader = next(u for u in USERS if rows[u][COLUMNS.index("case")] == "ok")
+    items = client.get(url, headers=world.auth(reader)).get_json()["items"]
+    assert sorted(e["created_by"] for e in items) == sorted(writers)
+    assert writers, "no unit could write in this state"
+
+
+def _follow_up_body() -> dict[str, str]:
+    return {"due_date": local_today().isoformat(), "note": "Kursbericht?"}
+
+
+@pytest.mark.parametrize("state_name", list(STATES))
+def test_follow_up_access_matrix(client, world, state_name):
+    """Read like the case, set and mark done like an upload: every user in every state."""
+    state, rows = STATES[state_name], MATRIX[state_name]
+    dossier = build_dossier(client, world, state.steps)
+    cid = dossier.case_id
+    problems: list[str] = []
+    for user in USERS:
+        read = rows[user][COLUMNS.index("case")]
+        write = rows[user][COLUMNS.index("upload")]
+        listed = client.get(f"{API}/cases/{cid}/follow-ups", headers=world.auth(user))
+        problems += _access_check(client, world, user, listed, "case", "follow_up.list", read, cid)
+        created = client.post(
+            f"{API}/cases/{cid}/follow-ups", json=_follow_up_body(), headers=world.auth(user)
+        )
+        problems += _access_check(client, world, user, created, "upload", "follow_up.create", write, cid)
+    assert not problems, "\n".join(problems)
+    listed = client.get(f"{API}/cases/{cid}/follow-ups", headers=world.auth("canton"))
+    [first, *_] = listed.get_json()["items"]
+    writers = [u for u in USERS if rows[u][COLUMNS.index("upload")] == "ok"]
+    for user in USERS:
+        write = rows[user][COLUMNS.index("upload")]
+        if write != "ok":  # refused: the follow-up stays open for the writers
+            response = client.post(f"{API}/follow-ups/{first['id']}/done", json={}, headers=world.auth(user))
+            expected = {"hidden": 404, "role": 403, "held": 403}[write]
+            assert response.status_code == expected, (user, response.get_json())
+    assert client.post(
+        f"{API}/follow-ups/{first['id']}/done", json={}, headers=world.auth(writers[0])
+    ).status_code == 200

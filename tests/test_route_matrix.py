@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from dossier_service.container import Container
+from dossier_service.dates import local_today
 from tests.factories import (
     API,
     PASSWORD,
@@ -53,6 +55,7 @@ class Case:
     doc: str
     approval: str
     measure: str
+    follow_up: str = ""
 
 
 @dataclass
@@ -86,6 +89,11 @@ def _build_case(client: FlaskClient, world: World, closed: bool) -> Case:
         json={"programme": "IKG1", "provider": "ECAP", "start": "2026-02-01"},
         headers=aarau,
     ).get_json()["id"]
+    follow_up = client.post(
+        f"{API}/cases/{cid}/follow-ups",
+        json={"due_date": local_today().isoformat(), "note": "Matrix"},
+        headers=aarau,
+    ).get_json()["id"]
     if closed:
         decided = client.post(
             f"{API}/cost-approvals/{approval}/decision",
@@ -95,7 +103,7 @@ def _build_case(client: FlaskClient, world: World, closed: bool) -> Case:
         assert decided.status_code == 200, decided.get_json()
         shut = client.post(f"{API}/cases/{cid}/close", json={"reason": "other"}, headers=aarau)
         assert shut.status_code == 200, shut.get_json()
-    return Case(cid, doc, approval, measure)
+    return Case(cid, doc, approval, measure, follow_up)
 
 
 # --- The requests --------------------------------------------------------------------------
@@ -191,6 +199,7 @@ def _fill(path: str, case: Case, fx: Fixtures) -> str:
         .replace("{doc}", case.doc)
         .replace("{approval}", case.approval)
         .replace("{measure}", case.measure)
+        .replace("{follow_up}", case.follow_up)
         .replace("{export}", fx.export)
         .replace("{notification}", str(fx.notification))
         .replace("{target_reference}", fx.target_reference)
@@ -269,6 +278,20 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("/api/v1/cases/<case_id>/household/<other_id>", "DELETE"): _api(
         "DELETE", "/api/v1/cases/{case}/household/{case}"
     ),
+    ("/api/v1/cases/<case_id>/journal", "GET"): _get("/api/v1/cases/{case}/journal"),
+    ("/api/v1/cases/<case_id>/journal", "POST"): _api(
+        "POST", "/api/v1/cases/{case}/journal", {"kind": "note", "text": "Matrix"}
+    ),
+    ("/api/v1/cases/<case_id>/follow-ups", "GET"): _get("/api/v1/cases/{case}/follow-ups"),
+    ("/api/v1/cases/<case_id>/follow-ups", "POST"): _api(
+        "POST",
+        "/api/v1/cases/{case}/follow-ups",
+        {"due_date": local_today().isoformat(), "note": "Matrix"},
+    ),
+    ("/api/v1/follow-ups/<follow_up_id>/done", "POST"): _api(
+        "POST", "/api/v1/follow-ups/{follow_up}/done", {}
+    ),
+    ("/api/v1/notifications/read-all", "POST"): _api("POST", "/api/v1/notifications/read-all"),
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): _get(
         "/api/v1/cases/{case}/responsibilities"
     ),
@@ -339,6 +362,20 @@ REQUESTS: dict[tuple[str, str], Request] = {
         },
     ),
     ("/cases/<case_id>/merge", "POST"): _merge_fresh_duplicate(web=True),
+    ("/cases/<case_id>/journal", "POST"): _web(
+        "POST", "/cases/{case}/journal", {"kind": "note", "text": "Matrix"}
+    ),
+    ("/cases/<case_id>/follow-ups", "POST"): _web(
+        "POST", "/cases/{case}/follow-ups", {"due_date": local_today().isoformat(), "note": "M"}
+    ),
+    ("/follow-ups/<follow_up_id>/done", "POST"): _web("POST", "/follow-ups/{follow_up}/done"),
+    ("/notifications/read-all", "POST"): _web("POST", "/notifications/read-all"),
+    ("/cases/<case_id>/household", "POST"): _web(
+        "POST", "/cases/{case}/household", {"reference": "{target_reference}", "relation": "child"}
+    ),
+    ("/cases/<case_id>/household/<other_id>/remove", "POST"): _web(
+        "POST", "/cases/{case}/household/{case}/remove"
+    ),
     ("/cases/<case_id>/person", "GET"): _web("GET", "/cases/{case}/person"),
     ("/cases/<case_id>/person", "POST"): _web(
         "POST", "/cases/{case}/person", {"family_name": "Matrix-Korrektur", "reason": "Pass"}
@@ -453,6 +490,12 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/api/v1/cases/<case_id>/household", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/household", "POST"): {"open": "403 409 404 409 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/api/v1/cases/<case_id>/household/<other_id>", "DELETE"): {"open": "403 404 404 404 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/journal", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/journal", "POST"): {"open": "403 201 404 201 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/follow-ups", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
+    ("/api/v1/cases/<case_id>/follow-ups", "POST"): {"open": "403 201 404 201 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/api/v1/follow-ups/<follow_up_id>/done", "POST"): {"open": "403 200 404 200 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/api/v1/notifications/read-all", "POST"): {"open": "200 200 200 200 200 403 403 403", "closed": "200 200 200 200 200 403 403 403"},
     ("/api/v1/cases/<case_id>/responsibilities", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/target-groups", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/api/v1/cases/<case_id>/merge", "POST"): {"open": "200 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
@@ -489,6 +532,12 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("/cases/<case_id>/cost-approvals", "GET"): {"open": "200 200 404 200 404 403 403 403", "closed": "200 200 404 200 404 403 403 403"},
     ("/cases/<case_id>/cost-approvals", "POST"): {"open": "403 303 404 403 403 403 403 403", "closed": "403 409 404 403 403 403 403 403"},
     ("/cases/<case_id>/merge", "POST"): {"open": "303 403 403 403 403 403 403 403", "closed": "409 403 403 403 403 403 403 403"},
+    ("/cases/<case_id>/journal", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/cases/<case_id>/follow-ups", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/follow-ups/<follow_up_id>/done", "POST"): {"open": "403 303 404 303 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/notifications/read-all", "POST"): {"open": "303 303 303 303 303 403 403 403", "closed": "303 303 303 303 303 403 403 403"},
+    ("/cases/<case_id>/household", "POST"): {"open": "403 422 404 422 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
+    ("/cases/<case_id>/household/<other_id>/remove", "POST"): {"open": "403 404 404 404 404 403 403 403", "closed": "403 409 404 409 404 403 403 403"},
     ("/cases/<case_id>/person", "GET"): {"open": "200 200 404 403 404 403 403 403", "closed": "200 200 404 403 404 403 403 403"},
     ("/cases/<case_id>/person", "POST"): {"open": "302 302 404 403 404 403 403 403", "closed": "409 409 404 403 404 403 403 403"},
     ("/cases/<case_id>/delegate", "GET"): {"open": "403 200 404 403 404 403 403 403", "closed": "403 200 404 403 404 403 403 403"},
@@ -593,6 +642,9 @@ def test_every_route_has_a_row_and_every_row_a_route(app: Flask):
     assert set(REQUESTS) == set(EXPECTED)
 
 
+# Some 2000 requests, many of them building a fresh case: beyond the suite's 300 s default
+# on a 2-core machine (about 250 s before the journal and follow-up rows were added).
+@pytest.mark.timeout(1200)
 def test_route_matrix(app: Flask, world: World, container: Container):
     runner = Runner(app, world, container)
     problems = []
