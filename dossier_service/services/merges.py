@@ -2,7 +2,8 @@
 
 The canton merges ``from_case`` into the surviving case. Documents (every version, also
 withdrawn ones; each notes the move in its history, as a single move does), the plan
-(measures, milestones, target-group periods), cost approvals, household links and the
+(measures, milestones, target-group periods), cost approvals, household links, the
+journal, the follow-ups (the horizon follow-up only if the survivor has none) and the
 person's correction and residence-status histories move to the surviving case. What stays
 with the merged case, as its own history: its person record, its responsibility and
 delegation periods, its closures and the tombstones of documents purged there. It keeps
